@@ -1,0 +1,381 @@
+//! Ferry's adapter to RabbitMQ (AMQP 0-9-1): the only crate that imports `lapin`.
+//!
+//! Start from [`Session`]: one connection with a confirming publisher channel. [`Session::consume`] gives a
+//! [`Subscription`] of [`Incoming`] messages to ack only once their effect is durable; [`Session::publish`]
+//! returns only when the broker confirmed the message (a Nack or an unroutable message is an error, never a log
+//! line); [`Session::call`] is a request/reply over RabbitMQ's direct reply-to, used by researchers, who may not
+//! declare queues. [`topology`] declares the exchanges and queues each side needs.
+
+pub mod topology;
+
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use thiserror::Error;
+
+/// A broker failure.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// Could not connect or log in.
+    #[error("connecting to the broker at {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// What lapin said.
+        source: lapin::Error,
+    },
+    /// An AMQP operation failed (the broker closed the channel, refused a permission, ...).
+    #[error("{operation}: {source}")]
+    Amqp {
+        /// What was being done.
+        operation: String,
+        /// What lapin said.
+        source: lapin::Error,
+    },
+    /// The broker refused (Nack) a published message.
+    #[error("the broker refused (nack) a message published to {exchange:?} with key {routing_key:?}")]
+    Nacked {
+        /// Exchange.
+        exchange: String,
+        /// Routing key.
+        routing_key: String,
+    },
+    /// No queue was bound for the message.
+    #[error("no queue is bound for messages to {exchange:?} with key {routing_key:?}")]
+    Unroutable {
+        /// Exchange.
+        exchange: String,
+        /// Routing key.
+        routing_key: String,
+    },
+    /// No reply arrived in time.
+    #[error("no reply from the {side} side's `ferry serve` within {secs} s: is it running?")]
+    CallTimeout {
+        /// Which side was called.
+        side: &'static str,
+        /// How long we waited.
+        secs: u64,
+    },
+    /// The subscription ended (the broker closed the channel or the connection).
+    #[error("the subscription to {0:?} ended")]
+    SubscriptionEnded(String),
+}
+
+fn amqp(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> BrokerError {
+    let operation = operation.into();
+    move |source| BrokerError::Amqp { operation, source }
+}
+
+/// A message to publish.
+#[derive(Clone, Debug, Default)]
+pub struct Outgoing<'a> {
+    /// Exchange ("" for the default exchange).
+    pub exchange: &'a str,
+    /// Routing key.
+    pub routing_key: &'a str,
+    /// Body.
+    pub body: &'a [u8],
+    /// `message_id` property.
+    pub message_id: Option<&'a str>,
+    /// `user_id` property: RabbitMQ refuses a message whose `user_id` is not the connection's user.
+    pub user_id: Option<&'a str>,
+    /// `type` property.
+    pub kind: Option<&'a str>,
+    /// `reply_to` property.
+    pub reply_to: Option<&'a str>,
+    /// `correlation_id` property.
+    pub correlation_id: Option<&'a str>,
+    /// Persistent (delivery mode 2).
+    pub persistent: bool,
+}
+
+/// A delivered message; ack it once its effect is durable, or reject it.
+pub struct Incoming {
+    /// Body.
+    pub body: Vec<u8>,
+    /// `user_id` property, as validated by RabbitMQ.
+    pub user_id: Option<String>,
+    /// `message_id` property.
+    pub message_id: Option<String>,
+    /// `type` property.
+    pub kind: Option<String>,
+    /// `reply_to` property.
+    pub reply_to: Option<String>,
+    /// `correlation_id` property.
+    pub correlation_id: Option<String>,
+    /// `content_type` property.
+    pub content_type: Option<String>,
+    /// Whether the broker delivered it before.
+    pub redelivered: bool,
+    acker: lapin::Acker,
+}
+
+impl Incoming {
+    fn from_delivery(d: lapin::message::Delivery) -> Incoming {
+        let p = &d.properties;
+        let s = |v: &Option<lapin::types::ShortString>| v.as_ref().map(|s| s.as_str().to_string());
+        Incoming {
+            user_id: s(p.user_id()),
+            message_id: s(p.message_id()),
+            kind: s(p.kind()),
+            reply_to: s(p.reply_to()),
+            correlation_id: s(p.correlation_id()),
+            content_type: s(p.content_type()),
+            redelivered: d.redelivered,
+            body: d.data,
+            acker: d.acker,
+        }
+    }
+
+    /// Acknowledges: the broker forgets the message.
+    pub async fn ack(&self) -> Result<(), BrokerError> {
+        self.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(|_| ())
+            .map_err(amqp("acknowledging a message"))
+    }
+
+    /// Rejects; with `requeue` false the message is dead-lettered if its queue has a dead-letter exchange.
+    pub async fn reject(&self, requeue: bool) -> Result<(), BrokerError> {
+        self.acker
+            .reject(BasicRejectOptions { requeue })
+            .await
+            .map(|_| ())
+            .map_err(amqp("rejecting a message"))
+    }
+}
+
+/// A consumer on one queue.
+pub struct Subscription {
+    queue: String,
+    consumer: lapin::Consumer,
+    _channel: Channel,
+}
+
+impl Subscription {
+    /// The next message; an error when the subscription ended.
+    pub async fn next(&mut self) -> Result<Incoming, BrokerError> {
+        match self.consumer.next().await {
+            Some(Ok(d)) => Ok(Incoming::from_delivery(d)),
+            Some(Err(source)) => Err(BrokerError::Amqp {
+                operation: format!("consuming from {:?}", self.queue),
+                source,
+            }),
+            None => Err(BrokerError::SubscriptionEnded(self.queue.clone())),
+        }
+    }
+}
+
+/// One connection to a broker, with a publisher channel in confirm mode.
+pub struct Session {
+    conn: Connection,
+    publisher: Channel,
+}
+
+fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            let user = userinfo.split(':').next().unwrap_or("");
+            return format!("{scheme}://{user}:***@{host}");
+        }
+    }
+    url.to_string()
+}
+
+impl Session {
+    /// Connects and opens the confirming publisher channel.
+    pub async fn connect(url: &str) -> Result<Session, BrokerError> {
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .map_err(|source| BrokerError::Connect {
+                url: redact(url),
+                source,
+            })?;
+        let publisher = conn
+            .create_channel()
+            .await
+            .map_err(amqp("opening a channel"))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp("enabling publisher confirms"))?;
+        Ok(Session { conn, publisher })
+    }
+
+    /// A fresh channel, for topology changes whose failure must not close the publisher.
+    pub(crate) async fn scratch_channel(&self) -> Result<Channel, BrokerError> {
+        self.conn
+            .create_channel()
+            .await
+            .map_err(amqp("opening a channel"))
+    }
+
+    /// Publishes and waits for the broker's confirmation. Messages are `mandatory`: an unroutable one is an error.
+    pub async fn publish(&self, msg: &Outgoing<'_>) -> Result<(), BrokerError> {
+        let mut props = BasicProperties::default().with_content_type("application/json".into());
+        if let Some(v) = msg.message_id {
+            props = props.with_message_id(v.into());
+        }
+        if let Some(v) = msg.user_id {
+            props = props.with_user_id(v.into());
+        }
+        if let Some(v) = msg.kind {
+            props = props.with_type(v.into());
+        }
+        if let Some(v) = msg.reply_to {
+            props = props.with_reply_to(v.into());
+        }
+        if let Some(v) = msg.correlation_id {
+            props = props.with_correlation_id(v.into());
+        }
+        if msg.persistent {
+            props = props.with_delivery_mode(2);
+        }
+        let what = || format!("publishing to {:?} with key {:?}", msg.exchange, msg.routing_key);
+        let confirm = self
+            .publisher
+            .basic_publish(
+                msg.exchange.into(),
+                msg.routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                msg.body,
+                props,
+            )
+            .await
+            .map_err(amqp(what()))?
+            .await
+            .map_err(amqp(what()))?;
+        if confirm.is_nack() {
+            return Err(BrokerError::Nacked {
+                exchange: msg.exchange.into(),
+                routing_key: msg.routing_key.into(),
+            });
+        }
+        if confirm.take_message().is_some() {
+            return Err(BrokerError::Unroutable {
+                exchange: msg.exchange.into(),
+                routing_key: msg.routing_key.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Consumes `queue` with at most `prefetch` unacknowledged messages at a time.
+    pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
+        let channel = self.scratch_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(amqp("setting the prefetch"))?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!("consuming from {queue:?}")))?;
+        Ok(Subscription {
+            queue: queue.to_string(),
+            consumer,
+            _channel: channel,
+        })
+    }
+
+    /// Sends `body` to `exchange`/`routing_key` with `reply_to` set to direct reply-to and waits for the reply.
+    /// `user_id` is set so that the server knows who is calling.
+    pub async fn call(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        user_id: &str,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, BrokerError> {
+        // Direct reply-to needs the consumer and the publish on the same channel, without confirms.
+        let channel = self.scratch_channel().await?;
+        let mut consumer = channel
+            .basic_consume(
+                "amq.rabbitmq.reply-to".into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp("listening for a reply"))?;
+        let correlation = format!("{:x}", std::process::id() as u64 ^ now_nanos());
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_user_id(user_id.into())
+            .with_reply_to("amq.rabbitmq.reply-to".into())
+            .with_correlation_id(correlation.as_str().into());
+        channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .map_err(amqp(format!("publishing to {exchange:?}")))?;
+        let wait = async {
+            loop {
+                match consumer.next().await {
+                    Some(Ok(d)) => {
+                        let matches = d
+                            .properties
+                            .correlation_id()
+                            .as_ref()
+                            .is_none_or(|c| c.as_str() == correlation);
+                        if matches {
+                            return Ok(d.data);
+                        }
+                    }
+                    Some(Err(source)) => {
+                        return Err(BrokerError::Amqp {
+                            operation: "waiting for a reply".into(),
+                            source,
+                        })
+                    }
+                    None => return Err(BrokerError::SubscriptionEnded("amq.rabbitmq.reply-to".into())),
+                }
+            }
+        };
+        let reply = tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| BrokerError::CallTimeout {
+                side: "low",
+                secs: timeout.as_secs(),
+            })?;
+        let _ = channel.close(200, "done".into()).await;
+        reply
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(&self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

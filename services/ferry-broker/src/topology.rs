@@ -1,0 +1,108 @@
+//! The exchanges and queues of each side, declared idempotently at service start and by `ferry researcher add`.
+//!
+//! The same layout is written as RabbitMQ definitions in `deploy/`, for operators who prefer to load it.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::ExchangeKind;
+
+use ferry_core::wire::{
+    results_queue, CALLS_QUEUE, CALL_ROUTING_KEY, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE,
+    HIGH_JOBS_QUEUE, JOB_ROUTING_KEY, REQUESTS_EXCHANGE, REQUESTS_QUEUE, RESULTS_EXCHANGE,
+};
+
+use crate::{amqp, BrokerError, Session};
+
+fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Low side: requests exchange and queues (with dead-lettering), the calls queue, the results exchange.
+pub async fn declare_low(session: &Session) -> Result<(), BrokerError> {
+    let ch = session.scratch_channel().await?;
+    for (name, kind) in [
+        (REQUESTS_EXCHANGE, ExchangeKind::Direct),
+        (RESULTS_EXCHANGE, ExchangeKind::Direct),
+        (DEAD_LETTER_EXCHANGE, ExchangeKind::Fanout),
+    ] {
+        ch.exchange_declare(name.into(), kind, durable_exchange(), FieldTable::default())
+            .await
+            .map_err(amqp(format!("declaring exchange {name}")))?;
+    }
+    ch.queue_declare(DEAD_LETTER_QUEUE.into(), durable_queue(), FieldTable::default())
+        .await
+        .map_err(amqp(format!("declaring queue {DEAD_LETTER_QUEUE}")))?;
+    ch.queue_bind(
+        DEAD_LETTER_QUEUE.into(),
+        DEAD_LETTER_EXCHANGE.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp("binding the dead-letter queue"))?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+    );
+    ch.queue_declare(REQUESTS_QUEUE.into(), durable_queue(), args)
+        .await
+        .map_err(amqp(format!("declaring queue {REQUESTS_QUEUE}")))?;
+    ch.queue_declare(CALLS_QUEUE.into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .map_err(amqp(format!("declaring queue {CALLS_QUEUE}")))?;
+    for (queue, key) in [(REQUESTS_QUEUE, JOB_ROUTING_KEY), (CALLS_QUEUE, CALL_ROUTING_KEY)] {
+        ch.queue_bind(
+            queue.into(),
+            REQUESTS_EXCHANGE.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp(format!("binding {queue}")))?;
+    }
+    let _ = ch.close(200, "done".into()).await;
+    Ok(())
+}
+
+/// Low side: the durable results queue of one researcher, bound by their name.
+pub async fn declare_results_queue(session: &Session, researcher: &str) -> Result<(), BrokerError> {
+    let ch = session.scratch_channel().await?;
+    let queue = results_queue(researcher);
+    ch.queue_declare(queue.as_str().into(), durable_queue(), FieldTable::default())
+        .await
+        .map_err(amqp(format!("declaring queue {queue}")))?;
+    ch.queue_bind(
+        queue.as_str().into(),
+        RESULTS_EXCHANGE.into(),
+        researcher.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp(format!("binding {queue}")))?;
+    let _ = ch.close(200, "done".into()).await;
+    Ok(())
+}
+
+/// High side: the workers' durable job queue.
+pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
+    let ch = session.scratch_channel().await?;
+    ch.queue_declare(HIGH_JOBS_QUEUE.into(), durable_queue(), FieldTable::default())
+        .await
+        .map_err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}")))?;
+    let _ = ch.close(200, "done".into()).await;
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! A side's configuration, `ferry.toml`, and the directory layout around it.
+//!
+//! Relative paths in the file are taken from the directory that holds the file, so a side's directory can be
+//! moved or mounted elsewhere whole.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Which side of the gap a directory belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// Reached by researchers; holds only mocks.
+    Low,
+    /// Inside the lab; holds the private assets and runs the jobs.
+    High,
+}
+
+impl Side {
+    /// "low" or "high".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Low => "low",
+            Side::High => "high",
+        }
+    }
+
+    /// The other side.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Low => Side::High,
+            Side::High => Side::Low,
+        }
+    }
+}
+
+/// A configuration that can't be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("parsing {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value is out of its range.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Bundle policy: lifetimes and how far a receiver lets the sequence jump.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BundlePolicy {
+    /// How long a bundle stays importable after it was made, in hours.
+    pub expiry_hours: u64,
+    /// How far the receiver's clock may be behind or ahead of the sender's, in seconds.
+    pub clock_slack_secs: u64,
+    /// The largest forward jump in sequence numbers accepted without the owner; bigger jumps are quarantined.
+    pub max_seq_gap: u64,
+    /// The most a bundle's payload may hold, in MiB.
+    pub max_bundle_mb: u64,
+}
+
+impl Default for BundlePolicy {
+    fn default() -> Self {
+        BundlePolicy {
+            expiry_hours: 24 * 14,
+            clock_slack_secs: 600,
+            max_seq_gap: 16,
+            max_bundle_mb: 4096,
+        }
+    }
+}
+
+/// Limits on what researchers may submit (low side).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntakePolicy {
+    /// Largest accepted job code, in bytes.
+    pub max_code_bytes: usize,
+    /// Most assets one job may name.
+    pub max_assets: usize,
+    /// Largest accepted request message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for IntakePolicy {
+    fn default() -> Self {
+        IntakePolicy {
+            max_code_bytes: 256 * 1024,
+            max_assets: 16,
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// How jobs run (both sides: the low side for `ferry run --mock`, the high side for the workers).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Workers per `ferry serve` process (high side).
+    pub count: usize,
+    /// `"on"` (default) or `"off"`; off runs jobs without isolation and is for development only.
+    pub sandbox: String,
+    /// Wall-clock limit per job, in seconds.
+    pub wall_time_secs: u64,
+    /// CPU-time limit per job, in seconds.
+    pub cpu_secs: u64,
+    /// Address-space limit per job, in MiB.
+    pub memory_mb: u64,
+    /// Most processes a job may have at once.
+    pub max_processes: u64,
+    /// Most open files per process.
+    pub max_open_files: u64,
+    /// Most bytes a job may write into `outputs/`, in MiB.
+    pub max_output_mb: u64,
+    /// Most bytes kept of each of stdout and stderr, in KiB.
+    pub max_stdio_kb: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            count: 1,
+            sandbox: "on".into(),
+            wall_time_secs: 300,
+            cpu_secs: 300,
+            memory_mb: 2048,
+            max_processes: 64,
+            max_open_files: 256,
+            max_output_mb: 64,
+            max_stdio_kb: 1024,
+        }
+    }
+}
+
+/// One interpreter jobs may name as their `runtime`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The interpreter's absolute path.
+    pub program: PathBuf,
+    /// Arguments placed before the script's path.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables the job sees besides `FERRY_JOB_ID`.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// The whole of `ferry.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Which side this directory is.
+    pub side: Side,
+    /// This side's broker, with the service's own credentials.
+    pub amqp_url: String,
+    /// Bundle lifetimes and sequence policy.
+    #[serde(default)]
+    pub bundle: BundlePolicy,
+    /// Researcher request limits.
+    #[serde(default)]
+    pub intake: IntakePolicy,
+    /// Job execution.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// Interpreters by runtime name; `python` is always present.
+    #[serde(default = "default_runtimes")]
+    pub runtimes: std::collections::BTreeMap<String, RuntimeConfig>,
+    /// The directory holding this file; set when loading.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+fn default_runtimes() -> std::collections::BTreeMap<String, RuntimeConfig> {
+    let mut map = std::collections::BTreeMap::new();
+    map.insert(
+        "python".to_string(),
+        RuntimeConfig {
+            program: "/usr/bin/python3".into(),
+            args: vec!["-I".into(), "-B".into()],
+            env: Default::default(),
+        },
+    );
+    map
+}
+
+/// The default broker URL of `ferry init`.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+impl Config {
+    /// A fresh configuration for `side` living in `dir`.
+    pub fn new(side: Side, dir: &Path, amqp_url: &str) -> Config {
+        Config {
+            side,
+            amqp_url: amqp_url.to_string(),
+            bundle: BundlePolicy::default(),
+            intake: IntakePolicy::default(),
+            worker: WorkerConfig::default(),
+            runtimes: default_runtimes(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        config.dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir.to_path_buf()
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
+            return Err(invalid(format!(
+                "amqp_url must start with amqp:// or amqps://, found {:?}",
+                redact_url(&self.amqp_url)
+            )));
+        }
+        if self.worker.sandbox != "on" && self.worker.sandbox != "off" {
+            return Err(invalid(format!(
+                "worker.sandbox must be \"on\" or \"off\", found {:?}",
+                self.worker.sandbox
+            )));
+        }
+        if self.worker.count == 0 || self.worker.count > 64 {
+            return Err(invalid("worker.count must be 1 to 64".into()));
+        }
+        if self.bundle.expiry_hours == 0 {
+            return Err(invalid("bundle.expiry_hours must be at least 1".into()));
+        }
+        if !self.runtimes.contains_key("python") {
+            return Err(invalid("runtimes.python is missing".into()));
+        }
+        for (name, rt) in &self.runtimes {
+            if !rt.program.is_absolute() {
+                return Err(invalid(format!(
+                    "runtimes.{name}.program must be an absolute path"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The TOML text of this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configuration serializes")
+    }
+
+    /// `keys/`: this side's secret keys.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.join("keys")
+    }
+    /// `public.txt`: this side's public identity.
+    pub fn public_file(&self) -> PathBuf {
+        self.dir.join("public.txt")
+    }
+    /// `trust/peer.txt`: the other side's pinned public identity.
+    pub fn peer_file(&self) -> PathBuf {
+        self.dir.join("trust").join("peer.txt")
+    }
+    /// `outbox/`: bundles made here, for the operators to carry.
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.join("outbox")
+    }
+    /// `inbox/`: bundles carried in, waiting for import.
+    pub fn inbox(&self) -> PathBuf {
+        self.dir.join("inbox")
+    }
+    /// `archive/`: bundles imported successfully.
+    pub fn archive(&self) -> PathBuf {
+        self.dir.join("archive")
+    }
+    /// `quarantine/`: refused bundles with a `.reason` file each.
+    pub fn quarantine(&self) -> PathBuf {
+        self.dir.join("quarantine")
+    }
+    /// `state.db`: the SQLite state store.
+    pub fn state_db(&self) -> PathBuf {
+        self.dir.join("state.db")
+    }
+    /// `assets/`: private files (high side) and mocks (both sides) as registered or received.
+    pub fn assets_dir(&self) -> PathBuf {
+        self.dir.join("assets")
+    }
+    /// `work/`: per-job working directories, removed after each job.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    /// Every directory `ferry init` creates.
+    pub fn all_dirs(&self) -> Vec<PathBuf> {
+        vec![
+            self.outbox(),
+            self.inbox(),
+            self.archive(),
+            self.quarantine(),
+            self.assets_dir(),
+            self.work_dir(),
+            self.dir.join("trust"),
+        ]
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            let user = userinfo.split(':').next().unwrap_or("");
+            return format!("{scheme}://{user}:***@{host}");
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new(Side::High, dir.path(), DEFAULT_AMQP_URL);
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, config.to_toml()).unwrap();
+        let loaded = Config::load(&path).unwrap();
+        assert_eq!(loaded.side, Side::High);
+        assert_eq!(loaded.dir, dir.path());
+        assert_eq!(loaded.worker.sandbox, "on");
+        assert!(loaded.runtimes.contains_key("python"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, "side = \"low\"\namqp_url = \"amqp://x\"\nbogus = 1\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("bogus"), "{err}");
+        std::fs::write(
+            &path,
+            "side = \"low\"\namqp_url = \"amqp://x\"\n[worker]\nsandbox = \"maybe\"\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("worker.sandbox"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("amqp://alice:secret@host:5672/%2f"),
+            "amqp://alice:***@host:5672/%2f"
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! The domain of Ferry: what a job is, where it stands, what crosses the gap, and where each side keeps it.
+//!
+//! Start from [`store::Store`], the side's SQLite state: every job, every owner decision (with who made it and
+//! why), the asset catalog, the channel ledger of imported bundles and the queue of researcher notifications.
+//!
+//! - [`job`]: the job state machine the researcher sees ([`job::JobState`]).
+//! - [`wire`]: JSON messages on the low-side broker (job requests, researcher calls, job updates); each has a
+//!   JSON Schema under `schemas/`.
+//! - [`records`]: postcard records carried inside transfer bundles; specified in `schemas/bundle-format.md`.
+//! - [`config`]: a side's `ferry.toml`.
+//! - [`names`]: validation of researcher, asset and file names.
+//!
+//! This crate does no network I/O and knows nothing of the bundle format's cryptography.
+
+pub mod config;
+pub mod job;
+pub mod names;
+pub mod records;
+pub mod store;
+pub mod wire;
+
+pub use config::{Config, Side};
+pub use job::JobState;
+pub use store::{Store, StoreError};
+
+/// Current time as unix seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}

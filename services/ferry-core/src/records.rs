@@ -1,0 +1,177 @@
+//! Records carried inside transfer bundles, postcard-encoded in the bundle entry named [`RECORDS_ENTRY`].
+//!
+//! Larger blobs (mocks, result files) travel as entries of their own, named by [`mock_entry`] and
+//! [`output_entry`], and the records point at them by name, length and SHA-256. The layout is specified in
+//! `schemas/bundle-format.md`; a test there fails when these types change without the spec.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the bundle entry holding the postcard-encoded [`Batch`].
+pub const RECORDS_ENTRY: &str = "records";
+/// Largest records entry a receiver decodes.
+pub const MAX_RECORDS_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Entry name for an asset's mock.
+pub fn mock_entry(asset: &str) -> String {
+    format!("mocks/{asset}")
+}
+
+/// Entry name for one of a job's result files.
+pub fn output_entry(job_id: &str, name: &str) -> String {
+    format!("outputs/{job_id}/{name}")
+}
+
+/// Everything one bundle says, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The records, applied in this order.
+    pub records: Vec<Record>,
+}
+
+/// One thing that crosses the gap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// Low to high: an approved job to run.
+    Job(JobTransfer),
+    /// Low to high: the researcher cancelled this job.
+    Cancel {
+        /// The job.
+        job_id: String,
+        /// When the researcher asked (unix seconds).
+        at: i64,
+    },
+    /// High to low: a job's new state, with the result when released.
+    Status(StatusTransfer),
+    /// High to low: the whole asset catalog, replacing the previous one.
+    Catalog(Vec<AssetTransfer>),
+}
+
+/// An approved job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTransfer {
+    /// The job's UUID, hyphenated.
+    pub job_id: String,
+    /// The researcher's broker user name.
+    pub researcher: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Runtime name.
+    pub runtime: String,
+    /// The script.
+    pub code: String,
+    /// Asset names.
+    pub assets: Vec<String>,
+    /// Who approved it.
+    pub approved_by: String,
+    /// When (unix seconds).
+    pub approved_at: i64,
+}
+
+/// A job's state on the high side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusTransfer {
+    /// The job.
+    pub job_id: String,
+    /// The contract's state name.
+    pub state: String,
+    /// The owner's reason (withheld) or the failure's.
+    pub reason: Option<String>,
+    /// When the state was reached (unix seconds).
+    pub at: i64,
+    /// The result, only when released.
+    pub result: Option<ResultTransfer>,
+}
+
+/// A released result; its files are bundle entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultTransfer {
+    /// Exit code, when the process exited.
+    pub exit_code: Option<i32>,
+    /// One line: how the job ended.
+    pub summary: String,
+    /// Captured stdout.
+    pub stdout: Vec<u8>,
+    /// Captured stderr.
+    pub stderr: Vec<u8>,
+    /// stdout was cut at the cap.
+    pub stdout_truncated: bool,
+    /// stderr was cut at the cap.
+    pub stderr_truncated: bool,
+    /// The files, each carried as the entry [`output_entry`]`(job_id, name)`.
+    pub outputs: Vec<FileRef>,
+}
+
+/// A file carried as its own bundle entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Its name (for outputs, the path under `outputs/`).
+    pub name: String,
+    /// The bundle entry holding it.
+    pub entry: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// A catalog entry; the mock is carried as the entry [`mock_entry`]`(name)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetTransfer {
+    /// Asset name.
+    pub name: String,
+    /// The owner's description.
+    pub description: String,
+    /// The mock file.
+    pub mock: FileRef,
+    /// When the owner last changed it (unix seconds).
+    pub updated_at: i64,
+}
+
+/// A records entry that could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("records entry is malformed: {0}")]
+pub struct RecordsError(pub String);
+
+impl Batch {
+    /// postcard bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("records serialize")
+    }
+
+    /// Decodes a records entry; `bytes` was already capped at [`MAX_RECORDS_BYTES`] by the bundle reader.
+    pub fn decode(bytes: &[u8]) -> Result<Batch, RecordsError> {
+        postcard::from_bytes(bytes).map_err(|e| RecordsError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_round_trip() {
+        let batch = Batch {
+            records: vec![
+                Record::Cancel {
+                    job_id: "j".into(),
+                    at: 5,
+                },
+                Record::Catalog(vec![AssetTransfer {
+                    name: "a".into(),
+                    description: "d".into(),
+                    mock: FileRef {
+                        name: "a".into(),
+                        entry: mock_entry("a"),
+                        size: 3,
+                        sha256: "00".into(),
+                    },
+                    updated_at: 1,
+                }]),
+            ],
+        };
+        assert_eq!(Batch::decode(&batch.encode()).unwrap(), batch);
+        assert!(Batch::decode(&[0xff, 0xff, 0xff]).is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! JSON messages on the low-side broker, and the names of the exchanges and queues that carry them.
+//!
+//! Each message type has a JSON Schema under `schemas/`; a test keeps the two in step. Researchers may use any
+//! AMQP client: these types are the contract, the `ferry` CLI is one client among others.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::IntakePolicy;
+use crate::names;
+
+/// Exchange researchers publish to (direct, durable).
+pub const REQUESTS_EXCHANGE: &str = "ferry.requests";
+/// Routing key of job requests on [`REQUESTS_EXCHANGE`].
+pub const JOB_ROUTING_KEY: &str = "job";
+/// Routing key of researcher calls (catalog, mock, status, cancel) on [`REQUESTS_EXCHANGE`].
+pub const CALL_ROUTING_KEY: &str = "call";
+/// Durable queue holding job requests for intake.
+pub const REQUESTS_QUEUE: &str = "ferry.requests";
+/// Queue holding researcher calls; replies go to the call's `reply_to` (direct reply-to).
+pub const CALLS_QUEUE: &str = "ferry.calls";
+/// Exchange for requests that could not even be parsed (fanout, durable).
+pub const DEAD_LETTER_EXCHANGE: &str = "ferry.dead";
+/// Queue bound to [`DEAD_LETTER_EXCHANGE`], for the operators.
+pub const DEAD_LETTER_QUEUE: &str = "ferry.requests.dead";
+/// Exchange for job updates to researchers (direct, durable; routing key = researcher name).
+pub const RESULTS_EXCHANGE: &str = "ferry.results";
+/// High-side durable queue of jobs for the workers.
+pub const HIGH_JOBS_QUEUE: &str = "ferry.jobs";
+
+/// The results queue of `researcher`: only they may read it.
+pub fn results_queue(researcher: &str) -> String {
+    format!("ferry.results.{researcher}")
+}
+
+/// A job request (`schemas/job-request.schema.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// Chosen by the client; the idempotency key.
+    pub job_id: Uuid,
+    /// A short title for the reviewers.
+    #[serde(default)]
+    pub title: String,
+    /// What the job does and why, for the reviewers.
+    #[serde(default)]
+    pub description: String,
+    /// The interpreter, e.g. `python`.
+    pub runtime: String,
+    /// The script.
+    pub code: String,
+    /// Names of the assets the job reads, seen as `inputs/<name>`.
+    pub assets: Vec<String>,
+}
+
+/// Why a job request was refused, and the job id when one could be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The request's `job_id`, if it had a readable one.
+    pub job_id: Option<String>,
+    /// What is wrong, for the researcher.
+    pub reason: String,
+    /// True when the message could not even be parsed as JSON: it is dead-lettered besides.
+    pub unparsable: bool,
+}
+
+/// Largest `title` accepted, in bytes.
+pub const MAX_TITLE_BYTES: usize = 200;
+/// Largest `description` accepted, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 8 * 1024;
+
+impl JobRequest {
+    /// Parses and checks a request body against the schema's rules and `policy`. Whether the assets exist and
+    /// the runtime is configured is for the caller, who knows the catalog.
+    pub fn parse(body: &[u8], policy: &IntakePolicy) -> Result<JobRequest, Refusal> {
+        if body.len() > policy.max_message_bytes {
+            return Err(Refusal {
+                job_id: None,
+                reason: format!(
+                    "request is {} bytes, over the limit of {} bytes",
+                    body.len(),
+                    policy.max_message_bytes
+                ),
+                unparsable: false,
+            });
+        }
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Refusal {
+            job_id: None,
+            reason: format!("request is not valid JSON: {e}"),
+            unparsable: true,
+        })?;
+        let job_id = value
+            .get("job_id")
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().take(64).collect::<String>());
+        let refuse = |reason: String| Refusal {
+            job_id: job_id.clone(),
+            reason,
+            unparsable: false,
+        };
+        let request: JobRequest = serde_json::from_value(value)
+            .map_err(|e| refuse(format!("request does not match the job-request schema: {e}")))?;
+        if request.code.len() > policy.max_code_bytes {
+            return Err(refuse(format!(
+                "code is {} bytes, over the limit of {} bytes",
+                request.code.len(),
+                policy.max_code_bytes
+            )));
+        }
+        if request.code.trim().is_empty() {
+            return Err(refuse("code is empty".into()));
+        }
+        if request.title.len() > MAX_TITLE_BYTES {
+            return Err(refuse(format!(
+                "title is over {MAX_TITLE_BYTES} bytes"
+            )));
+        }
+        if request.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(refuse(format!(
+                "description is over {MAX_DESCRIPTION_BYTES} bytes"
+            )));
+        }
+        if request.assets.is_empty() {
+            return Err(refuse("assets is empty: name at least one asset".into()));
+        }
+        if request.assets.len() > policy.max_assets {
+            return Err(refuse(format!(
+                "{} assets named, over the limit of {}",
+                request.assets.len(),
+                policy.max_assets
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for asset in &request.assets {
+            names::asset(asset).map_err(|e| refuse(e.to_string()))?;
+            if !seen.insert(asset) {
+                return Err(refuse(format!("asset {asset:?} is named twice")));
+            }
+        }
+        Ok(request)
+    }
+
+    /// SHA-256 over the fields that make a request what it is; a repeated `job_id` with another digest is a
+    /// conflict, with the same digest a harmless retry.
+    pub fn digest(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("request serializes");
+        crate::sha256_hex(&canonical)
+    }
+}
+
+/// A researcher's call on [`CALL_ROUTING_KEY`] (`schemas/call.schema.json`), answered on `reply_to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Call {
+    /// The asset catalog.
+    Assets,
+    /// One asset's mock file.
+    Mock {
+        /// The asset's name.
+        asset: String,
+    },
+    /// One of the caller's jobs, with its result once delivered.
+    Status {
+        /// The job.
+        job_id: Uuid,
+    },
+    /// All of the caller's jobs.
+    Jobs,
+    /// Cancel one of the caller's jobs.
+    Cancel {
+        /// The job.
+        job_id: Uuid,
+    },
+}
+
+/// One catalog entry as researchers see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetInfo {
+    /// The name jobs use.
+    pub name: String,
+    /// The owner's description.
+    pub description: String,
+    /// Size of the mock in bytes.
+    pub mock_size: u64,
+    /// SHA-256 of the mock, hex.
+    pub mock_sha256: String,
+    /// When the owner last changed it (RFC 3339).
+    pub updated_at: String,
+}
+
+/// A mock file, base64 in JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MockData {
+    /// The asset's name.
+    pub asset: String,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// The content, standard base64.
+    pub data_base64: String,
+}
+
+/// The answer to a [`Call`] (`schemas/call-reply.schema.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallReply {
+    /// False when the call failed; `error` says why.
+    pub ok: bool,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For `assets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assets: Option<Vec<AssetInfo>>,
+    /// For `mock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<MockData>,
+    /// For `status`, `jobs` and `cancel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Vec<JobUpdate>>,
+}
+
+impl CallReply {
+    /// A failed call.
+    pub fn error(message: impl Into<String>) -> CallReply {
+        CallReply {
+            ok: false,
+            error: Some(message.into()),
+            ..CallReply::default()
+        }
+    }
+}
+
+/// A result file, base64 in JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFileData {
+    /// Path under `outputs/`.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// The content, standard base64.
+    pub data_base64: String,
+}
+
+/// What a released job produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The process's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// One line: how the job ended.
+    pub summary: String,
+    /// Captured stdout (lossy UTF-8), up to the side's cap.
+    pub stdout: String,
+    /// Captured stderr (lossy UTF-8), up to the side's cap.
+    pub stderr: String,
+    /// True when stdout was cut at the cap.
+    pub stdout_truncated: bool,
+    /// True when stderr was cut at the cap.
+    pub stderr_truncated: bool,
+    /// Files the job wrote into `outputs/`.
+    pub outputs: Vec<OutputFileData>,
+}
+
+/// Where a job stands, sent to the researcher's results queue on every change
+/// (`schemas/job-update.schema.json`) and returned by status calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobUpdate {
+    /// The job, or the raw id of a refused request (absent when none could be read).
+    pub job_id: Option<String>,
+    /// The job's title.
+    #[serde(default)]
+    pub title: String,
+    /// One of the contract's job states.
+    pub state: String,
+    /// The owner's reason for a rejection or withholding, or why a request failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the job reached this state (RFC 3339).
+    pub updated_at: String,
+    /// The released result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<JobResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> IntakePolicy {
+        IntakePolicy::default()
+    }
+
+    #[test]
+    fn a_good_request_parses() {
+        let body = br#"{"job_id":"6f1c2a52-8f0e-4b3a-9a59-2b1f0c9f4a11","title":"t","description":"d","runtime":"python","code":"print(1)","assets":["data.csv"]}"#;
+        let req = JobRequest::parse(body, &policy()).unwrap();
+        assert_eq!(req.assets, vec!["data.csv"]);
+    }
+
+    #[test]
+    fn refusals_name_the_problem_and_keep_the_job_id() {
+        let id = "6f1c2a52-8f0e-4b3a-9a59-2b1f0c9f4a11";
+        let bad_json = JobRequest::parse(b"{nope", &policy()).unwrap_err();
+        assert!(bad_json.unparsable);
+        assert!(bad_json.reason.contains("not valid JSON"));
+
+        let unknown_field = format!(
+            r#"{{"job_id":"{id}","runtime":"python","code":"x","assets":["a"],"sudo":true}}"#
+        );
+        let r = JobRequest::parse(unknown_field.as_bytes(), &policy()).unwrap_err();
+        assert_eq!(r.job_id.as_deref(), Some(id));
+        assert!(r.reason.contains("sudo"), "{}", r.reason);
+
+        let big = format!(
+            r#"{{"job_id":"{id}","runtime":"python","code":"{}","assets":["a"]}}"#,
+            "x".repeat(300 * 1024)
+        );
+        let r = JobRequest::parse(big.as_bytes(), &policy()).unwrap_err();
+        assert!(r.reason.contains("code is"), "{}", r.reason);
+
+        let traversal =
+            format!(r#"{{"job_id":"{id}","runtime":"python","code":"x","assets":["../keys"]}}"#);
+        let r = JobRequest::parse(traversal.as_bytes(), &policy()).unwrap_err();
+        assert!(r.reason.contains("asset name"), "{}", r.reason);
+    }
+
+    #[test]
+    fn digest_ignores_nothing_that_matters() {
+        let a = JobRequest {
+            job_id: Uuid::nil(),
+            title: "t".into(),
+            description: String::new(),
+            runtime: "python".into(),
+            code: "print(1)".into(),
+            assets: vec!["a".into()],
+        };
+        let mut b = a.clone();
+        assert_eq!(a.digest(), b.digest());
+        b.code.push(' ');
+        assert_ne!(a.digest(), b.digest());
+    }
+}

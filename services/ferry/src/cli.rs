@@ -1,0 +1,366 @@
+//! The command line, as CONTRACT.md gives it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Ferry carries evaluation jobs into an air-gapped lab and reviewed results back out.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which side a directory is for.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SideArg {
+    /// Reached by researchers; holds only mocks.
+    Low,
+    /// Inside the lab; holds the private assets.
+    High,
+}
+
+/// `--config`, for owner and ops commands.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// The side's ferry.toml.
+    #[arg(long, env = "FERRY_CONFIG", value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `--amqp`, for researcher commands.
+#[derive(Debug, Args, Clone)]
+pub struct AmqpArg {
+    /// The low-side broker with your own credentials, e.g. amqp://alice:PASSWORD@host:5672/%2f
+    #[arg(long, env = "FERRY_AMQP_URL", value_name = "URL", hide_env_values = true)]
+    pub amqp: String,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a ready side in DIR: configuration, keys, directories and state database.
+    Init {
+        /// low or high.
+        #[arg(long)]
+        side: SideArg,
+        /// Where to create it.
+        #[arg(long)]
+        dir: PathBuf,
+        /// This side's broker, with the service's credentials.
+        #[arg(long, default_value = ferry_core::config::DEFAULT_AMQP_URL, hide_default_value = true)]
+        amqp: String,
+    },
+    /// Pin the other side's public identity.
+    Trust {
+        /// What to do.
+        #[command(subcommand)]
+        action: TrustAction,
+    },
+    /// Manage researcher accounts (low side).
+    Researcher {
+        /// What to do.
+        #[command(subcommand)]
+        action: ResearcherAction,
+    },
+    /// Register assets (high side).
+    Asset {
+        /// What to do.
+        #[command(subcommand)]
+        action: AssetAction,
+    },
+    /// The owner's reviews: code on the low side, results on the high side.
+    Review {
+        /// What to do.
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
+    /// Write one signed, encrypted bundle with everything pending for the other side into outbox/.
+    Export {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Import bundles from inbox/ (or the files named).
+    Import {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Bundle files; default: every complete bundle in inbox/.
+        files: Vec<PathBuf>,
+    },
+    /// Run the side's services until SIGINT or SIGTERM.
+    Serve {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Look at a bundle without importing it.
+    Bundle {
+        /// What to do.
+        #[command(subcommand)]
+        action: BundleAction,
+    },
+    /// With --config: the side's jobs by state, channels and pending export. With JOB: where your job is.
+    Status {
+        /// Your job's id (researchers).
+        job: Option<String>,
+        /// The side's ferry.toml (owners and ops).
+        #[arg(long, env = "FERRY_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Your low-side broker URL (researchers).
+        #[arg(long, env = "FERRY_AMQP_URL", value_name = "URL", hide_env_values = true)]
+        amqp: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the assets you can name in a job, with their mocks' sizes.
+    Assets {
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch an asset's mock.
+    Mock {
+        /// What to do.
+        #[command(subcommand)]
+        action: MockAction,
+    },
+    /// Run a script locally against the mocks, exactly as the high side will run it against the private assets.
+    Run {
+        /// Run against the mocks (the only mode researchers have).
+        #[arg(long, required = true)]
+        mock: bool,
+        /// An asset the script reads as inputs/NAME; repeat for several.
+        #[arg(long = "asset", required = true, value_name = "NAME")]
+        assets: Vec<String>,
+        /// The runtime.
+        #[arg(long, default_value = "python")]
+        runtime: String,
+        /// Where to write the files the script leaves in outputs/.
+        #[arg(long, default_value = "mock-outputs")]
+        out: PathBuf,
+        /// Run without the sandbox (development only; says so loudly).
+        #[arg(long)]
+        no_sandbox: bool,
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
+        /// The script.
+        script: PathBuf,
+    },
+    /// Submit a script for review; prints the job id.
+    Submit {
+        /// An asset the script reads as inputs/NAME; repeat for several.
+        #[arg(long = "asset", required = true, value_name = "NAME")]
+        assets: Vec<String>,
+        /// A short title for the reviewers.
+        #[arg(long, default_value = "")]
+        title: String,
+        /// What the job does and why.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The runtime.
+        #[arg(long, default_value = "python")]
+        runtime: String,
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
+        /// The script.
+        script: PathBuf,
+    },
+    /// Your jobs' results: state, exit code, stdout; output files go into --out.
+    Results {
+        /// One job; default: all of yours.
+        job: Option<String>,
+        /// Wait until the job reaches a final state.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Where to write output files (DIR/JOB_ID/...).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
+    },
+    /// Cancel one of your jobs.
+    Cancel {
+        /// The job.
+        job: String,
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
+    },
+}
+
+/// `ferry trust ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustAction {
+    /// Pin the other side's public.txt.
+    Add {
+        /// This side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The other side's public.txt.
+        peer_public_txt: PathBuf,
+    },
+}
+
+/// `ferry researcher ...`
+#[derive(Debug, Subcommand)]
+pub enum ResearcherAction {
+    /// Create NAME's broker account (password on stdin) and results queue.
+    Add {
+        /// The low side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The researcher's name (lower case letters, digits, '-', '_').
+        name: String,
+    },
+}
+
+/// `ferry asset ...`
+#[derive(Debug, Subcommand)]
+pub enum AssetAction {
+    /// Register an asset and its mock (high side).
+    Add {
+        /// The high side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The name jobs use (inputs/NAME).
+        name: String,
+        /// The private file; it never leaves the high side.
+        #[arg(long)]
+        private: PathBuf,
+        /// The mock: fake data of the same shape; it travels to the low side.
+        #[arg(long)]
+        mock: PathBuf,
+        /// What the asset is, for researchers.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List registered assets.
+    List {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `ferry review ...`
+#[derive(Debug, Subcommand)]
+pub enum ReviewAction {
+    /// What awaits review: submitted requests (low) or finished jobs (high).
+    List {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Every job, whatever its state.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job in full.
+    Show {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a submitted request's code (low side).
+    Approve {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+    },
+    /// Reject a submitted request (low side); the researcher sees the reason.
+    Reject {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+        /// Why, for the researcher.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a finished job's result (high side).
+    Release {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+    },
+    /// Withhold a finished job's result (high side); the researcher sees the reason.
+    Withhold {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+        /// Why, for the researcher.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `ferry bundle ...`
+#[derive(Debug, Subcommand)]
+pub enum BundleAction {
+    /// Print the signed header without decrypting or verifying.
+    Inspect {
+        /// The bundle.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the signature against the pinned peer key and the payload hash, without importing.
+    Verify {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The bundle.
+        file: PathBuf,
+    },
+}
+
+/// `ferry mock ...`
+#[derive(Debug, Subcommand)]
+pub enum MockAction {
+    /// Download an asset's mock.
+    Fetch {
+        /// The asset.
+        name: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
+    },
+}

@@ -1,0 +1,99 @@
+//! Running one job in the sandbox, from a side's configuration: shared by the high-side workers and
+//! `ferry run --mock`, so that a script behaves the same on the mock as on the private asset.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_core::config::{RuntimeConfig, WorkerConfig};
+use ferry_core::store::{output_row, OutputRow, StoredResult};
+use ferry_sandbox::{Isolation, JobOutcome, JobSpec, Limits, Runtime, SandboxError};
+
+/// The sandbox's runtime description for a configured interpreter.
+pub fn runtime(name: &str, config: &RuntimeConfig) -> Runtime {
+    let mut rt = Runtime::python_default();
+    rt.name = name.to_string();
+    rt.program = config.program.clone();
+    rt.args = config.args.clone();
+    rt.env = config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    rt
+}
+
+/// The sandbox's limits from `[worker]`.
+pub fn limits(w: &WorkerConfig) -> Limits {
+    Limits {
+        wall_time: Duration::from_secs(w.wall_time_secs),
+        cpu_seconds: w.cpu_secs,
+        memory_bytes: w.memory_mb * 1024 * 1024,
+        max_processes: w.max_processes,
+        max_open_files: w.max_open_files,
+        max_output_bytes: w.max_output_mb * 1024 * 1024,
+        max_stdio_bytes: w.max_stdio_kb * 1024,
+    }
+}
+
+/// Isolation from `[worker] sandbox`.
+pub fn isolation(w: &WorkerConfig) -> Isolation {
+    if w.sandbox == "off" {
+        Isolation::Unsandboxed
+    } else {
+        Isolation::Sandbox
+    }
+}
+
+/// A job to run.
+pub struct Job {
+    /// Its id (becomes `FERRY_JOB_ID`).
+    pub job_id: String,
+    /// The script.
+    pub code: String,
+    /// `inputs/<name>` and the host file behind it.
+    pub inputs: Vec<(String, PathBuf)>,
+}
+
+/// Runs `job` on a blocking thread; `cancel` stops it.
+pub async fn run(
+    job: Job,
+    runtime: Runtime,
+    limits: Limits,
+    isolation: Isolation,
+    work_root: PathBuf,
+    cancel: Arc<AtomicBool>,
+) -> Result<JobOutcome, SandboxError> {
+    let spec = JobSpec {
+        job_id: job.job_id,
+        code: job.code,
+        inputs: job.inputs,
+        runtime,
+        limits,
+        isolation,
+        work_root,
+    };
+    tokio::task::spawn_blocking(move || ferry_sandbox::run_job(&spec, &cancel))
+        .await
+        .unwrap_or_else(|e| {
+            Err(SandboxError::SandboxUnavailable(format!(
+                "the job's thread failed: {e}"
+            )))
+        })
+}
+
+/// The stored form of an outcome.
+pub fn stored(outcome: &JobOutcome) -> (StoredResult, Vec<OutputRow>) {
+    let result = StoredResult {
+        exit_code: outcome.exit_code(),
+        summary: outcome.summary(),
+        stdout: outcome.stdout.clone(),
+        stderr: outcome.stderr.clone(),
+        stdout_truncated: outcome.stdout_truncated,
+        stderr_truncated: outcome.stderr_truncated,
+        unsandboxed: outcome.unsandboxed,
+    };
+    let outputs = outcome
+        .outputs
+        .iter()
+        .map(|o| output_row(&o.name, o.data.clone()))
+        .collect();
+    (result, outputs)
+}

@@ -1,0 +1,138 @@
+//! `ferry`: the command line and services of both sides.
+//!
+//! `main` parses arguments, sets up logging and hands over to one module per group of commands:
+//! [`setup`] (init, trust, researcher accounts, assets), [`review`] (the owner's decisions and status),
+//! [`transfer`] (export, import, bundle inspection), [`serve`] (the long-running services of each side),
+//! [`researcher`] (the researcher's commands) and [`jobrun`] (running a job in the sandbox, shared by the
+//! high-side workers and `ferry run --mock`).
+//!
+//! Exit codes: 0 success; 1 failure (the message names what is wrong); 2 usage error; for `ferry run --mock`, the
+//! job's own exit code when it ran.
+
+mod cli;
+mod jobrun;
+mod researcher;
+mod review;
+mod serve;
+mod setup;
+mod side;
+mod transfer;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    // Services log their work; one-shot commands speak through their output and only log warnings.
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_tracing(if serving { "info" } else { "warn" });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the async runtime");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if let Some(hint) = side::hint_for(&err) {
+                eprintln!("hint: {hint}");
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},lapin=warn,amq_protocol=warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<i32> {
+    use cli::*;
+    match command {
+        Command::Init { side, dir, amqp } => setup::init(side, &dir, &amqp).map(|_| 0),
+        Command::Trust {
+            action: TrustAction::Add {
+                config,
+                peer_public_txt,
+            },
+        } => setup::trust_add(&config.config, &peer_public_txt).map(|_| 0),
+        Command::Researcher {
+            action: ResearcherAction::Add { config, name },
+        } => setup::researcher_add(&config.config, &name).await.map(|_| 0),
+        Command::Asset { action } => match action {
+            AssetAction::Add {
+                config,
+                name,
+                private,
+                mock,
+                description,
+            } => setup::asset_add(&config.config, &name, &private, &mock, &description).map(|_| 0),
+            AssetAction::List { config, json } => setup::asset_list(&config.config, json).map(|_| 0),
+        },
+        Command::Review { action } => review::run(action).map(|_| 0),
+        Command::Export { config } => transfer::export_cmd(&config.config).map(|_| 0),
+        Command::Import { config, files } => transfer::import_cmd(&config.config, &files),
+        Command::Serve { config } => serve::run_cmd(&config.config).await.map(|_| 0),
+        Command::Bundle { action } => match action {
+            BundleAction::Inspect { file, json } => transfer::inspect_cmd(&file, json).map(|_| 0),
+            BundleAction::Verify { config, file } => {
+                transfer::verify_cmd(&config.config, &file).map(|_| 0)
+            }
+        },
+        Command::Status {
+            job,
+            config,
+            amqp,
+            json,
+        } => match (job, config, amqp) {
+            (Some(job), _, Some(amqp)) => researcher::status(&amqp, &job, json).await.map(|_| 0),
+            (None, Some(config), _) => review::side_status(&config, json).map(|_| 0),
+            (Some(_), _, None) => anyhow::bail!(
+                "`ferry status JOB` asks the low side over your broker account: give --amqp URL or set FERRY_AMQP_URL"
+            ),
+            (None, None, _) => anyhow::bail!(
+                "`ferry status` needs a JOB (researchers, with --amqp) or --config FILE (owners and ops)"
+            ),
+        },
+        Command::Assets { amqp, json } => researcher::assets(&amqp.amqp, json).await.map(|_| 0),
+        Command::Mock {
+            action: MockAction::Fetch { name, out, amqp },
+        } => researcher::mock_fetch(&amqp.amqp, &name, &out).await.map(|_| 0),
+        Command::Run {
+            mock: _,
+            assets,
+            runtime,
+            out,
+            no_sandbox,
+            amqp,
+            script,
+        } => researcher::run_mock(&amqp.amqp, &assets, &runtime, &script, &out, no_sandbox).await,
+        Command::Submit {
+            assets,
+            title,
+            description,
+            runtime,
+            amqp,
+            script,
+        } => researcher::submit(&amqp.amqp, &assets, &title, &description, &runtime, &script)
+            .await
+            .map(|_| 0),
+        Command::Results {
+            job,
+            wait,
+            timeout,
+            out,
+            json,
+            amqp,
+        } => researcher::results(&amqp.amqp, job.as_deref(), wait, timeout, &out, json).await,
+        Command::Cancel { job, amqp } => researcher::cancel(&amqp.amqp, &job).await.map(|_| 0),
+    }
+}

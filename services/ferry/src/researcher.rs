@@ -1,0 +1,322 @@
+//! The researcher's commands. They need only the researcher's own broker account: requests are published to the
+//! requests exchange, and everything else is a call answered by the low side's `ferry serve`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use ferry_broker::{Outgoing, Session};
+use ferry_core::wire::{
+    Call, CallReply, JobRequest, JobUpdate, CALL_ROUTING_KEY, JOB_ROUTING_KEY, REQUESTS_EXCHANGE,
+};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The broker user named in `url`, which RabbitMQ checks against `user_id`.
+fn user_of(url: &str) -> String {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(userinfo, _)| userinfo.split(':').next().unwrap_or("").to_string())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "guest".to_string())
+}
+
+async fn call(url: &str, call: &Call) -> Result<CallReply> {
+    let session = Session::connect(url).await?;
+    let body = serde_json::to_vec(call).expect("call serializes");
+    let reply = session
+        .call(REQUESTS_EXCHANGE, CALL_ROUTING_KEY, &body, &user_of(url), CALL_TIMEOUT)
+        .await;
+    session.close().await;
+    let reply: CallReply = serde_json::from_slice(&reply?).context("the low side's reply is not valid JSON")?;
+    if !reply.ok {
+        bail!("{}", reply.error.unwrap_or_else(|| "the low side refused the call".into()));
+    }
+    Ok(reply)
+}
+
+fn b64(data: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .context("bad base64 in the reply")
+}
+
+/// `ferry assets [--json]`.
+pub async fn assets(url: &str, json: bool) -> Result<()> {
+    let assets = call(url, &Call::Assets).await?.assets.unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&assets)?);
+    } else if assets.is_empty() {
+        println!("no assets yet: the high side's catalog has not arrived");
+    } else {
+        println!("{:<28} {:>12}  DESCRIPTION", "ASSET", "MOCK BYTES");
+        for a in assets {
+            println!("{:<28} {:>12}  {}", a.name, a.mock_size, a.description);
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_mock(url: &str, name: &str) -> Result<Vec<u8>> {
+    let mock = call(url, &Call::Mock { asset: name.to_string() })
+        .await?
+        .mock
+        .context("the reply has no mock")?;
+    let data = b64(&mock.data_base64)?;
+    if ferry_core::sha256_hex(&data) != mock.sha256 {
+        bail!("the mock of {name} arrived damaged (SHA-256 mismatch)");
+    }
+    Ok(data)
+}
+
+/// `ferry mock fetch NAME --out PATH`.
+pub async fn mock_fetch(url: &str, name: &str, out: &Path) -> Result<()> {
+    let data = fetch_mock(url, name).await?;
+    std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote the mock of {name} ({} bytes) to {}", data.len(), out.display());
+    Ok(())
+}
+
+/// `ferry run --mock --asset NAME... SCRIPT`: returns the job's exit code.
+pub async fn run_mock(
+    url: &str,
+    assets: &[String],
+    runtime: &str,
+    script: &Path,
+    out: &Path,
+    no_sandbox: bool,
+) -> Result<i32> {
+    let code = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    if runtime != "python" {
+        bail!("unknown runtime {runtime:?}: ferry run offers python");
+    }
+    let scratch = tempfile_dir()?;
+    let mut inputs = Vec::new();
+    for name in assets {
+        ferry_core::names::asset(name)?;
+        let data = fetch_mock(url, name).await?;
+        let path = scratch.join(format!("{name}.mock"));
+        std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
+        inputs.push((name.clone(), path));
+    }
+    let defaults = ferry_core::config::WorkerConfig::default();
+    let rt_config = ferry_core::Config::new(ferry_core::Side::Low, &scratch, "amqp://unused")
+        .runtimes
+        .remove("python")
+        .expect("python runtime");
+    let isolation = if no_sandbox {
+        eprintln!("WARNING: running WITHOUT the sandbox (--no-sandbox); the high side will not");
+        ferry_sandbox::Isolation::Unsandboxed
+    } else {
+        ferry_sandbox::Isolation::Sandbox
+    };
+    let work = scratch.join("work");
+    std::fs::create_dir_all(&work)?;
+    let outcome = crate::jobrun::run(
+        crate::jobrun::Job {
+            job_id: format!("mock-{}", uuid::Uuid::new_v4()),
+            code,
+            inputs,
+        },
+        crate::jobrun::runtime("python", &rt_config),
+        crate::jobrun::limits(&defaults),
+        isolation,
+        work,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let outcome = outcome.context("running the script")?;
+    use std::io::Write;
+    std::io::stdout().write_all(&outcome.stdout)?;
+    std::io::stderr().write_all(&outcome.stderr)?;
+    if !outcome.outputs.is_empty() {
+        for o in &outcome.outputs {
+            let path = out.join(&o.name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, &o.data).with_context(|| format!("writing {}", path.display()))?;
+        }
+        eprintln!("ferry: {} output file(s) written to {}", outcome.outputs.len(), out.display());
+    }
+    eprintln!("ferry: mock run {}", outcome.summary());
+    Ok(outcome.exit_code().unwrap_or(1))
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ferry-run-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `ferry submit --asset NAME... SCRIPT`: prints the job id.
+pub async fn submit(
+    url: &str,
+    assets: &[String],
+    title: &str,
+    description: &str,
+    runtime: &str,
+    script: &Path,
+) -> Result<()> {
+    let code = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let request = JobRequest {
+        job_id: uuid::Uuid::new_v4(),
+        title: if title.is_empty() {
+            script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        } else {
+            title.to_string()
+        },
+        description: description.to_string(),
+        runtime: runtime.to_string(),
+        code,
+        assets: assets.to_vec(),
+    };
+    // Catch what intake would refuse before it leaves, with the same rules.
+    let body = serde_json::to_vec(&request).expect("request serializes");
+    JobRequest::parse(&body, &ferry_core::config::IntakePolicy::default()).map_err(|r| anyhow::anyhow!("{}", r.reason))?;
+    let session = Session::connect(url).await?;
+    let job_id = request.job_id.to_string();
+    let user = user_of(url);
+    let published = session
+        .publish(&Outgoing {
+            exchange: REQUESTS_EXCHANGE,
+            routing_key: JOB_ROUTING_KEY,
+            body: &body,
+            message_id: Some(&job_id),
+            user_id: Some(&user),
+            kind: Some("job-request"),
+            persistent: true,
+            ..Outgoing::default()
+        })
+        .await;
+    session.close().await;
+    published.context("publishing the job request")?;
+    println!("{job_id}");
+    Ok(())
+}
+
+fn print_update(u: &JobUpdate) {
+    println!(
+        "job {}  {}{}",
+        u.job_id.as_deref().unwrap_or("-"),
+        u.state,
+        u.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+    );
+}
+
+/// `ferry status JOB [--json]`.
+pub async fn status(url: &str, job: &str, json: bool) -> Result<()> {
+    let job_id = uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let jobs = call(url, &Call::Status { job_id }).await?.jobs.unwrap_or_default();
+    for mut u in jobs {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&u)?);
+        } else {
+            u.result = None;
+            print_update(&u);
+            println!("updated {}", u.updated_at);
+        }
+    }
+    Ok(())
+}
+
+/// `ferry cancel JOB`.
+pub async fn cancel(url: &str, job: &str) -> Result<()> {
+    let job_id = uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let jobs = call(url, &Call::Cancel { job_id }).await?.jobs.unwrap_or_default();
+    for u in jobs {
+        if u.state == "cancelled" {
+            println!("job {} cancelled", job_id);
+        } else {
+            println!("job {job_id} is {}; the cancellation crosses to the high side with the next export", u.state);
+        }
+    }
+    Ok(())
+}
+
+const FINAL: [&str; 5] = ["delivered", "rejected", "withheld", "failed", "cancelled"];
+
+/// `ferry results [JOB] [--wait] [--timeout S] [--out DIR]`: exit 0 unless a waited-for job did not end well.
+pub async fn results(url: &str, job: Option<&str>, wait: bool, timeout: u64, out: &Path, json: bool) -> Result<i32> {
+    let job_id = job
+        .map(|j| uuid::Uuid::parse_str(j).with_context(|| format!("{j:?} is not a job id (a UUID)")))
+        .transpose()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let updates = loop {
+        let updates = match job_id {
+            Some(id) => call(url, &Call::Status { job_id: id }).await?.jobs.unwrap_or_default(),
+            None => call(url, &Call::Jobs).await?.jobs.unwrap_or_default(),
+        };
+        let done = updates.iter().all(|u| FINAL.contains(&u.state.as_str()) || u.state == "released" && u.result.is_some());
+        if !wait || done {
+            break updates;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout} s; the job is still {}", updates.first().map(|u| u.state.as_str()).unwrap_or("unknown"));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&updates)?);
+    }
+    let mut code = 0;
+    for u in &updates {
+        if !json {
+            print_update(u);
+        }
+        if let Some(r) = &u.result {
+            if !json {
+                println!("{}", r.summary);
+                if let Some(c) = r.exit_code {
+                    println!("exit code: {c}");
+                }
+                println!("--- stdout{} ---", if r.stdout_truncated { " (truncated)" } else { "" });
+                print!("{}", r.stdout);
+                if !r.stderr.is_empty() {
+                    println!("--- stderr{} ---", if r.stderr_truncated { " (truncated)" } else { "" });
+                    print!("{}", r.stderr);
+                }
+            }
+            if !r.outputs.is_empty() {
+                let dir = out.join(u.job_id.as_deref().unwrap_or("unknown"));
+                for o in &r.outputs {
+                    ferry_core::names::output_path(&o.name)?;
+                    let data = b64(&o.data_base64)?;
+                    if ferry_core::sha256_hex(&data) != o.sha256 {
+                        bail!("output {} arrived damaged (SHA-256 mismatch)", o.name);
+                    }
+                    let path = dir.join(&o.name);
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
+                    if !json {
+                        println!("output file: {}", path.display());
+                    }
+                }
+            }
+        }
+        if job_id.is_some() && wait && u.state != "delivered" && u.state != "released" {
+            code = 1;
+        }
+    }
+    if updates.is_empty() && !json {
+        println!("no jobs");
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_comes_from_the_url() {
+        assert_eq!(user_of("amqp://alice:pw@127.0.0.1:5672/%2f"), "alice");
+        assert_eq!(user_of("amqp://127.0.0.1:5672/%2f"), "guest");
+    }
+}

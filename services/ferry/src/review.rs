@@ -1,0 +1,249 @@
+//! The owner's reviews (`ferry review ...`) and `ferry status --config`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use ferry_core::store::{JobRow, Role};
+use ferry_core::{JobState, Side};
+
+use crate::cli::ReviewAction;
+use crate::side::{owner_actor, SideDir};
+
+fn when(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn job_json(side: &SideDir, job: &JobRow, full: bool) -> Result<serde_json::Value> {
+    let mut v = serde_json::json!({
+        "job_id": job.job_id,
+        "researcher": job.researcher,
+        "title": job.title,
+        "state": job.state.as_str(),
+        "reason": job.reason,
+        "assets": job.assets,
+        "runtime": job.runtime,
+        "submitted_at": when(job.submitted_at),
+        "updated_at": when(job.updated_at),
+    });
+    if full {
+        v["description"] = job.description.clone().into();
+        v["code"] = job.code.clone().into();
+        if let Some(r) = &job.result {
+            v["result"] = serde_json::json!({
+                "exit_code": r.exit_code,
+                "summary": r.summary,
+                "stdout": String::from_utf8_lossy(&r.stdout),
+                "stderr": String::from_utf8_lossy(&r.stderr),
+                "stdout_truncated": r.stdout_truncated,
+                "stderr_truncated": r.stderr_truncated,
+                "unsandboxed": r.unsandboxed,
+                "outputs": side.store.outputs(&job.job_id)?.iter().map(|o| serde_json::json!({
+                    "name": o.name, "size": o.data.len(), "sha256": o.sha256,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        v["events"] = side
+            .store
+            .events(&job.job_id)?
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "at": when(e.at), "actor": e.actor, "state": e.state.as_str(), "reason": e.reason,
+                })
+            })
+            .collect::<Vec<_>>()
+            .into();
+    }
+    Ok(v)
+}
+
+/// Runs one `ferry review` action.
+pub fn run(action: ReviewAction) -> Result<()> {
+    match action {
+        ReviewAction::List { config, all, json } => list(&config.config, all, json),
+        ReviewAction::Show { config, id, json } => show(&config.config, &id, json),
+        ReviewAction::Approve { config, id } => decide(&config.config, &id, Decision::Approve, None),
+        ReviewAction::Reject { config, id, reason } => {
+            decide(&config.config, &id, Decision::Reject, Some(&reason))
+        }
+        ReviewAction::Release { config, id } => decide(&config.config, &id, Decision::Release, None),
+        ReviewAction::Withhold { config, id, reason } => {
+            decide(&config.config, &id, Decision::Withhold, Some(&reason))
+        }
+    }
+}
+
+fn list(config: &Path, all: bool, json: bool) -> Result<()> {
+    let side = SideDir::open(config)?;
+    let awaiting = match side.config.side {
+        Side::Low => JobState::Submitted,
+        Side::High => JobState::Finished,
+    };
+    let jobs = side.store.jobs(if all { None } else { Some(awaiting) }, None)?;
+    if json {
+        let list = jobs
+            .iter()
+            .map(|j| job_json(&side, j, false))
+            .collect::<Result<Vec<_>>>()?;
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if jobs.is_empty() {
+        println!(
+            "nothing awaits review on the {} side{}",
+            side.config.side.as_str(),
+            if all { "" } else { " (--all lists every job)" }
+        );
+        return Ok(());
+    }
+    println!("{:<36}  {:<10}  {:<12}  {:<20}  TITLE", "JOB", "STATE", "RESEARCHER", "UPDATED");
+    for j in jobs {
+        println!(
+            "{:<36}  {:<10}  {:<12}  {:<20}  {}",
+            j.job_id,
+            j.state.as_str(),
+            j.researcher,
+            when(j.updated_at),
+            j.title
+        );
+    }
+    Ok(())
+}
+
+fn show(config: &Path, id: &str, json: bool) -> Result<()> {
+    let side = SideDir::open(config)?;
+    let id = side.resolve_job(id)?;
+    let job = side.store.job(&id)?.ok_or_else(|| anyhow::anyhow!("no job {id}"))?;
+    let v = job_json(&side, &job, true)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("job:         {}", job.job_id);
+    println!("researcher:  {}", job.researcher);
+    println!("title:       {}", job.title);
+    println!("state:       {}", job.state);
+    if let Some(r) = &job.reason {
+        println!("reason:      {r}");
+    }
+    println!("runtime:     {}", job.runtime);
+    println!("assets:      {}", job.assets.join(", "));
+    println!("description: {}", job.description);
+    println!("--- code ---\n{}", job.code);
+    if let Some(r) = &job.result {
+        println!("--- result: {} ---", r.summary);
+        if r.unsandboxed {
+            println!("WARNING: this job ran WITHOUT the sandbox (development mode)");
+        }
+        println!(
+            "--- stdout{} ---\n{}",
+            if r.stdout_truncated { " (truncated)" } else { "" },
+            String::from_utf8_lossy(&r.stdout)
+        );
+        println!(
+            "--- stderr{} ---\n{}",
+            if r.stderr_truncated { " (truncated)" } else { "" },
+            String::from_utf8_lossy(&r.stderr)
+        );
+        for o in side.store.outputs(&job.job_id)? {
+            println!("output file: {} ({} bytes, sha256 {})", o.name, o.data.len(), o.sha256);
+        }
+    }
+    println!("--- history ---");
+    for e in side.store.events(&job.job_id)? {
+        println!(
+            "{}  {:<10} by {}{}",
+            when(e.at),
+            e.state.as_str(),
+            e.actor,
+            e.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Decision {
+    Approve,
+    Reject,
+    Release,
+    Withhold,
+}
+
+fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> Result<()> {
+    let mut side = SideDir::open(config)?;
+    let (needs_side, from, to, verb) = match decision {
+        Decision::Approve => (Side::Low, JobState::Submitted, JobState::Approved, "approve"),
+        Decision::Reject => (Side::Low, JobState::Submitted, JobState::Rejected, "reject"),
+        Decision::Release => (Side::High, JobState::Finished, JobState::Released, "release"),
+        Decision::Withhold => (Side::High, JobState::Finished, JobState::Withheld, "withhold"),
+    };
+    side.require(needs_side, &format!("`ferry review {verb}`"))?;
+    if let Some(r) = reason {
+        if r.trim().is_empty() {
+            anyhow::bail!("--reason is empty: the researcher must be told why");
+        }
+    }
+    let id = side.resolve_job(id)?;
+    let role = match side.config.side {
+        Side::Low => Role::Low,
+        Side::High => Role::High,
+    };
+    let tx = side.store.begin(role)?;
+    let job = tx.transition(&id, &[from], to, &owner_actor(), reason)?;
+    tx.commit()?;
+    println!("job {} is now {}", job.job_id, job.state);
+    Ok(())
+}
+
+/// `ferry status --config CFG [--json]`.
+pub fn side_status(config: &Path, json: bool) -> Result<()> {
+    let side = SideDir::open(config)?;
+    let counts = side.store.counts()?;
+    let (out_seq, _) = side.store.channel_out(side.outgoing().as_str())?;
+    let (in_seq, _) = side.store.channel_in(side.incoming().as_str())?;
+    let pending = crate::transfer::pending_summary(&side)?;
+    let quarantined = std::fs::read_dir(side.config.quarantine())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".bundle"))
+                .count()
+        })
+        .unwrap_or(0);
+    if json {
+        let v = serde_json::json!({
+            "side": side.config.side.as_str(),
+            "jobs": counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s.as_str().to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "channels": {
+                side.outgoing().as_str(): {"direction": "out", "last_seq": out_seq},
+                side.incoming().as_str(): {"direction": "in", "last_seq": in_seq},
+            },
+            "pending_export": pending,
+            "quarantined": quarantined,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{} side ({})", side.config.side.as_str(), side.config.dir.display());
+    println!("jobs:");
+    let mut any = false;
+    for (state, n) in counts.iter().filter(|(_, n)| *n > 0) {
+        println!("  {:<10} {n}", state.as_str());
+        any = true;
+    }
+    if !any {
+        println!("  none");
+    }
+    println!("channel {} (out): last sequence {out_seq}", side.outgoing().as_str());
+    println!("channel {} (in):  last sequence {in_seq}", side.incoming().as_str());
+    println!(
+        "pending export: {}",
+        if pending.is_empty() { "nothing".to_string() } else { pending.join(", ") }
+    );
+    if quarantined > 0 {
+        println!("quarantined bundles: {quarantined} (see {})", side.config.quarantine().display());
+    }
+    Ok(())
+}

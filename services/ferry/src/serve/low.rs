@@ -1,0 +1,326 @@
+//! Low-side services: request intake, researcher calls, notifications to results queues, inbox watching.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ferry_broker::{topology, BrokerError, Incoming, Outgoing, Session};
+use ferry_core::store::{Role, Submitted};
+use ferry_core::wire::{
+    AssetInfo, Call, CallReply, JobRequest, MockData, CALLS_QUEUE, REQUESTS_QUEUE, RESULTS_EXCHANGE,
+};
+use ferry_core::{names, Config, JobState, Store};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::{inbox_watcher, OUTBOX_POLL};
+
+/// The largest mock served over the broker, in bytes (base64 makes it a third larger on the wire).
+const MAX_MOCK_BYTES: u64 = 64 * 1024 * 1024;
+
+pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
+    let session = Session::connect(&config.amqp_url).await?;
+    topology::declare_low(&session)
+        .await
+        .context("declaring the low side's exchanges and queues")?;
+    let session = std::sync::Arc::new(session);
+    let intake = tokio::spawn(intake(session.clone(), config.clone(), shutdown.clone()));
+    let calls = tokio::spawn(calls(session.clone(), config.clone(), shutdown.clone()));
+    let notifier = tokio::spawn(notifier(session.clone(), config.clone(), shutdown.clone()));
+    let inbox = tokio::spawn(inbox_watcher(config_path.to_path_buf(), shutdown.clone()));
+    tracing::info!("low side serving: intake on {REQUESTS_QUEUE}, calls on {CALLS_QUEUE}");
+    let (a, b, c, _) = tokio::join!(intake, calls, notifier, inbox);
+    session.close().await;
+    a??;
+    b??;
+    c??;
+    Ok(())
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    Store::open(&config.state_db()).with_context(|| format!("opening {}", config.state_db().display()))
+}
+
+async fn intake(session: std::sync::Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let mut store = open_store(&config)?;
+    let mut sub = session.consume(REQUESTS_QUEUE, 32).await?;
+    let mut queues_declared: HashSet<String> = HashSet::new();
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            msg = sub.next() => msg?,
+        };
+        let span = tracing::info_span!("request", user = msg.user_id.as_deref().unwrap_or("-"), message_id = msg.message_id.as_deref().unwrap_or("-"));
+        if let Err(e) = handle_request(&session, &config, &mut store, &mut queues_declared, &msg)
+            .instrument(span)
+            .await
+        {
+            // The database or broker failed: leave the request for later rather than lose it.
+            tracing::error!("intake: {e:#}; requeueing the request");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            msg.reject(true).await?;
+        }
+    }
+}
+
+async fn handle_request(
+    session: &Session,
+    config: &Config,
+    store: &mut Store,
+    queues_declared: &mut HashSet<String>,
+    msg: &Incoming,
+) -> Result<()> {
+    let Some(user) = msg.user_id.clone() else {
+        tracing::warn!("request without a user_id property: dead-lettered (the broker validates user_id; a client must set it)");
+        msg.reject(false).await?;
+        return Ok(());
+    };
+    if names::researcher(&user).is_err() && user != "guest" {
+        tracing::warn!(user, "request from a user that is not a valid researcher name: dead-lettered");
+        msg.reject(false).await?;
+        return Ok(());
+    }
+    if queues_declared.insert(user.clone()) {
+        topology::declare_results_queue(session, &user).await?;
+    }
+    let dead_letter = record_request(config, store, &user, msg)?;
+    if dead_letter {
+        msg.reject(false).await?;
+    } else {
+        msg.ack().await?;
+    }
+    Ok(())
+}
+
+/// Commits the request's effect (a new job, or a refusal the researcher will hear about); returns whether the
+/// message should be dead-lettered because it could not even be parsed.
+fn record_request(config: &Config, store: &mut Store, user: &str, msg: &Incoming) -> Result<bool> {
+    let parsed = JobRequest::parse(&msg.body, &config.intake);
+    let checked = parsed.and_then(|req| check_request(config, store, msg, req));
+    let tx = store.begin(Role::Low)?;
+    let dead_letter = match checked {
+        Err(refusal) => {
+            tracing::info!(reason = %refusal.reason, "request refused");
+            tx.refuse(user, refusal.job_id.as_deref(), "", &refusal.reason)?;
+            refusal.unparsable
+        }
+        Ok(req) => {
+            match tx.submit(&req, user)? {
+                Submitted::New(job) => tracing::info!(job_id = %job.job_id, "request accepted"),
+                Submitted::Repeat(job) => {
+                    tracing::info!(job_id = %job.job_id, "repeated request: nothing changed")
+                }
+                Submitted::Conflict(job) => {
+                    tracing::info!(job_id = %job.job_id, "job id reused by a different request");
+                    tx.refuse(
+                        user,
+                        Some(&job.job_id),
+                        &req.title,
+                        "job_id is already used by a different request: choose a new UUID for each job",
+                    )?;
+                }
+            }
+            false
+        }
+    };
+    tx.commit()?;
+    Ok(dead_letter)
+}
+
+fn check_request(
+    config: &Config,
+    store: &Store,
+    msg: &Incoming,
+    req: JobRequest,
+) -> std::result::Result<JobRequest, ferry_core::wire::Refusal> {
+    let refuse = |reason: String| ferry_core::wire::Refusal {
+        job_id: Some(req.job_id.to_string()),
+        reason,
+        unparsable: false,
+    };
+    if let Some(mid) = &msg.message_id {
+        if uuid::Uuid::parse_str(mid).ok() != Some(req.job_id) {
+            return Err(refuse(format!(
+                "message_id {mid:?} is not the job_id {}: they must be equal",
+                req.job_id
+            )));
+        }
+    }
+    if !config.runtimes.contains_key(&req.runtime) {
+        return Err(refuse(format!(
+            "unknown runtime {:?}; this side offers: {}",
+            req.runtime,
+            config.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    for asset in &req.assets {
+        match store.asset(asset) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(refuse(format!(
+                    "unknown asset {asset:?}: `ferry assets` lists the assets you can name"
+                )))
+            }
+            Err(e) => return Err(refuse(format!("could not check asset {asset:?}: {e}"))),
+        }
+    }
+    Ok(req)
+}
+
+async fn calls(session: std::sync::Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let mut store = open_store(&config)?;
+    let mut sub = session.consume(CALLS_QUEUE, 16).await?;
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            msg = sub.next() => msg?,
+        };
+        let span = tracing::info_span!("call", user = msg.user_id.as_deref().unwrap_or("-"));
+        async {
+            let reply = match &msg.user_id {
+                None => CallReply::error("calls must carry the user_id property"),
+                Some(user) => match serde_json::from_slice::<Call>(&msg.body) {
+                    Err(e) => CallReply::error(format!("call does not match the call schema: {e}")),
+                    Ok(call) => answer(&config, &mut store, user, call)
+                        .unwrap_or_else(|e| CallReply::error(format!("{e:#}"))),
+                },
+            };
+            if let Some(reply_to) = &msg.reply_to {
+                let body = serde_json::to_vec(&reply).expect("reply serializes");
+                let out = Outgoing {
+                    exchange: "",
+                    routing_key: reply_to,
+                    body: &body,
+                    correlation_id: msg.correlation_id.as_deref(),
+                    kind: Some("call-reply"),
+                    ..Outgoing::default()
+                };
+                if let Err(e) = session.publish(&out).await {
+                    tracing::warn!("could not reply (the caller may have gone): {e}");
+                }
+            }
+            msg.ack().await
+        }
+        .instrument(span)
+        .await?;
+    }
+}
+
+fn answer(config: &Config, store: &mut Store, user: &str, call: Call) -> Result<CallReply> {
+    let own_job = |store: &Store, job_id: &uuid::Uuid| -> Result<ferry_core::store::JobRow> {
+        store
+            .job(&job_id.to_string())?
+            .filter(|j| j.researcher == user)
+            .ok_or_else(|| anyhow::anyhow!("you have no job {job_id}"))
+    };
+    let mut reply = CallReply {
+        ok: true,
+        ..CallReply::default()
+    };
+    match call {
+        Call::Assets => {
+            reply.assets = Some(
+                store
+                    .assets()?
+                    .into_iter()
+                    .map(|a| AssetInfo {
+                        name: a.name,
+                        description: a.description,
+                        mock_size: a.mock_size,
+                        mock_sha256: a.mock_sha256,
+                        updated_at: chrono::DateTime::from_timestamp(a.updated_at, 0)
+                            .unwrap_or_default()
+                            .to_rfc3339(),
+                    })
+                    .collect(),
+            )
+        }
+        Call::Mock { asset } => {
+            let a = store
+                .asset(&asset)?
+                .ok_or_else(|| anyhow::anyhow!("unknown asset {asset:?}: `ferry assets` lists them"))?;
+            if a.mock_size > MAX_MOCK_BYTES {
+                anyhow::bail!("the mock of {asset} is {} bytes, over the {MAX_MOCK_BYTES} bytes served over the broker", a.mock_size);
+            }
+            let data = std::fs::read(&a.mock_path).with_context(|| format!("reading the mock of {asset}"))?;
+            use base64::Engine;
+            reply.mock = Some(MockData {
+                asset,
+                sha256: ferry_core::sha256_hex(&data),
+                data_base64: base64::engine::general_purpose::STANDARD.encode(&data),
+            });
+        }
+        Call::Status { job_id } => {
+            let job = own_job(store, &job_id)?;
+            reply.jobs = Some(vec![store.update_for(&job)?]);
+        }
+        Call::Jobs => {
+            let jobs = store.jobs(None, Some(user))?;
+            reply.jobs = Some(jobs.iter().map(|j| store.update_for(j)).collect::<Result<_, _>>()?);
+        }
+        Call::Cancel { job_id } => {
+            let job = own_job(store, &job_id)?;
+            let id = job.job_id.clone();
+            let tx = store.begin(Role::Low)?;
+            match job.state {
+                JobState::Submitted | JobState::Approved => {
+                    tx.transition(
+                        &id,
+                        &[JobState::Submitted, JobState::Approved],
+                        JobState::Cancelled,
+                        user,
+                        Some("cancelled by the researcher"),
+                    )?;
+                }
+                JobState::Exported | JobState::Running | JobState::Finished => tx.request_cancel(&id)?,
+                state => anyhow::bail!("job {id} is {state}; it can no longer be cancelled"),
+            }
+            tx.commit()?;
+            let job = store.job(&id)?.expect("job exists");
+            reply.jobs = Some(vec![store.update_for(&job)?]);
+        }
+    }
+    let _ = config;
+    Ok(reply)
+}
+
+async fn notifier(session: std::sync::Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let mut store = open_store(&config)?;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tokio::time::sleep(OUTBOX_POLL) => {}
+        }
+        let pending = match store.pending_notifications(100) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("reading notifications: {e}");
+                continue;
+            }
+        };
+        for n in pending {
+            let message_id = format!("update-{}", n.id);
+            let out = Outgoing {
+                exchange: RESULTS_EXCHANGE,
+                routing_key: &n.researcher,
+                body: n.body.as_bytes(),
+                message_id: Some(&message_id),
+                kind: Some("job-update"),
+                persistent: true,
+                ..Outgoing::default()
+            };
+            match session.publish(&out).await {
+                Ok(()) => store.notification_published(&n)?,
+                Err(BrokerError::Unroutable { .. }) => {
+                    tracing::info!(researcher = %n.researcher, "declaring the missing results queue");
+                    topology::declare_results_queue(&session, &n.researcher).await?;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("publishing a job update: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,664 @@
+//! Crossing the gap: `ferry export`, `ferry import`, `ferry bundle inspect|verify`.
+//!
+//! Export gathers everything pending for the other side into one signed, encrypted bundle in `outbox/`, written
+//! under a temporary name, fsynced and renamed; the state moves (jobs become `exported`, reports are marked sent)
+//! in the same SQLite transaction that records the bundle, committed only once the file is in place.
+//!
+//! Import checks, in order: the signature against the pinned peer key and the payload hash (before anything is
+//! decrypted); the channel; the ledger (replays); the sequence (rollback, gaps past the configured limit); the
+//! chain to the previous bundle; expiry with clock slack. Only then it decrypts, checks every entry against the
+//! inner manifest, and applies the records in one transaction. A refused bundle moves to `quarantine/` with a
+//! `.reason` file; nothing of it is applied.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ferry_bundle::{Entry, EntrySource, HeaderParams, Limits, MemorySink};
+use ferry_core::records::{self, Batch, Record, StatusTransfer};
+use ferry_core::store::{output_row, AssetRow, LedgerEntry, OutputRow, Role};
+use ferry_core::{names, now, JobState, Side};
+
+use crate::side::SideDir;
+
+fn role(side: Side) -> Role {
+    match side {
+        Side::Low => Role::Low,
+        Side::High => Role::High,
+    }
+}
+
+/// What `ferry export` would carry now, one phrase per kind.
+pub fn pending_summary(side: &SideDir) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    match side.config.side {
+        Side::Low => {
+            let n = side.store.jobs(Some(JobState::Approved), None)?.len();
+            if n > 0 {
+                out.push(format!("{n} approved job(s)"));
+            }
+            let c = side.store.pending_cancels()?;
+            if c > 0 {
+                out.push(format!("{c} cancellation(s)"));
+            }
+        }
+        Side::High => {
+            let n = side.store.pending_reports()?;
+            if n > 0 {
+                out.push(format!("{n} job status report(s)"));
+            }
+            let (v, sent) = side.store.catalog_versions()?;
+            if v != sent {
+                out.push("the asset catalog and mocks".into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `ferry export --config CFG`.
+pub fn export_cmd(config: &Path) -> Result<()> {
+    let mut side = SideDir::open(config)?;
+    match export(&mut side)? {
+        Some(path) => println!("{}", path.display()),
+        None => println!(
+            "nothing pending for the {} side: no bundle written",
+            side.config.side.peer().as_str()
+        ),
+    }
+    Ok(())
+}
+
+/// Writes one bundle with everything pending; `None` when nothing is.
+pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
+    let keys = side.keys()?;
+    let peer = side.peer()?;
+    let channel = side.outgoing();
+    let SideDir { config, store } = side;
+    let (last_seq, last_hash) = store.channel_out(channel.as_str())?;
+    let tx = store.begin(role(config.side))?;
+    let mut batch = Batch::default();
+    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    match config.side {
+        Side::Low => {
+            for job in tx.jobs_in_state(JobState::Approved)? {
+                let approved = tx.approval(&job.job_id)?;
+                batch.records.push(Record::Job(records::JobTransfer {
+                    job_id: job.job_id.clone(),
+                    researcher: job.researcher.clone(),
+                    title: job.title.clone(),
+                    description: job.description.clone(),
+                    runtime: job.runtime.clone(),
+                    code: job.code.clone(),
+                    assets: job.assets.clone(),
+                    approved_by: approved.0,
+                    approved_at: approved.1,
+                }));
+                tx.transition(&job.job_id, &[JobState::Approved], JobState::Exported, "export", None)?;
+            }
+            for job_id in tx.take_cancels()? {
+                batch.records.push(Record::Cancel { job_id, at: now() });
+            }
+        }
+        Side::High => {
+            for job in tx.take_status_changes()? {
+                let mut status = StatusTransfer {
+                    job_id: job.job_id.clone(),
+                    state: job.state.as_str().to_string(),
+                    reason: job.reason.clone(),
+                    at: job.updated_at,
+                    result: None,
+                };
+                if job.state == JobState::Released {
+                    let r = job
+                        .result
+                        .as_ref()
+                        .with_context(|| format!("released job {} has no stored result", job.job_id))?;
+                    let mut outputs = Vec::new();
+                    for o in tx.outputs(&job.job_id)? {
+                        let entry = records::output_entry(&job.job_id, &o.name);
+                        outputs.push(records::FileRef {
+                            name: o.name.clone(),
+                            entry: entry.clone(),
+                            size: o.data.len() as u64,
+                            sha256: o.sha256.clone(),
+                        });
+                        blobs.push((entry, o.data));
+                    }
+                    status.result = Some(records::ResultTransfer {
+                        exit_code: r.exit_code,
+                        summary: r.summary.clone(),
+                        stdout: r.stdout.clone(),
+                        stderr: r.stderr.clone(),
+                        stdout_truncated: r.stdout_truncated,
+                        stderr_truncated: r.stderr_truncated,
+                        outputs,
+                    });
+                }
+                batch.records.push(Record::Status(status));
+            }
+            if let Some(assets) = tx.take_catalog_change()? {
+                let mut list = Vec::new();
+                for a in assets {
+                    let entry = records::mock_entry(&a.name);
+                    files.push((entry.clone(), PathBuf::from(&a.mock_path)));
+                    list.push(ferry_core::store::asset_transfer(&a, entry));
+                }
+                batch.records.push(Record::Catalog(list));
+            }
+        }
+    }
+    if batch.records.is_empty() {
+        return Ok(None);
+    }
+    let records_bytes = batch.encode();
+    let mut entries = vec![Entry {
+        path: records::RECORDS_ENTRY.to_string(),
+        source: EntrySource::Bytes(&records_bytes),
+    }];
+    for (path, data) in &blobs {
+        entries.push(Entry {
+            path: path.clone(),
+            source: EntrySource::Bytes(data),
+        });
+    }
+    for (path, file) in &files {
+        entries.push(Entry {
+            path: path.clone(),
+            source: EntrySource::File(file),
+        });
+    }
+    let seq = last_seq + 1;
+    let mut bundle_id = [0u8; 16];
+    bundle_id.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let mut prev_hash = [0u8; 32];
+    if !last_hash.is_empty() {
+        hex::decode_to_slice(&last_hash, &mut prev_hash).context("stored channel hash is corrupt")?;
+    }
+    let created_at = now();
+    let params = HeaderParams {
+        bundle_id,
+        channel,
+        seq,
+        prev_hash,
+        created_at,
+        expires_at: created_at + (config.bundle.expiry_hours as i64) * 3600,
+    };
+    let name = format!(
+        "ferry-{}-{seq:06}-{}.bundle",
+        channel.as_str(),
+        &hex::encode(bundle_id)[..8]
+    );
+    let outbox = config.outbox();
+    let final_path = outbox.join(&name);
+    let tmp_path = outbox.join(format!(".{name}.tmp"));
+    let written = (|| -> Result<ferry_bundle::WrittenBundle> {
+        let file = File::create(&tmp_path).with_context(|| format!("creating {}", tmp_path.display()))?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+        let written = ferry_bundle::write_bundle(&mut writer, &keys, &peer, &params, &entries)
+            .context("writing the bundle")?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all().with_context(|| format!("syncing {}", tmp_path.display()))?;
+        Ok(written)
+    })();
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp_path);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp_path, &final_path)
+        .with_context(|| format!("renaming into {}", final_path.display()))?;
+    sync_dir(&outbox);
+    tx.record_export(
+        channel.as_str(),
+        seq,
+        &hex::encode(bundle_id),
+        &hex::encode(written.bundle_hash),
+        &final_path.display().to_string(),
+    )?;
+    if let Err(e) = tx.commit() {
+        // The state did not move, so the bundle must not exist either.
+        let _ = std::fs::remove_file(&final_path);
+        return Err(e).context("recording the export");
+    }
+    tracing::info!(bundle = %name, seq, records = batch.records.len(), "exported");
+    Ok(Some(final_path))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Why a bundle was refused.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Short stable name, e.g. `bad_signature`, `replay`.
+    pub kind: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(kind: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ferry_bundle::BundleError> for Refusal {
+    fn from(e: ferry_bundle::BundleError) -> Refusal {
+        Refusal {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What happened to one file.
+pub enum ImportOutcome {
+    /// Applied and archived; a one-line summary.
+    Accepted(String),
+    /// Quarantined with this reason.
+    Refused(Refusal),
+}
+
+/// `ferry import --config CFG [FILE...]`: exit code 0 only when every bundle was accepted.
+pub fn import_cmd(config: &Path, files: &[PathBuf]) -> Result<i32> {
+    let mut side = SideDir::open(config)?;
+    let files = if files.is_empty() {
+        inbox_files(&side, false)?
+    } else {
+        files.to_vec()
+    };
+    if files.is_empty() {
+        println!("no bundles in {}", side.config.inbox().display());
+        return Ok(0);
+    }
+    let results = import_files(&mut side, &files)?;
+    let mut refused = 0;
+    for (file, outcome) in results {
+        match outcome {
+            ImportOutcome::Accepted(summary) => println!("imported {}: {summary}", file.display()),
+            ImportOutcome::Refused(r) => {
+                refused += 1;
+                eprintln!(
+                    "refused {} ({}): {}; moved to {}",
+                    file.display(),
+                    r.kind,
+                    r.message,
+                    side.config.quarantine().display()
+                );
+            }
+        }
+    }
+    Ok(if refused == 0 { 0 } else { 1 })
+}
+
+/// Complete bundles waiting in `inbox/`, in name order (which is sequence order per channel). With `settled`,
+/// only files unchanged for a second, so that a copy in progress is left alone.
+pub fn inbox_files(side: &SideDir, settled: bool) -> Result<Vec<PathBuf>> {
+    let inbox = side.config.inbox();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&inbox).with_context(|| format!("reading {}", inbox.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".bundle") {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        if settled {
+            let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+            if age.is_none_or(|a| a < std::time::Duration::from_secs(1)) {
+                continue;
+            }
+        }
+        files.push(entry.path());
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Imports each file under the side's import lock; moves each to `archive/` or `quarantine/`.
+pub fn import_files(side: &mut SideDir, files: &[PathBuf]) -> Result<Vec<(PathBuf, ImportOutcome)>> {
+    let lock_path = side.config.dir.join(".import.lock");
+    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock().context("taking the import lock")?;
+    let peer = side.peer()?;
+    let keys = side.keys()?;
+    let mut results = Vec::new();
+    for file in files {
+        if !file.exists() {
+            // Another importer took it between listing and locking.
+            continue;
+        }
+        let outcome = match import_one(side, &peer, &keys, file) {
+            Ok(summary) => {
+                move_into(file, &side.config.archive())?;
+                tracing::info!(file = %file.display(), "imported");
+                ImportOutcome::Accepted(summary)
+            }
+            Err(refusal) => {
+                let moved = move_into(file, &side.config.quarantine())?;
+                let reason = format!(
+                    "refused: {}\nreason: {}\nat: {}\n",
+                    refusal.kind,
+                    refusal.message,
+                    chrono::Utc::now().to_rfc3339()
+                );
+                let reason_path = PathBuf::from(format!("{}.reason", moved.display()));
+                std::fs::write(&reason_path, reason)
+                    .with_context(|| format!("writing {}", reason_path.display()))?;
+                tracing::warn!(file = %file.display(), kind = refusal.kind, reason = %refusal.message, "bundle refused");
+                ImportOutcome::Refused(refusal)
+            }
+        };
+        results.push((file.clone(), outcome));
+    }
+    drop(lock);
+    Ok(results)
+}
+
+fn move_into(file: &Path, dir: &Path) -> Result<PathBuf> {
+    let name = file.file_name().context("bundle path has no file name")?;
+    let mut target = dir.join(name);
+    if target.exists() {
+        target = dir.join(format!("{}.{}", name.to_string_lossy(), now()));
+    }
+    if std::fs::rename(file, &target).is_err() {
+        std::fs::copy(file, &target)
+            .with_context(|| format!("copying {} to {}", file.display(), target.display()))?;
+        std::fs::remove_file(file).with_context(|| format!("removing {}", file.display()))?;
+    }
+    sync_dir(dir);
+    Ok(target)
+}
+
+fn import_one(
+    side: &mut SideDir,
+    peer: &ferry_bundle::PublicIdentity,
+    keys: &ferry_bundle::SideKeys,
+    path: &Path,
+) -> std::result::Result<String, Refusal> {
+    let io = |e: std::io::Error| Refusal::new("io", format!("reading {}: {e}", path.display()));
+    // 1. Signature and payload hash, before anything is decrypted.
+    let (header, bundle_hash) = ferry_bundle::verify_bundle(File::open(path).map_err(io)?, &peer.signing)?;
+    // 2. Channel, ledger, sequence, chain, expiry.
+    let expected = side.incoming();
+    if header.channel != expected {
+        return Err(Refusal::new(
+            "wrong_channel",
+            format!(
+                "bundle is for channel {}, but this side receives on {}",
+                header.channel.as_str(),
+                expected.as_str()
+            ),
+        ));
+    }
+    let bundle_id = hex::encode(header.bundle_id);
+    let store_err = |e: ferry_core::StoreError| Refusal::new("store", e.to_string());
+    if let Some(prev) = side.store.imported(&bundle_id).map_err(store_err)? {
+        return Err(Refusal::new(
+            "replay",
+            format!(
+                "bundle {bundle_id} (sequence {}) was imported already at {}",
+                prev.seq,
+                chrono::DateTime::from_timestamp(prev.imported_at, 0).unwrap_or_default()
+            ),
+        ));
+    }
+    let (last_seq, last_hash) = side.store.channel_in(expected.as_str()).map_err(store_err)?;
+    if header.seq <= last_seq {
+        return Err(Refusal::new(
+            "rollback",
+            format!(
+                "sequence {} is not after the last imported sequence {last_seq} on {}",
+                header.seq,
+                expected.as_str()
+            ),
+        ));
+    }
+    let gap = header.seq - last_seq;
+    if gap > side.config.bundle.max_seq_gap {
+        return Err(Refusal::new(
+            "sequence_gap",
+            format!(
+                "sequence {} jumps {gap} past the last imported {last_seq}, more than bundle.max_seq_gap = {}; held for the owner",
+                header.seq, side.config.bundle.max_seq_gap
+            ),
+        ));
+    }
+    if gap == 1 && last_seq > 0 && hex::encode(header.prev_hash) != last_hash {
+        return Err(Refusal::new(
+            "chain_mismatch",
+            format!(
+                "bundle {} says the previous bundle's hash was {}, but the one imported as sequence {last_seq} has {last_hash}",
+                header.seq,
+                hex::encode(header.prev_hash)
+            ),
+        ));
+    }
+    let t = now();
+    let slack = side.config.bundle.clock_slack_secs as i64;
+    if t > header.expires_at + slack {
+        return Err(Refusal::new(
+            "expired",
+            format!(
+                "bundle expired at {} (clock slack {slack} s)",
+                chrono::DateTime::from_timestamp(header.expires_at, 0).unwrap_or_default()
+            ),
+        ));
+    }
+    if header.created_at > t + slack {
+        return Err(Refusal::new(
+            "not_yet_valid",
+            format!(
+                "bundle claims to be made at {}, in the future beyond the clock slack of {slack} s",
+                chrono::DateTime::from_timestamp(header.created_at, 0).unwrap_or_default()
+            ),
+        ));
+    }
+    // 3. Decrypt and check every entry against the inner manifest.
+    let max = side.config.bundle.max_bundle_mb.saturating_mul(1024 * 1024);
+    let mut sink = MemorySink::new(max);
+    let limits = Limits {
+        max_total_len: max,
+        ..Limits::default()
+    };
+    let opened = ferry_bundle::open_bundle(File::open(path).map_err(io)?, &peer.signing, keys, &limits, &mut sink)?;
+    if opened.bundle_hash != bundle_hash {
+        return Err(Refusal::new("changed_while_reading", "the file changed while it was being imported"));
+    }
+    let mut entries: BTreeMap<String, Vec<u8>> = sink.entries.into_iter().collect();
+    let records_bytes = entries
+        .remove(records::RECORDS_ENTRY)
+        .ok_or_else(|| Refusal::new("bad_records", "the bundle has no records entry"))?;
+    if records_bytes.len() as u64 > records::MAX_RECORDS_BYTES {
+        return Err(Refusal::new("bad_records", "the records entry is too large"));
+    }
+    let batch = Batch::decode(&records_bytes).map_err(|e| Refusal::new("bad_records", e.to_string()))?;
+    // 4. Apply everything in one transaction.
+    let SideDir { config, store } = side;
+    let tx = store.begin(role(config.side)).map_err(store_err)?;
+    let mut summary = Vec::new();
+    let bad = |m: String| Refusal::new("bad_records", m);
+    let mut take = |file: &records::FileRef| -> std::result::Result<Vec<u8>, Refusal> {
+        let data = entries
+            .remove(&file.entry)
+            .ok_or_else(|| bad(format!("entry {} is named by a record but missing", file.entry)))?;
+        if data.len() as u64 != file.size || ferry_core::sha256_hex(&data) != file.sha256 {
+            return Err(bad(format!("entry {} does not match its record's size and hash", file.entry)));
+        }
+        Ok(data)
+    };
+    for record in &batch.records {
+        match (config.side, record) {
+            (Side::High, Record::Job(job)) => {
+                names::researcher(&job.researcher).map_err(|e| bad(e.to_string()))?;
+                for a in &job.assets {
+                    names::asset(a).map_err(|e| bad(e.to_string()))?;
+                }
+                uuid::Uuid::parse_str(&job.job_id).map_err(|e| bad(format!("job id {:?}: {e}", job.job_id)))?;
+                if tx.import_job(job).map_err(store_err)? {
+                    summary.push(format!("job {}", job.job_id));
+                }
+            }
+            (Side::High, Record::Cancel { job_id, .. }) => {
+                if let Some(job) = tx.job(job_id).map_err(store_err)? {
+                    match job.state {
+                        JobState::Exported => {
+                            tx.transition(
+                                job_id,
+                                &[JobState::Exported],
+                                JobState::Cancelled,
+                                &job.researcher,
+                                Some("cancelled by the researcher before it ran"),
+                            )
+                            .map_err(store_err)?;
+                        }
+                        JobState::Running => tx.request_cancel(job_id).map_err(store_err)?,
+                        _ => {}
+                    }
+                    summary.push(format!("cancellation of {job_id}"));
+                }
+            }
+            (Side::Low, Record::Status(status)) => {
+                let mut outputs: Vec<OutputRow> = Vec::new();
+                if let Some(result) = &status.result {
+                    for file in &result.outputs {
+                        names::output_path(&file.name).map_err(|e| bad(e.to_string()))?;
+                        outputs.push(output_row(&file.name, take(file)?));
+                    }
+                }
+                if tx.apply_status(status, &outputs).map_err(store_err)? {
+                    summary.push(format!("job {} {}", status.job_id, status.state));
+                }
+            }
+            (Side::Low, Record::Catalog(assets)) => {
+                let mut rows = Vec::new();
+                for a in assets {
+                    names::asset(&a.name).map_err(|e| bad(e.to_string()))?;
+                    let data = take(&a.mock)?;
+                    let mock_path = config.assets_dir().join(format!("{}.mock", a.name));
+                    crate::setup::write_atomically(&mock_path, &data)
+                        .map_err(|e| Refusal::new("io", format!("{e:#}")))?;
+                    rows.push(AssetRow {
+                        name: a.name.clone(),
+                        description: a.description.clone(),
+                        private_path: None,
+                        mock_path: mock_path.display().to_string(),
+                        mock_size: data.len() as u64,
+                        mock_sha256: a.mock.sha256.clone(),
+                        updated_at: a.updated_at,
+                    });
+                }
+                tx.replace_catalog(&rows).map_err(store_err)?;
+                summary.push(format!("catalog of {} asset(s)", rows.len()));
+            }
+            (side, record) => {
+                return Err(Refusal::new(
+                    "wrong_scope",
+                    format!(
+                        "a {} record may not arrive on the {} side",
+                        match record {
+                            Record::Job(_) => "job",
+                            Record::Cancel { .. } => "cancel",
+                            Record::Status(_) => "status",
+                            Record::Catalog(_) => "catalog",
+                        },
+                        side.as_str()
+                    ),
+                ))
+            }
+        }
+    }
+    if let Some(extra) = entries.keys().next() {
+        return Err(Refusal::new(
+            "unlisted_entry",
+            format!("entry {extra} is not named by any record"),
+        ));
+    }
+    tx.record_import(
+        expected.as_str(),
+        &LedgerEntry {
+            bundle_id,
+            seq: header.seq,
+            bundle_hash: hex::encode(bundle_hash),
+            imported_at: t,
+        },
+        &path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    )
+    .map_err(store_err)?;
+    tx.commit().map_err(store_err)?;
+    if summary.is_empty() {
+        summary.push("nothing new".into());
+    }
+    Ok(format!("sequence {}: {}", header.seq, summary.join(", ")))
+}
+
+/// `ferry bundle inspect FILE [--json]`.
+pub fn inspect_cmd(file: &Path, json: bool) -> Result<()> {
+    let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let h = ferry_bundle::inspect(f).with_context(|| format!("reading the header of {}", file.display()))?;
+    let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap_or_default().to_rfc3339();
+    let v = serde_json::json!({
+        "format_version": h.version,
+        "bundle_id": hex::encode(h.bundle_id),
+        "channel": h.channel.as_str(),
+        "sequence": h.seq,
+        "previous_bundle_hash": hex::encode(h.prev_hash),
+        "created_at": at(h.created_at),
+        "expires_at": at(h.expires_at),
+        "signer": hex::encode(h.signer),
+        "payload_len": h.payload_len,
+        "payload_sha256": hex::encode(h.payload_sha256),
+        "verified": false,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("(header as written; NOT verified: use `ferry bundle verify` for that)");
+        for (k, val) in v.as_object().expect("object") {
+            println!("{k:<22} {}", val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// `ferry bundle verify --config CFG FILE`.
+pub fn verify_cmd(config: &Path, file: &Path) -> Result<()> {
+    let side = SideDir::open(config)?;
+    let peer = side.peer()?;
+    let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let (h, hash) = ferry_bundle::verify_bundle(f, &peer.signing)
+        .with_context(|| format!("verifying {}", file.display()))?;
+    if h.channel != side.incoming() {
+        bail!(
+            "{} is signed correctly but travels on {}, not on {} which this side receives",
+            file.display(),
+            h.channel.as_str(),
+            side.incoming().as_str()
+        );
+    }
+    let imported = side.store.imported(&hex::encode(h.bundle_id))?;
+    println!(
+        "{}: signature by {} and payload hash OK; channel {}, sequence {}, bundle hash {}{}",
+        file.display(),
+        peer.key_id(),
+        h.channel.as_str(),
+        h.seq,
+        hex::encode(hash),
+        if imported.is_some() { " (already imported)" } else { "" }
+    );
+    Ok(())
+}
