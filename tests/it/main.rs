@@ -1,1 +1,7 @@
-//! stub
+//! End-to-end tests: the real `ferry` binary, the real RabbitMQ broker (two vhosts stand in for the two sides'
+//! brokers), real age and Ed25519, real SQLite files and a real sandboxed `python3`.
+
+mod harness;
+mod intake;
+mod roundtrip;
+mod transfer;
