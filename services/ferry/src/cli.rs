@@ -34,7 +34,12 @@ pub struct ConfigArg {
 #[derive(Debug, Args, Clone)]
 pub struct AmqpArg {
     /// The low-side broker with your own credentials, e.g. amqp://alice:PASSWORD@host:5672/%2f
-    #[arg(long, env = "FERRY_AMQP_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FERRY_AMQP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub amqp: String,
 }
 
@@ -111,7 +116,12 @@ pub enum Command {
         #[arg(long, env = "FERRY_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// Your low-side broker URL (researchers).
-        #[arg(long, env = "FERRY_AMQP_URL", value_name = "URL", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "FERRY_AMQP_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
         amqp: Option<String>,
         /// Print JSON.
         #[arg(long)]

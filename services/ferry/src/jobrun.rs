@@ -16,7 +16,11 @@ pub fn runtime(name: &str, config: &RuntimeConfig) -> Runtime {
     rt.name = name.to_string();
     rt.program = config.program.clone();
     rt.args = config.args.clone();
-    rt.env = config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    rt.env = config
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     rt
 }
 

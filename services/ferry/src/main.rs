@@ -23,6 +23,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() {
+    reset_sigpipe();
     let cli = Cli::parse();
     // Services log their work; one-shot commands speak through their output and only log warnings.
     let serving = matches!(cli.command, Command::Serve { .. });
@@ -40,6 +41,16 @@ fn main() {
             }
             std::process::exit(1);
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `ferry review list | head -1` would panic on a closed pipe; restoring the default
+/// makes such a command end quietly, as other Unix tools do.
+#[allow(unsafe_code)]
+fn reset_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -28,12 +28,24 @@ async fn call(url: &str, call: &Call) -> Result<CallReply> {
     let session = Session::connect(url).await?;
     let body = serde_json::to_vec(call).expect("call serializes");
     let reply = session
-        .call(REQUESTS_EXCHANGE, CALL_ROUTING_KEY, &body, &user_of(url), CALL_TIMEOUT)
+        .call(
+            REQUESTS_EXCHANGE,
+            CALL_ROUTING_KEY,
+            &body,
+            &user_of(url),
+            CALL_TIMEOUT,
+        )
         .await;
     session.close().await;
-    let reply: CallReply = serde_json::from_slice(&reply?).context("the low side's reply is not valid JSON")?;
+    let reply: CallReply =
+        serde_json::from_slice(&reply?).context("the low side's reply is not valid JSON")?;
     if !reply.ok {
-        bail!("{}", reply.error.unwrap_or_else(|| "the low side refused the call".into()));
+        bail!(
+            "{}",
+            reply
+                .error
+                .unwrap_or_else(|| "the low side refused the call".into())
+        );
     }
     Ok(reply)
 }
@@ -61,10 +73,15 @@ pub async fn assets(url: &str, json: bool) -> Result<()> {
 }
 
 async fn fetch_mock(url: &str, name: &str) -> Result<Vec<u8>> {
-    let mock = call(url, &Call::Mock { asset: name.to_string() })
-        .await?
-        .mock
-        .context("the reply has no mock")?;
+    let mock = call(
+        url,
+        &Call::Mock {
+            asset: name.to_string(),
+        },
+    )
+    .await?
+    .mock
+    .context("the reply has no mock")?;
     let data = b64(&mock.data_base64)?;
     if ferry_core::sha256_hex(&data) != mock.sha256 {
         bail!("the mock of {name} arrived damaged (SHA-256 mismatch)");
@@ -76,7 +93,11 @@ async fn fetch_mock(url: &str, name: &str) -> Result<Vec<u8>> {
 pub async fn mock_fetch(url: &str, name: &str, out: &Path) -> Result<()> {
     let data = fetch_mock(url, name).await?;
     std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
-    println!("wrote the mock of {name} ({} bytes) to {}", data.len(), out.display());
+    println!(
+        "wrote the mock of {name} ({} bytes) to {}",
+        data.len(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -89,7 +110,8 @@ pub async fn run_mock(
     out: &Path,
     no_sandbox: bool,
 ) -> Result<i32> {
-    let code = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let code =
+        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
     if runtime != "python" {
         bail!("unknown runtime {runtime:?}: ferry run offers python");
     }
@@ -139,9 +161,14 @@ pub async fn run_mock(
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(&path, &o.data).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, &o.data)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
-        eprintln!("ferry: {} output file(s) written to {}", outcome.outputs.len(), out.display());
+        eprintln!(
+            "ferry: {} output file(s) written to {}",
+            outcome.outputs.len(),
+            out.display()
+        );
     }
     eprintln!("ferry: mock run {}", outcome.summary());
     Ok(outcome.exit_code().unwrap_or(1))
@@ -162,11 +189,15 @@ pub async fn submit(
     runtime: &str,
     script: &Path,
 ) -> Result<()> {
-    let code = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let code =
+        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
     let request = JobRequest {
         job_id: uuid::Uuid::new_v4(),
         title: if title.is_empty() {
-            script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            script
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         } else {
             title.to_string()
         },
@@ -177,7 +208,8 @@ pub async fn submit(
     };
     // Catch what intake would refuse before it leaves, with the same rules.
     let body = serde_json::to_vec(&request).expect("request serializes");
-    JobRequest::parse(&body, &ferry_core::config::IntakePolicy::default()).map_err(|r| anyhow::anyhow!("{}", r.reason))?;
+    JobRequest::parse(&body, &ferry_core::config::IntakePolicy::default())
+        .map_err(|r| anyhow::anyhow!("{}", r.reason))?;
     let session = Session::connect(url).await?;
     let job_id = request.job_id.to_string();
     let user = user_of(url);
@@ -204,14 +236,21 @@ fn print_update(u: &JobUpdate) {
         "job {}  {}{}",
         u.job_id.as_deref().unwrap_or("-"),
         u.state,
-        u.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+        u.reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
     );
 }
 
 /// `ferry status JOB [--json]`.
 pub async fn status(url: &str, job: &str, json: bool) -> Result<()> {
-    let job_id = uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
-    let jobs = call(url, &Call::Status { job_id }).await?.jobs.unwrap_or_default();
+    let job_id =
+        uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let jobs = call(url, &Call::Status { job_id })
+        .await?
+        .jobs
+        .unwrap_or_default();
     for mut u in jobs {
         if json {
             println!("{}", serde_json::to_string_pretty(&u)?);
@@ -226,8 +265,12 @@ pub async fn status(url: &str, job: &str, json: bool) -> Result<()> {
 
 /// `ferry cancel JOB`.
 pub async fn cancel(url: &str, job: &str) -> Result<()> {
-    let job_id = uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
-    let jobs = call(url, &Call::Cancel { job_id }).await?.jobs.unwrap_or_default();
+    let job_id =
+        uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let jobs = call(url, &Call::Cancel { job_id })
+        .await?
+        .jobs
+        .unwrap_or_default();
     for u in jobs {
         if u.state == "cancelled" {
             println!("job {} cancelled", job_id);
@@ -241,22 +284,42 @@ pub async fn cancel(url: &str, job: &str) -> Result<()> {
 const FINAL: [&str; 5] = ["delivered", "rejected", "withheld", "failed", "cancelled"];
 
 /// `ferry results [JOB] [--wait] [--timeout S] [--out DIR]`: exit 0 unless a waited-for job did not end well.
-pub async fn results(url: &str, job: Option<&str>, wait: bool, timeout: u64, out: &Path, json: bool) -> Result<i32> {
+pub async fn results(
+    url: &str,
+    job: Option<&str>,
+    wait: bool,
+    timeout: u64,
+    out: &Path,
+    json: bool,
+) -> Result<i32> {
     let job_id = job
-        .map(|j| uuid::Uuid::parse_str(j).with_context(|| format!("{j:?} is not a job id (a UUID)")))
+        .map(|j| {
+            uuid::Uuid::parse_str(j).with_context(|| format!("{j:?} is not a job id (a UUID)"))
+        })
         .transpose()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let updates = loop {
         let updates = match job_id {
-            Some(id) => call(url, &Call::Status { job_id: id }).await?.jobs.unwrap_or_default(),
+            Some(id) => call(url, &Call::Status { job_id: id })
+                .await?
+                .jobs
+                .unwrap_or_default(),
             None => call(url, &Call::Jobs).await?.jobs.unwrap_or_default(),
         };
-        let done = updates.iter().all(|u| FINAL.contains(&u.state.as_str()) || u.state == "released" && u.result.is_some());
+        let done = updates.iter().all(|u| {
+            FINAL.contains(&u.state.as_str()) || u.state == "released" && u.result.is_some()
+        });
         if !wait || done {
             break updates;
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {timeout} s; the job is still {}", updates.first().map(|u| u.state.as_str()).unwrap_or("unknown"));
+            bail!(
+                "timed out after {timeout} s; the job is still {}",
+                updates
+                    .first()
+                    .map(|u| u.state.as_str())
+                    .unwrap_or("unknown")
+            );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
@@ -274,10 +337,24 @@ pub async fn results(url: &str, job: Option<&str>, wait: bool, timeout: u64, out
                 if let Some(c) = r.exit_code {
                     println!("exit code: {c}");
                 }
-                println!("--- stdout{} ---", if r.stdout_truncated { " (truncated)" } else { "" });
+                println!(
+                    "--- stdout{} ---",
+                    if r.stdout_truncated {
+                        " (truncated)"
+                    } else {
+                        ""
+                    }
+                );
                 print!("{}", r.stdout);
                 if !r.stderr.is_empty() {
-                    println!("--- stderr{} ---", if r.stderr_truncated { " (truncated)" } else { "" });
+                    println!(
+                        "--- stderr{} ---",
+                        if r.stderr_truncated {
+                            " (truncated)"
+                        } else {
+                            ""
+                        }
+                    );
                     print!("{}", r.stderr);
                 }
             }
@@ -293,7 +370,8 @@ pub async fn results(url: &str, job: Option<&str>, wait: bool, timeout: u64, out
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent)?;
                     }
-                    std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(&path, data)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     if !json {
                         println!("output file: {}", path.display());
                     }

@@ -64,11 +64,15 @@ pub fn run(action: ReviewAction) -> Result<()> {
     match action {
         ReviewAction::List { config, all, json } => list(&config.config, all, json),
         ReviewAction::Show { config, id, json } => show(&config.config, &id, json),
-        ReviewAction::Approve { config, id } => decide(&config.config, &id, Decision::Approve, None),
+        ReviewAction::Approve { config, id } => {
+            decide(&config.config, &id, Decision::Approve, None)
+        }
         ReviewAction::Reject { config, id, reason } => {
             decide(&config.config, &id, Decision::Reject, Some(&reason))
         }
-        ReviewAction::Release { config, id } => decide(&config.config, &id, Decision::Release, None),
+        ReviewAction::Release { config, id } => {
+            decide(&config.config, &id, Decision::Release, None)
+        }
         ReviewAction::Withhold { config, id, reason } => {
             decide(&config.config, &id, Decision::Withhold, Some(&reason))
         }
@@ -81,7 +85,9 @@ fn list(config: &Path, all: bool, json: bool) -> Result<()> {
         Side::Low => JobState::Submitted,
         Side::High => JobState::Finished,
     };
-    let jobs = side.store.jobs(if all { None } else { Some(awaiting) }, None)?;
+    let jobs = side
+        .store
+        .jobs(if all { None } else { Some(awaiting) }, None)?;
     if json {
         let list = jobs
             .iter()
@@ -98,10 +104,13 @@ fn list(config: &Path, all: bool, json: bool) -> Result<()> {
         );
         return Ok(());
     }
-    println!("{:<36}  {:<10}  {:<12}  {:<20}  TITLE", "JOB", "STATE", "RESEARCHER", "UPDATED");
+    println!(
+        "{:<36}  {:<10}  {:<12}  {:<20}  TITLE",
+        "JOB", "STATE", "RESEARCHER", "UPDATED"
+    );
     for j in jobs {
         println!(
-            "{:<36}  {:<10}  {:<12}  {:<20}  {}",
+            "{:<36}  {:<10}  {:<16}  {:<23}  {}",
             j.job_id,
             j.state.as_str(),
             j.researcher,
@@ -115,7 +124,10 @@ fn list(config: &Path, all: bool, json: bool) -> Result<()> {
 fn show(config: &Path, id: &str, json: bool) -> Result<()> {
     let side = SideDir::open(config)?;
     let id = side.resolve_job(id)?;
-    let job = side.store.job(&id)?.ok_or_else(|| anyhow::anyhow!("no job {id}"))?;
+    let job = side
+        .store
+        .job(&id)?
+        .ok_or_else(|| anyhow::anyhow!("no job {id}"))?;
     let v = job_json(&side, &job, true)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -139,16 +151,29 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
         }
         println!(
             "--- stdout{} ---\n{}",
-            if r.stdout_truncated { " (truncated)" } else { "" },
+            if r.stdout_truncated {
+                " (truncated)"
+            } else {
+                ""
+            },
             String::from_utf8_lossy(&r.stdout)
         );
         println!(
             "--- stderr{} ---\n{}",
-            if r.stderr_truncated { " (truncated)" } else { "" },
+            if r.stderr_truncated {
+                " (truncated)"
+            } else {
+                ""
+            },
             String::from_utf8_lossy(&r.stderr)
         );
         for o in side.store.outputs(&job.job_id)? {
-            println!("output file: {} ({} bytes, sha256 {})", o.name, o.data.len(), o.sha256);
+            println!(
+                "output file: {} ({} bytes, sha256 {})",
+                o.name,
+                o.data.len(),
+                o.sha256
+            );
         }
     }
     println!("--- history ---");
@@ -175,10 +200,25 @@ enum Decision {
 fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> Result<()> {
     let mut side = SideDir::open(config)?;
     let (needs_side, from, to, verb) = match decision {
-        Decision::Approve => (Side::Low, JobState::Submitted, JobState::Approved, "approve"),
+        Decision::Approve => (
+            Side::Low,
+            JobState::Submitted,
+            JobState::Approved,
+            "approve",
+        ),
         Decision::Reject => (Side::Low, JobState::Submitted, JobState::Rejected, "reject"),
-        Decision::Release => (Side::High, JobState::Finished, JobState::Released, "release"),
-        Decision::Withhold => (Side::High, JobState::Finished, JobState::Withheld, "withhold"),
+        Decision::Release => (
+            Side::High,
+            JobState::Finished,
+            JobState::Released,
+            "release",
+        ),
+        Decision::Withhold => (
+            Side::High,
+            JobState::Finished,
+            JobState::Withheld,
+            "withhold",
+        ),
     };
     side.require(needs_side, &format!("`ferry review {verb}`"))?;
     if let Some(r) = reason {
@@ -226,7 +266,11 @@ pub fn side_status(config: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("{} side ({})", side.config.side.as_str(), side.config.dir.display());
+    println!(
+        "{} side ({})",
+        side.config.side.as_str(),
+        side.config.dir.display()
+    );
     println!("jobs:");
     let mut any = false;
     for (state, n) in counts.iter().filter(|(_, n)| *n > 0) {
@@ -236,14 +280,27 @@ pub fn side_status(config: &Path, json: bool) -> Result<()> {
     if !any {
         println!("  none");
     }
-    println!("channel {} (out): last sequence {out_seq}", side.outgoing().as_str());
-    println!("channel {} (in):  last sequence {in_seq}", side.incoming().as_str());
+    println!(
+        "channel {} (out): last sequence {out_seq}",
+        side.outgoing().as_str()
+    );
+    println!(
+        "channel {} (in):  last sequence {in_seq}",
+        side.incoming().as_str()
+    );
     println!(
         "pending export: {}",
-        if pending.is_empty() { "nothing".to_string() } else { pending.join(", ") }
+        if pending.is_empty() {
+            "nothing".to_string()
+        } else {
+            pending.join(", ")
+        }
     );
     if quarantined > 0 {
-        println!("quarantined bundles: {quarantined} (see {})", side.config.quarantine().display());
+        println!(
+            "quarantined bundles: {quarantined} (see {})",
+            side.config.quarantine().display()
+        );
     }
     Ok(())
 }

@@ -57,7 +57,8 @@ pub fn trust_add(config_path: &Path, peer_file: &Path) -> Result<()> {
     let side = SideDir::open(config_path)?;
     let text = std::fs::read_to_string(peer_file)
         .with_context(|| format!("reading {}", peer_file.display()))?;
-    let peer = PublicIdentity::parse(&text).with_context(|| format!("parsing {}", peer_file.display()))?;
+    let peer =
+        PublicIdentity::parse(&text).with_context(|| format!("parsing {}", peer_file.display()))?;
     let own = side.keys()?.public();
     if own.signing == peer.signing {
         bail!(
@@ -107,7 +108,9 @@ fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> Result<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("running rabbitmqctl (it must be on PATH, and run as root or the rabbitmq user)")?;
+        .context(
+            "running rabbitmqctl (it must be on PATH, and run as root or the rabbitmq user)",
+        )?;
     if let Some(input) = stdin {
         child
             .stdin
@@ -118,8 +121,11 @@ fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> Result<String> {
     } else {
         drop(child.stdin.take());
     }
-    let out = child.wait_with_output().context("waiting for rabbitmqctl")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = child
+        .wait_with_output()
+        .context("waiting for rabbitmqctl")?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         bail!("rabbitmqctl {} failed: {}", args[0], text.trim());
     }
@@ -141,18 +147,21 @@ pub async fn researcher_add(config_path: &Path, name: &str) -> Result<()> {
     }
     let vhost = vhost_of(&side.config.amqp_url);
     let users = rabbitmqctl(&["list_users", "--quiet"], None)?;
-    if users.lines().any(|l| l.split_whitespace().next() == Some(name)) {
+    if users
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name))
+    {
         bail!("broker user {name:?} exists already");
     }
     rabbitmqctl(&["add_user", name], Some(&format!("{password}\n")))?;
     // Confined: configure nothing, write only to the requests exchange, read only their own results queue
     // (direct reply-to, used for calls, needs no read permission).
     let write = format!("^{}$", regex_escape(ferry_core::wire::REQUESTS_EXCHANGE));
-    let read = format!(
-        "^{}$",
-        regex_escape(&ferry_core::wire::results_queue(name))
-    );
-    rabbitmqctl(&["set_permissions", "-p", &vhost, name, "^$", &write, &read], None)?;
+    let read = format!("^{}$", regex_escape(&ferry_core::wire::results_queue(name)));
+    rabbitmqctl(
+        &["set_permissions", "-p", &vhost, name, "^$", &write, &read],
+        None,
+    )?;
     let session = ferry_broker::Session::connect(&side.config.amqp_url).await?;
     ferry_broker::topology::declare_low(&session).await?;
     ferry_broker::topology::declare_results_queue(&session, name).await?;
@@ -177,7 +186,13 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// `ferry asset add --config HIGH NAME --private PATH --mock PATH [--description TEXT]`.
-pub fn asset_add(config_path: &Path, name: &str, private: &Path, mock: &Path, description: &str) -> Result<()> {
+pub fn asset_add(
+    config_path: &Path,
+    name: &str,
+    private: &Path,
+    mock: &Path,
+    description: &str,
+) -> Result<()> {
     let mut side = SideDir::open(config_path)?;
     side.require(Side::High, "`ferry asset add`")?;
     names::asset(name)?;
@@ -187,7 +202,8 @@ pub fn asset_add(config_path: &Path, name: &str, private: &Path, mock: &Path, de
     if !private.is_file() {
         bail!("private file {} is not a regular file", private.display());
     }
-    let mock_data = std::fs::read(mock).with_context(|| format!("reading mock {}", mock.display()))?;
+    let mock_data =
+        std::fs::read(mock).with_context(|| format!("reading mock {}", mock.display()))?;
     let mock_path = side.config.assets_dir().join(format!("{name}.mock"));
     write_atomically(&mock_path, &mock_data)?;
     let row = AssetRow {
@@ -229,7 +245,10 @@ pub fn asset_list(config_path: &Path, json: bool) -> Result<()> {
         println!("no assets registered");
     } else {
         for a in assets {
-            println!("{:<24} mock {:>10} bytes  {}", a.name, a.mock_size, a.description);
+            println!(
+                "{:<24} mock {:>10} bytes  {}",
+                a.name, a.mock_size, a.description
+            );
         }
     }
     Ok(())
@@ -243,9 +262,12 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
     ));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(data).with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
@@ -263,6 +285,9 @@ mod tests {
 
     #[test]
     fn permissions_are_anchored_and_escaped() {
-        assert_eq!(regex_escape("ferry.results.alice"), "ferry\\.results\\.alice");
+        assert_eq!(
+            regex_escape("ferry.results.alice"),
+            "ferry\\.results\\.alice"
+        );
     }
 }

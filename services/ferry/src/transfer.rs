@@ -96,7 +96,13 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
                     approved_by: approved.0,
                     approved_at: approved.1,
                 }));
-                tx.transition(&job.job_id, &[JobState::Approved], JobState::Exported, "export", None)?;
+                tx.transition(
+                    &job.job_id,
+                    &[JobState::Approved],
+                    JobState::Exported,
+                    "export",
+                    None,
+                )?;
             }
             for job_id in tx.take_cancels()? {
                 batch.records.push(Record::Cancel { job_id, at: now() });
@@ -112,10 +118,9 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
                     result: None,
                 };
                 if job.state == JobState::Released {
-                    let r = job
-                        .result
-                        .as_ref()
-                        .with_context(|| format!("released job {} has no stored result", job.job_id))?;
+                    let r = job.result.as_ref().with_context(|| {
+                        format!("released job {} has no stored result", job.job_id)
+                    })?;
                     let mut outputs = Vec::new();
                     for o in tx.outputs(&job.job_id)? {
                         let entry = records::output_entry(&job.job_id, &o.name);
@@ -175,7 +180,8 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     bundle_id.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     let mut prev_hash = [0u8; 32];
     if !last_hash.is_empty() {
-        hex::decode_to_slice(&last_hash, &mut prev_hash).context("stored channel hash is corrupt")?;
+        hex::decode_to_slice(&last_hash, &mut prev_hash)
+            .context("stored channel hash is corrupt")?;
     }
     let created_at = now();
     let params = HeaderParams {
@@ -195,12 +201,14 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     let final_path = outbox.join(&name);
     let tmp_path = outbox.join(format!(".{name}.tmp"));
     let written = (|| -> Result<ferry_bundle::WrittenBundle> {
-        let file = File::create(&tmp_path).with_context(|| format!("creating {}", tmp_path.display()))?;
+        let file =
+            File::create(&tmp_path).with_context(|| format!("creating {}", tmp_path.display()))?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
         let written = ferry_bundle::write_bundle(&mut writer, &keys, &peer, &params, &entries)
             .context("writing the bundle")?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all().with_context(|| format!("syncing {}", tmp_path.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", tmp_path.display()))?;
         Ok(written)
     })();
     let written = match written {
@@ -307,7 +315,9 @@ pub fn import_cmd(config: &Path, files: &[PathBuf]) -> Result<i32> {
 pub fn inbox_files(side: &SideDir, settled: bool) -> Result<Vec<PathBuf>> {
     let inbox = side.config.inbox();
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(&inbox).with_context(|| format!("reading {}", inbox.display()))? {
+    for entry in
+        std::fs::read_dir(&inbox).with_context(|| format!("reading {}", inbox.display()))?
+    {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') || !name.ends_with(".bundle") {
@@ -330,9 +340,13 @@ pub fn inbox_files(side: &SideDir, settled: bool) -> Result<Vec<PathBuf>> {
 }
 
 /// Imports each file under the side's import lock; moves each to `archive/` or `quarantine/`.
-pub fn import_files(side: &mut SideDir, files: &[PathBuf]) -> Result<Vec<(PathBuf, ImportOutcome)>> {
+pub fn import_files(
+    side: &mut SideDir,
+    files: &[PathBuf],
+) -> Result<Vec<(PathBuf, ImportOutcome)>> {
     let lock_path = side.config.dir.join(".import.lock");
-    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    let lock =
+        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     lock.lock().context("taking the import lock")?;
     let peer = side.peer()?;
     let keys = side.keys()?;
@@ -392,7 +406,8 @@ fn import_one(
 ) -> std::result::Result<String, Refusal> {
     let io = |e: std::io::Error| Refusal::new("io", format!("reading {}: {e}", path.display()));
     // 1. Signature and payload hash, before anything is decrypted.
-    let (header, bundle_hash) = ferry_bundle::verify_bundle(File::open(path).map_err(io)?, &peer.signing)?;
+    let (header, bundle_hash) =
+        ferry_bundle::verify_bundle(File::open(path).map_err(io)?, &peer.signing)?;
     // 2. Channel, ledger, sequence, chain, expiry.
     let expected = side.incoming();
     if header.channel != expected {
@@ -417,7 +432,10 @@ fn import_one(
             ),
         ));
     }
-    let (last_seq, last_hash) = side.store.channel_in(expected.as_str()).map_err(store_err)?;
+    let (last_seq, last_hash) = side
+        .store
+        .channel_in(expected.as_str())
+        .map_err(store_err)?;
     if header.seq <= last_seq {
         return Err(Refusal::new(
             "rollback",
@@ -475,29 +493,48 @@ fn import_one(
         max_total_len: max,
         ..Limits::default()
     };
-    let opened = ferry_bundle::open_bundle(File::open(path).map_err(io)?, &peer.signing, keys, &limits, &mut sink)?;
+    let opened = ferry_bundle::open_bundle(
+        File::open(path).map_err(io)?,
+        &peer.signing,
+        keys,
+        &limits,
+        &mut sink,
+    )?;
     if opened.bundle_hash != bundle_hash {
-        return Err(Refusal::new("changed_while_reading", "the file changed while it was being imported"));
+        return Err(Refusal::new(
+            "changed_while_reading",
+            "the file changed while it was being imported",
+        ));
     }
     let mut entries: BTreeMap<String, Vec<u8>> = sink.entries.into_iter().collect();
     let records_bytes = entries
         .remove(records::RECORDS_ENTRY)
         .ok_or_else(|| Refusal::new("bad_records", "the bundle has no records entry"))?;
     if records_bytes.len() as u64 > records::MAX_RECORDS_BYTES {
-        return Err(Refusal::new("bad_records", "the records entry is too large"));
+        return Err(Refusal::new(
+            "bad_records",
+            "the records entry is too large",
+        ));
     }
-    let batch = Batch::decode(&records_bytes).map_err(|e| Refusal::new("bad_records", e.to_string()))?;
+    let batch =
+        Batch::decode(&records_bytes).map_err(|e| Refusal::new("bad_records", e.to_string()))?;
     // 4. Apply everything in one transaction.
     let SideDir { config, store } = side;
     let tx = store.begin(role(config.side)).map_err(store_err)?;
     let mut summary = Vec::new();
     let bad = |m: String| Refusal::new("bad_records", m);
     let mut take = |file: &records::FileRef| -> std::result::Result<Vec<u8>, Refusal> {
-        let data = entries
-            .remove(&file.entry)
-            .ok_or_else(|| bad(format!("entry {} is named by a record but missing", file.entry)))?;
+        let data = entries.remove(&file.entry).ok_or_else(|| {
+            bad(format!(
+                "entry {} is named by a record but missing",
+                file.entry
+            ))
+        })?;
         if data.len() as u64 != file.size || ferry_core::sha256_hex(&data) != file.sha256 {
-            return Err(bad(format!("entry {} does not match its record's size and hash", file.entry)));
+            return Err(bad(format!(
+                "entry {} does not match its record's size and hash",
+                file.entry
+            )));
         }
         Ok(data)
     };
@@ -508,7 +545,8 @@ fn import_one(
                 for a in &job.assets {
                     names::asset(a).map_err(|e| bad(e.to_string()))?;
                 }
-                uuid::Uuid::parse_str(&job.job_id).map_err(|e| bad(format!("job id {:?}: {e}", job.job_id)))?;
+                uuid::Uuid::parse_str(&job.job_id)
+                    .map_err(|e| bad(format!("job id {:?}: {e}", job.job_id)))?;
                 if tx.import_job(job).map_err(store_err)? {
                     summary.push(format!("job {}", job.job_id));
                 }
@@ -596,7 +634,10 @@ fn import_one(
             bundle_hash: hex::encode(bundle_hash),
             imported_at: t,
         },
-        &path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        &path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     )
     .map_err(store_err)?;
     tx.commit().map_err(store_err)?;
@@ -609,8 +650,13 @@ fn import_one(
 /// `ferry bundle inspect FILE [--json]`.
 pub fn inspect_cmd(file: &Path, json: bool) -> Result<()> {
     let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let h = ferry_bundle::inspect(f).with_context(|| format!("reading the header of {}", file.display()))?;
-    let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap_or_default().to_rfc3339();
+    let h = ferry_bundle::inspect(f)
+        .with_context(|| format!("reading the header of {}", file.display()))?;
+    let at = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .to_rfc3339()
+    };
     let v = serde_json::json!({
         "format_version": h.version,
         "bundle_id": hex::encode(h.bundle_id),
@@ -629,7 +675,12 @@ pub fn inspect_cmd(file: &Path, json: bool) -> Result<()> {
     } else {
         println!("(header as written; NOT verified: use `ferry bundle verify` for that)");
         for (k, val) in v.as_object().expect("object") {
-            println!("{k:<22} {}", val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string()));
+            println!(
+                "{k:<22} {}",
+                val.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| val.to_string())
+            );
         }
     }
     Ok(())
@@ -658,7 +709,11 @@ pub fn verify_cmd(config: &Path, file: &Path) -> Result<()> {
         h.channel.as_str(),
         h.seq,
         hex::encode(hash),
-        if imported.is_some() { " (already imported)" } else { "" }
+        if imported.is_some() {
+            " (already imported)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

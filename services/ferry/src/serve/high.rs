@@ -20,12 +20,21 @@ use tracing::Instrument;
 use super::{inbox_watcher, OUTBOX_POLL};
 use crate::jobrun;
 
-pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
-    if matches!(jobrun::isolation(&config.worker), ferry_sandbox::Isolation::Unsandboxed) {
+pub async fn run(
+    config_path: &Path,
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    if matches!(
+        jobrun::isolation(&config.worker),
+        ferry_sandbox::Isolation::Unsandboxed
+    ) {
         tracing::warn!("worker.sandbox = \"off\": jobs run WITHOUT isolation; development only");
     } else if let Some(rt) = config.runtimes.get("python") {
         if let Err(e) = ferry_sandbox::check_available(&jobrun::runtime("python", rt)) {
-            tracing::error!("the sandbox cannot be set up here, every job will fail until it can: {e}");
+            tracing::error!(
+                "the sandbox cannot be set up here, every job will fail until it can: {e}"
+            );
         }
     }
     let session = Arc::new(Session::connect(&config.amqp_url).await?);
@@ -33,12 +42,24 @@ pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<b
         .await
         .context("declaring the high side's queues")?;
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(dispatcher(session.clone(), config.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(dispatcher(
+        session.clone(),
+        config.clone(),
+        shutdown.clone(),
+    )));
     for n in 0..config.worker.count {
-        tasks.push(tokio::spawn(worker(n, session.clone(), config.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(worker(
+            n,
+            session.clone(),
+            config.clone(),
+            shutdown.clone(),
+        )));
     }
     let inbox = tokio::spawn(inbox_watcher(config_path.to_path_buf(), shutdown.clone()));
-    tracing::info!(workers = config.worker.count, "high side serving: workers on {HIGH_JOBS_QUEUE}");
+    tracing::info!(
+        workers = config.worker.count,
+        "high side serving: workers on {HIGH_JOBS_QUEUE}"
+    );
     let mut first_error = None;
     for t in tasks {
         if let Err(e) = t.await? {
@@ -51,10 +72,15 @@ pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<b
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.state_db()).with_context(|| format!("opening {}", config.state_db().display()))
+    Store::open(&config.state_db())
+        .with_context(|| format!("opening {}", config.state_db().display()))
 }
 
-async fn dispatcher(session: Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+async fn dispatcher(
+    session: Arc<Session>,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let store = open_store(&config)?;
     loop {
         tokio::select! {
@@ -86,7 +112,12 @@ async fn dispatcher(session: Arc<Session>, config: Config, mut shutdown: watch::
     }
 }
 
-async fn worker(n: usize, session: Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+async fn worker(
+    n: usize,
+    session: Arc<Session>,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let mut store = open_store(&config)?;
     let mut sub = session.consume(HIGH_JOBS_QUEUE, 1).await?;
     loop {
@@ -94,7 +125,11 @@ async fn worker(n: usize, session: Arc<Session>, config: Config, mut shutdown: w
             _ = shutdown.changed() => return Ok(()),
             msg = sub.next() => msg?,
         };
-        let span = tracing::info_span!("job", worker = n, job_id = msg.message_id.as_deref().unwrap_or("-"));
+        let span = tracing::info_span!(
+            "job",
+            worker = n,
+            job_id = msg.message_id.as_deref().unwrap_or("-")
+        );
         if let Err(e) = handle_job(&config, &mut store, &msg).instrument(span).await {
             tracing::error!("worker {n}: {e:#}; requeueing the job");
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -113,7 +148,11 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Resul
             return Ok(());
         }
     };
-    let Some(job_id) = body.get("job_id").and_then(|v| v.as_str()).map(str::to_string) else {
+    let Some(job_id) = body
+        .get("job_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+    else {
         tracing::warn!("a message on {HIGH_JOBS_QUEUE} has no job_id: dropped");
         return Ok(());
     };
@@ -133,24 +172,47 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Resul
     let fail = |store: &mut Store, reason: String| -> Result<()> {
         tracing::warn!(job_id, reason, "job failed");
         let tx = store.begin(Role::High)?;
-        tx.transition(&job_id, &[JobState::Exported, JobState::Running], JobState::Failed, "worker", Some(&reason))?;
+        tx.transition(
+            &job_id,
+            &[JobState::Exported, JobState::Running],
+            JobState::Failed,
+            "worker",
+            Some(&reason),
+        )?;
         tx.commit()?;
         Ok(())
     };
     let Some(rt_config) = config.runtimes.get(&job.runtime) else {
-        return fail(store, format!("runtime {:?} is not configured on the high side", job.runtime));
+        return fail(
+            store,
+            format!(
+                "runtime {:?} is not configured on the high side",
+                job.runtime
+            ),
+        );
     };
     let mut inputs = Vec::new();
     for name in &job.assets {
         match store.asset(name)?.and_then(|a| a.private_path) {
             Some(p) => inputs.push((name.clone(), p.into())),
-            None => return fail(store, format!("asset {name:?} is not registered on the high side")),
+            None => {
+                return fail(
+                    store,
+                    format!("asset {name:?} is not registered on the high side"),
+                )
+            }
         }
     }
     {
         let tx = store.begin(Role::High)?;
         if job.state != JobState::Running {
-            tx.transition(&job_id, &[JobState::Exported], JobState::Running, "worker", None)?;
+            tx.transition(
+                &job_id,
+                &[JobState::Exported],
+                JobState::Running,
+                "worker",
+                None,
+            )?;
         }
         tx.commit()?;
     }
@@ -190,7 +252,13 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Resul
             let (result, outputs) = jobrun::stored(&outcome);
             let tx = store.begin(Role::High)?;
             tx.store_result(&job_id, &result, &outputs)?;
-            tx.transition(&job_id, &[JobState::Running], JobState::Finished, "worker", None)?;
+            tx.transition(
+                &job_id,
+                &[JobState::Running],
+                JobState::Finished,
+                "worker",
+                None,
+            )?;
             tx.commit()?;
             tracing::info!(summary = %result.summary, outputs = outputs.len(), "finished; awaiting release");
             Ok(())
@@ -199,7 +267,9 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Resul
 }
 
 async fn watch_cancel(config: Config, job_id: String, cancel: Arc<AtomicBool>) {
-    let Ok(store) = open_store(&config) else { return };
+    let Ok(store) = open_store(&config) else {
+        return;
+    };
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Ok(Some(job)) = store.job(&job_id) {

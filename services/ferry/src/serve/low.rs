@@ -18,7 +18,11 @@ use super::{inbox_watcher, OUTBOX_POLL};
 /// The largest mock served over the broker, in bytes (base64 makes it a third larger on the wire).
 const MAX_MOCK_BYTES: u64 = 64 * 1024 * 1024;
 
-pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(
+    config_path: &Path,
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let session = Session::connect(&config.amqp_url).await?;
     topology::declare_low(&session)
         .await
@@ -38,10 +42,15 @@ pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<b
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.state_db()).with_context(|| format!("opening {}", config.state_db().display()))
+    Store::open(&config.state_db())
+        .with_context(|| format!("opening {}", config.state_db().display()))
 }
 
-async fn intake(session: std::sync::Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+async fn intake(
+    session: std::sync::Arc<Session>,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let mut store = open_store(&config)?;
     let mut sub = session.consume(REQUESTS_QUEUE, 32).await?;
     let mut queues_declared: HashSet<String> = HashSet::new();
@@ -50,7 +59,11 @@ async fn intake(session: std::sync::Arc<Session>, config: Config, mut shutdown: 
             _ = shutdown.changed() => return Ok(()),
             msg = sub.next() => msg?,
         };
-        let span = tracing::info_span!("request", user = msg.user_id.as_deref().unwrap_or("-"), message_id = msg.message_id.as_deref().unwrap_or("-"));
+        let span = tracing::info_span!(
+            "request",
+            user = msg.user_id.as_deref().unwrap_or("-"),
+            message_id = msg.message_id.as_deref().unwrap_or("-")
+        );
         if let Err(e) = handle_request(&session, &config, &mut store, &mut queues_declared, &msg)
             .instrument(span)
             .await
@@ -76,7 +89,10 @@ async fn handle_request(
         return Ok(());
     };
     if names::researcher(&user).is_err() && user != "guest" {
-        tracing::warn!(user, "request from a user that is not a valid researcher name: dead-lettered");
+        tracing::warn!(
+            user,
+            "request from a user that is not a valid researcher name: dead-lettered"
+        );
         msg.reject(false).await?;
         return Ok(());
     }
@@ -150,7 +166,12 @@ fn check_request(
         return Err(refuse(format!(
             "unknown runtime {:?}; this side offers: {}",
             req.runtime,
-            config.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+            config
+                .runtimes
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     for asset in &req.assets {
@@ -167,7 +188,11 @@ fn check_request(
     Ok(req)
 }
 
-async fn calls(session: std::sync::Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+async fn calls(
+    session: std::sync::Arc<Session>,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let mut store = open_store(&config)?;
     let mut sub = session.consume(CALLS_QUEUE, 16).await?;
     loop {
@@ -236,13 +261,14 @@ fn answer(config: &Config, store: &mut Store, user: &str, call: Call) -> Result<
             )
         }
         Call::Mock { asset } => {
-            let a = store
-                .asset(&asset)?
-                .ok_or_else(|| anyhow::anyhow!("unknown asset {asset:?}: `ferry assets` lists them"))?;
+            let a = store.asset(&asset)?.ok_or_else(|| {
+                anyhow::anyhow!("unknown asset {asset:?}: `ferry assets` lists them")
+            })?;
             if a.mock_size > MAX_MOCK_BYTES {
                 anyhow::bail!("the mock of {asset} is {} bytes, over the {MAX_MOCK_BYTES} bytes served over the broker", a.mock_size);
             }
-            let data = std::fs::read(&a.mock_path).with_context(|| format!("reading the mock of {asset}"))?;
+            let data = std::fs::read(&a.mock_path)
+                .with_context(|| format!("reading the mock of {asset}"))?;
             use base64::Engine;
             reply.mock = Some(MockData {
                 asset,
@@ -256,7 +282,11 @@ fn answer(config: &Config, store: &mut Store, user: &str, call: Call) -> Result<
         }
         Call::Jobs => {
             let jobs = store.jobs(None, Some(user))?;
-            reply.jobs = Some(jobs.iter().map(|j| store.update_for(j)).collect::<Result<_, _>>()?);
+            reply.jobs = Some(
+                jobs.iter()
+                    .map(|j| store.update_for(j))
+                    .collect::<Result<_, _>>()?,
+            );
         }
         Call::Cancel { job_id } => {
             let job = own_job(store, &job_id)?;
@@ -272,7 +302,9 @@ fn answer(config: &Config, store: &mut Store, user: &str, call: Call) -> Result<
                         Some("cancelled by the researcher"),
                     )?;
                 }
-                JobState::Exported | JobState::Running | JobState::Finished => tx.request_cancel(&id)?,
+                JobState::Exported | JobState::Running | JobState::Finished => {
+                    tx.request_cancel(&id)?
+                }
                 state => anyhow::bail!("job {id} is {state}; it can no longer be cancelled"),
             }
             tx.commit()?;
@@ -284,7 +316,11 @@ fn answer(config: &Config, store: &mut Store, user: &str, call: Call) -> Result<
     Ok(reply)
 }
 
-async fn notifier(session: std::sync::Arc<Session>, config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+async fn notifier(
+    session: std::sync::Arc<Session>,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let mut store = open_store(&config)?;
     loop {
         tokio::select! {

@@ -44,7 +44,11 @@ async fn wait_for_signal() {
 }
 
 /// Runs the side's services until `shutdown` turns true.
-pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(
+    config_path: &Path,
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let url = ferry_core::config::redact_url(&config.amqp_url);
     tracing::info!(side = config.side.as_str(), broker = %url, "starting");
     match config.side {
@@ -54,7 +58,10 @@ pub async fn run(config_path: &Path, config: Config, shutdown: watch::Receiver<b
 }
 
 /// Imports settled bundles from the inbox every few seconds.
-pub(crate) async fn inbox_watcher(config_path: std::path::PathBuf, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn inbox_watcher(
+    config_path: std::path::PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut warned = false;
     loop {
         tokio::select! {
