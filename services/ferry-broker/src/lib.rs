@@ -40,7 +40,9 @@ pub enum BrokerError {
         source: lapin::Error,
     },
     /// The broker refused (Nack) a published message.
-    #[error("the broker refused (nack) a message published to {exchange:?} with key {routing_key:?}")]
+    #[error(
+        "the broker refused (nack) a message published to {exchange:?} with key {routing_key:?}"
+    )]
     Nacked {
         /// Exchange.
         exchange: String,
@@ -239,7 +241,12 @@ impl Session {
         if msg.persistent {
             props = props.with_delivery_mode(2);
         }
-        let what = || format!("publishing to {:?} with key {:?}", msg.exchange, msg.routing_key);
+        let what = || {
+            format!(
+                "publishing to {:?} with key {:?}",
+                msg.exchange, msg.routing_key
+            )
+        };
         let confirm = self
             .publisher
             .basic_publish(
@@ -353,16 +360,21 @@ impl Session {
                             source,
                         })
                     }
-                    None => return Err(BrokerError::SubscriptionEnded("amq.rabbitmq.reply-to".into())),
+                    None => {
+                        return Err(BrokerError::SubscriptionEnded(
+                            "amq.rabbitmq.reply-to".into(),
+                        ))
+                    }
                 }
             }
         };
-        let reply = tokio::time::timeout(timeout, wait)
-            .await
-            .map_err(|_| BrokerError::CallTimeout {
-                side: "low",
-                secs: timeout.as_secs(),
-            })?;
+        let reply =
+            tokio::time::timeout(timeout, wait)
+                .await
+                .map_err(|_| BrokerError::CallTimeout {
+                    side: "low",
+                    secs: timeout.as_secs(),
+                })?;
         let _ = channel.close(200, "done".into()).await;
         reply
     }

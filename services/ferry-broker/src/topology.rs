@@ -39,9 +39,13 @@ pub async fn declare_low(session: &Session) -> Result<(), BrokerError> {
             .await
             .map_err(amqp(format!("declaring exchange {name}")))?;
     }
-    ch.queue_declare(DEAD_LETTER_QUEUE.into(), durable_queue(), FieldTable::default())
-        .await
-        .map_err(amqp(format!("declaring queue {DEAD_LETTER_QUEUE}")))?;
+    ch.queue_declare(
+        DEAD_LETTER_QUEUE.into(),
+        durable_queue(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp(format!("declaring queue {DEAD_LETTER_QUEUE}")))?;
     ch.queue_bind(
         DEAD_LETTER_QUEUE.into(),
         DEAD_LETTER_EXCHANGE.into(),
@@ -59,10 +63,17 @@ pub async fn declare_low(session: &Session) -> Result<(), BrokerError> {
     ch.queue_declare(REQUESTS_QUEUE.into(), durable_queue(), args)
         .await
         .map_err(amqp(format!("declaring queue {REQUESTS_QUEUE}")))?;
-    ch.queue_declare(CALLS_QUEUE.into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .map_err(amqp(format!("declaring queue {CALLS_QUEUE}")))?;
-    for (queue, key) in [(REQUESTS_QUEUE, JOB_ROUTING_KEY), (CALLS_QUEUE, CALL_ROUTING_KEY)] {
+    ch.queue_declare(
+        CALLS_QUEUE.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp(format!("declaring queue {CALLS_QUEUE}")))?;
+    for (queue, key) in [
+        (REQUESTS_QUEUE, JOB_ROUTING_KEY),
+        (CALLS_QUEUE, CALL_ROUTING_KEY),
+    ] {
         ch.queue_bind(
             queue.into(),
             REQUESTS_EXCHANGE.into(),
@@ -81,9 +92,13 @@ pub async fn declare_low(session: &Session) -> Result<(), BrokerError> {
 pub async fn declare_results_queue(session: &Session, researcher: &str) -> Result<(), BrokerError> {
     let ch = session.scratch_channel().await?;
     let queue = results_queue(researcher);
-    ch.queue_declare(queue.as_str().into(), durable_queue(), FieldTable::default())
-        .await
-        .map_err(amqp(format!("declaring queue {queue}")))?;
+    ch.queue_declare(
+        queue.as_str().into(),
+        durable_queue(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp(format!("declaring queue {queue}")))?;
     ch.queue_bind(
         queue.as_str().into(),
         RESULTS_EXCHANGE.into(),
@@ -100,9 +115,13 @@ pub async fn declare_results_queue(session: &Session, researcher: &str) -> Resul
 /// High side: the workers' durable job queue.
 pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
     let ch = session.scratch_channel().await?;
-    ch.queue_declare(HIGH_JOBS_QUEUE.into(), durable_queue(), FieldTable::default())
-        .await
-        .map_err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}")))?;
+    ch.queue_declare(
+        HIGH_JOBS_QUEUE.into(),
+        durable_queue(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}")))?;
     let _ = ch.close(200, "done".into()).await;
     Ok(())
 }

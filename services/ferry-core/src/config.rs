@@ -369,7 +369,11 @@ mod tests {
     fn unknown_keys_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ferry.toml");
-        std::fs::write(&path, "side = \"low\"\namqp_url = \"amqp://x\"\nbogus = 1\n").unwrap();
+        std::fs::write(
+            &path,
+            "side = \"low\"\namqp_url = \"amqp://x\"\nbogus = 1\n",
+        )
+        .unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
         std::fs::write(

@@ -96,10 +96,7 @@ impl JobState {
             JobState::Finished => 4,
             JobState::Released => 5,
             JobState::Delivered => 6,
-            JobState::Rejected
-            | JobState::Withheld
-            | JobState::Failed
-            | JobState::Cancelled => 7,
+            JobState::Rejected | JobState::Withheld | JobState::Failed | JobState::Cancelled => 7,
         }
     }
 }

@@ -275,7 +275,8 @@ CREATE TABLE IF NOT EXISTS exports (
 );
 "#;
 
-const JOB_COLUMNS: &str = "job_id, researcher, title, description, runtime, code, assets, state, reason, \
+const JOB_COLUMNS: &str =
+    "job_id, researcher, title, description, runtime, code, assets, state, reason, \
     submitted_at, updated_at, has_result, exit_code, summary, stdout, stderr, stdout_truncated, \
     stderr_truncated, unsandboxed, cancel_requested";
 
@@ -394,7 +395,12 @@ fn base64_encode(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-fn enqueue(conn: &Connection, researcher: &str, job_id: Option<&str>, update: &JobUpdate) -> Result<()> {
+fn enqueue(
+    conn: &Connection,
+    researcher: &str,
+    job_id: Option<&str>,
+    update: &JobUpdate,
+) -> Result<()> {
     let body = serde_json::to_string(update).expect("update serializes");
     conn.execute(
         "INSERT INTO notifications (researcher, job_id, body, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -403,7 +409,13 @@ fn enqueue(conn: &Connection, researcher: &str, job_id: Option<&str>, update: &J
     Ok(())
 }
 
-fn event(conn: &Connection, job_id: &str, actor: &str, state: JobState, reason: Option<&str>) -> Result<()> {
+fn event(
+    conn: &Connection,
+    job_id: &str,
+    actor: &str,
+    state: JobState,
+    reason: Option<&str>,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO events (job_id, at, actor, state, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![job_id, now(), actor, state.as_str(), reason],
@@ -413,7 +425,9 @@ fn event(conn: &Connection, job_id: &str, actor: &str, state: JobState, reason: 
 
 fn meta_get(conn: &Connection, key: &str) -> Result<i64> {
     Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
         .optional()?
         .unwrap_or(0))
 }
@@ -498,11 +512,16 @@ impl Store {
 
     /// A job's audit trail, oldest first.
     pub fn events(&self, job_id: &str) -> Result<Vec<Event>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT at, actor, state, reason FROM events WHERE job_id = ?1 ORDER BY id",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, actor, state, reason FROM events WHERE job_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map(params![job_id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get(3)?,
+            ))
         })?;
         rows.map(|r| {
             let (at, actor, state, reason) = r?;
@@ -575,7 +594,8 @@ impl Store {
         )?;
         if let Some(job_id) = &n.job_id {
             let update: Option<JobUpdate> = serde_json::from_str(&n.body).ok();
-            let carried_result = update.is_some_and(|u| u.state == "released" && u.result.is_some());
+            let carried_result =
+                update.is_some_and(|u| u.state == "released" && u.result.is_some());
             if carried_result {
                 if let Some(job) = get_job_in(&tx.tx, job_id)? {
                     if job.state == JobState::Released {
@@ -593,9 +613,9 @@ impl Store {
 
     /// Jobs imported on the high side and not yet published to the workers' queue.
     pub fn pending_dispatch(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT job_id FROM dispatch WHERE published_at IS NULL ORDER BY created_at")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT job_id FROM dispatch WHERE published_at IS NULL ORDER BY created_at",
+        )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -715,11 +735,13 @@ impl Tx<'_> {
                 params![job_id],
                 |r| r.get(0),
             )?;
-            return Ok(if existing_digest == digest && existing.researcher == researcher {
-                Submitted::Repeat(existing)
-            } else {
-                Submitted::Conflict(existing)
-            });
+            return Ok(
+                if existing_digest == digest && existing.researcher == researcher {
+                    Submitted::Repeat(existing)
+                } else {
+                    Submitted::Conflict(existing)
+                },
+            );
         }
         let at = now();
         self.tx.execute(
@@ -746,7 +768,13 @@ impl Tx<'_> {
 
     /// Tells `researcher` that a request was refused. When the request carried a job id that is not taken yet, the
     /// job is recorded as `failed` with the reason, so that `ferry status` finds it later.
-    pub fn refuse(&self, researcher: &str, job_id: Option<&str>, title: &str, reason: &str) -> Result<()> {
+    pub fn refuse(
+        &self,
+        researcher: &str,
+        job_id: Option<&str>,
+        title: &str,
+        reason: &str,
+    ) -> Result<()> {
         let at = now();
         let valid_id = job_id
             .and_then(|id| uuid::Uuid::parse_str(id).ok())
@@ -801,14 +829,16 @@ impl Tx<'_> {
             params![job_id, to.as_str(), reason, now()],
         )?;
         event(&self.tx, job_id, actor, to, reason)?;
-        let job = get_job_in(&self.tx, job_id)?.ok_or_else(|| StoreError::NoSuchJob(job_id.to_string()))?;
+        let job = get_job_in(&self.tx, job_id)?
+            .ok_or_else(|| StoreError::NoSuchJob(job_id.to_string()))?;
         self.notify(&job)?;
         Ok(job)
     }
 
     /// Jobs in `state`, oldest first, inside the transaction.
     pub fn jobs_in_state(&self, state: JobState) -> Result<Vec<JobRow>> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?1 ORDER BY submitted_at, rowid");
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?1 ORDER BY submitted_at, rowid");
         let mut stmt = self.tx.prepare(&sql)?;
         let rows = stmt.query_map(params![state.as_str()], job_from_row)?;
         rows.map(|r| finish_job(r?)).collect()
@@ -846,8 +876,10 @@ impl Tx<'_> {
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for id in &ids {
-            self.tx
-                .execute("UPDATE jobs SET cancel_sent = 1 WHERE job_id = ?1", params![id])?;
+            self.tx.execute(
+                "UPDATE jobs SET cancel_sent = 1 WHERE job_id = ?1",
+                params![id],
+            )?;
         }
         Ok(ids)
     }
@@ -889,7 +921,12 @@ impl Tx<'_> {
     }
 
     /// Stores a job's result (high side, after the run).
-    pub fn store_result(&self, job_id: &str, result: &StoredResult, outputs: &[OutputRow]) -> Result<()> {
+    pub fn store_result(
+        &self,
+        job_id: &str,
+        result: &StoredResult,
+        outputs: &[OutputRow],
+    ) -> Result<()> {
         self.tx.execute(
             "UPDATE jobs SET has_result = 1, exit_code = ?2, summary = ?3, stdout = ?4, stderr = ?5, \
              stdout_truncated = ?6, stderr_truncated = ?7, unsandboxed = ?8 WHERE job_id = ?1",
@@ -938,7 +975,13 @@ impl Tx<'_> {
             "UPDATE jobs SET state = ?2, reason = COALESCE(?3, reason), updated_at = ?4 WHERE job_id = ?1",
             params![status.job_id, to.as_str(), status.reason, status.at],
         )?;
-        event(&self.tx, &status.job_id, "import", to, status.reason.as_deref())?;
+        event(
+            &self.tx,
+            &status.job_id,
+            "import",
+            to,
+            status.reason.as_deref(),
+        )?;
         let job = get_job_in(&self.tx, &status.job_id)?
             .ok_or_else(|| StoreError::NoSuchJob(status.job_id.clone()))?;
         self.notify(&job)?;
@@ -1028,7 +1071,14 @@ impl Tx<'_> {
     }
 
     /// Records a bundle made on `channel`.
-    pub fn record_export(&self, channel: &str, seq: u64, bundle_id: &str, bundle_hash: &str, path: &str) -> Result<()> {
+    pub fn record_export(
+        &self,
+        channel: &str,
+        seq: u64,
+        bundle_id: &str,
+        bundle_hash: &str,
+        path: &str,
+    ) -> Result<()> {
         self.tx.execute(
             "INSERT INTO channel_out (channel, last_seq, last_hash) VALUES (?1, ?2, ?3) \
              ON CONFLICT(channel) DO UPDATE SET last_seq = ?2, last_hash = ?3",
@@ -1126,12 +1176,24 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let req = request();
         let tx = store.begin(Role::Low).unwrap();
-        assert!(matches!(tx.submit(&req, "alice").unwrap(), Submitted::New(_)));
-        assert!(matches!(tx.submit(&req, "alice").unwrap(), Submitted::Repeat(_)));
+        assert!(matches!(
+            tx.submit(&req, "alice").unwrap(),
+            Submitted::New(_)
+        ));
+        assert!(matches!(
+            tx.submit(&req, "alice").unwrap(),
+            Submitted::Repeat(_)
+        ));
         let mut other = req.clone();
         other.code = "print(2)".into();
-        assert!(matches!(tx.submit(&other, "alice").unwrap(), Submitted::Conflict(_)));
-        assert!(matches!(tx.submit(&req, "mallory").unwrap(), Submitted::Conflict(_)));
+        assert!(matches!(
+            tx.submit(&other, "alice").unwrap(),
+            Submitted::Conflict(_)
+        ));
+        assert!(matches!(
+            tx.submit(&req, "mallory").unwrap(),
+            Submitted::Conflict(_)
+        ));
         tx.commit().unwrap();
         assert_eq!(store.pending_notifications(10).unwrap().len(), 1);
     }
@@ -1144,12 +1206,33 @@ mod tests {
         let id = req.job_id.to_string();
         let tx = store.begin(Role::Low).unwrap();
         tx.submit(&req, "alice").unwrap();
-        tx.transition(&id, &[JobState::Submitted], JobState::Rejected, "owner:root", Some("uses the network"))
-            .unwrap();
+        tx.transition(
+            &id,
+            &[JobState::Submitted],
+            JobState::Rejected,
+            "owner:root",
+            Some("uses the network"),
+        )
+        .unwrap();
         let err = tx
-            .transition(&id, &[JobState::Submitted], JobState::Approved, "owner:root", None)
+            .transition(
+                &id,
+                &[JobState::Submitted],
+                JobState::Approved,
+                "owner:root",
+                None,
+            )
             .unwrap_err();
-        assert!(matches!(err, StoreError::WrongState { state: JobState::Rejected, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::WrongState {
+                    state: JobState::Rejected,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         tx.commit().unwrap();
         let events = store.events(&id).unwrap();
         assert_eq!(events.len(), 2);
@@ -1167,8 +1250,16 @@ mod tests {
         let id = req.job_id.to_string();
         let tx = store.begin(Role::Low).unwrap();
         tx.submit(&req, "alice").unwrap();
-        tx.transition(&id, &[JobState::Submitted], JobState::Approved, "o", None).unwrap();
-        tx.transition(&id, &[JobState::Approved], JobState::Exported, "export", None).unwrap();
+        tx.transition(&id, &[JobState::Submitted], JobState::Approved, "o", None)
+            .unwrap();
+        tx.transition(
+            &id,
+            &[JobState::Approved],
+            JobState::Exported,
+            "export",
+            None,
+        )
+        .unwrap();
         let status = |state: &str| StatusTransfer {
             job_id: id.clone(),
             state: state.into(),

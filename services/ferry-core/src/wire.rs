@@ -98,8 +98,11 @@ impl JobRequest {
             reason,
             unparsable: false,
         };
-        let request: JobRequest = serde_json::from_value(value)
-            .map_err(|e| refuse(format!("request does not match the job-request schema: {e}")))?;
+        let request: JobRequest = serde_json::from_value(value).map_err(|e| {
+            refuse(format!(
+                "request does not match the job-request schema: {e}"
+            ))
+        })?;
         if request.code.len() > policy.max_code_bytes {
             return Err(refuse(format!(
                 "code is {} bytes, over the limit of {} bytes",
@@ -111,9 +114,7 @@ impl JobRequest {
             return Err(refuse("code is empty".into()));
         }
         if request.title.len() > MAX_TITLE_BYTES {
-            return Err(refuse(format!(
-                "title is over {MAX_TITLE_BYTES} bytes"
-            )));
+            return Err(refuse(format!("title is over {MAX_TITLE_BYTES} bytes")));
         }
         if request.description.len() > MAX_DESCRIPTION_BYTES {
             return Err(refuse(format!(
