@@ -202,6 +202,19 @@ pub fn asset_add(
     if !private.is_file() {
         bail!("private file {} is not a regular file", private.display());
     }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private)?.permissions().mode();
+        if mode & 0o004 == 0 {
+            bail!(
+                "private file {} is not readable by others (mode {:o}): sandboxed jobs run as an unprivileged user \
+                 (uid {}); `chmod o+r` the file and keep its directory closed (0700) instead",
+                private.display(),
+                mode & 0o777,
+                ferry_sandbox::SANDBOX_UID
+            );
+        }
+    }
     let mock_data =
         std::fs::read(mock).with_context(|| format!("reading mock {}", mock.display()))?;
     let mock_path = side.config.assets_dir().join(format!("{name}.mock"));

@@ -130,7 +130,11 @@ async fn worker(
             worker = n,
             job_id = msg.message_id.as_deref().unwrap_or("-")
         );
-        if let Err(e) = handle_job(&config, &mut store, &msg).instrument(span).await {
+        let actor = format!("worker-{n}@{}", std::process::id());
+        if let Err(e) = handle_job(&config, &mut store, &msg, &actor)
+            .instrument(span)
+            .await
+        {
             tracing::error!("worker {n}: {e:#}; requeueing the job");
             tokio::time::sleep(Duration::from_secs(1)).await;
             msg.reject(true).await?;
@@ -140,7 +144,7 @@ async fn worker(
     }
 }
 
-async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Result<()> {
+async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &str) -> Result<()> {
     let body: serde_json::Value = match serde_json::from_slice(&msg.body) {
         Ok(v) => v,
         Err(e) => {
@@ -176,7 +180,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Resul
             &job_id,
             &[JobState::Exported, JobState::Running],
             JobState::Failed,
-            "worker",
+            actor,
             Some(&reason),
         )?;
         tx.commit()?;
@@ -210,7 +214,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Resul
                 &job_id,
                 &[JobState::Exported],
                 JobState::Running,
-                "worker",
+                actor,
                 None,
             )?;
         }
@@ -256,7 +260,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming) -> Resul
                 &job_id,
                 &[JobState::Running],
                 JobState::Finished,
-                "worker",
+                actor,
                 None,
             )?;
             tx.commit()?;

@@ -1,0 +1,219 @@
+//! How a job that ran ended, and what it left: `JobOutcome`, `Termination`, `OutputFile`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::Limits;
+
+/// One result file the job wrote under `outputs/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Path relative to `outputs/`, with `/` between components (e.g. `sub/b.json`). Always valid UTF-8,
+    /// never absolute, never containing `.` or `..` components.
+    pub name: String,
+    /// The file's content.
+    pub data: Vec<u8>,
+}
+
+/// How the job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// The job exited with this status (0 is success).
+    Exited(i32),
+    /// The job was killed by this signal: `SIGXCPU` (24) at the CPU-time limit (`SIGKILL` a second later if
+    /// the job catches it), `SIGKILL` (9) from the kernel's out-of-memory killer, or a signal the job sent
+    /// itself. Under the sandbox, bubblewrap reports death by signal N as status 128+N, as shells do, so a
+    /// job exiting with a status from 129 to 192 is reported here too.
+    Signaled(i32),
+    /// The wall-clock limit was reached and the job's whole process tree was killed.
+    TimedOut,
+    /// The caller cancelled the job and its whole process tree was killed.
+    Cancelled,
+    /// `outputs/` grew past `max_output_bytes` (or past its entry or depth caps) and the job was killed.
+    OutputLimit,
+}
+
+/// What a job that ran did.
+#[derive(Clone, Debug)]
+pub struct JobOutcome {
+    /// How it ended.
+    pub termination: Termination,
+    /// The first `max_stdio_bytes` of its stdout.
+    pub stdout: Vec<u8>,
+    /// The first `max_stdio_bytes` of its stderr.
+    pub stderr: Vec<u8>,
+    /// Whether stdout was longer than what is kept.
+    pub stdout_truncated: bool,
+    /// Whether stderr was longer than what is kept.
+    pub stderr_truncated: bool,
+    /// The files under `outputs/`, sorted by name. Only regular files are collected (symbolic links, FIFOs
+    /// and the like are skipped). After [`Termination::OutputLimit`] this holds only the files that fit
+    /// under the cap.
+    pub outputs: Vec<OutputFile>,
+    /// True when the job ran without isolation ([`crate::Isolation::Unsandboxed`], development only).
+    pub unsandboxed: bool,
+    /// From start to end of the job's process tree.
+    pub duration: Duration,
+    /// The limits it ran under, for reports.
+    pub limits: Limits,
+}
+
+impl JobOutcome {
+    /// The exit status, when the job exited on its own.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.termination {
+            Termination::Exited(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether the job exited with status 0.
+    pub fn succeeded(&self) -> bool {
+        self.termination == Termination::Exited(0)
+    }
+
+    /// One line for people, e.g. `exited with status 1` or `killed: wall-clock limit of 5s reached`.
+    pub fn summary(&self) -> String {
+        let mut line = match self.termination {
+            Termination::Exited(code) => format!("exited with status {code}"),
+            Termination::Signaled(signal) => {
+                let mut s = format!("killed by signal {signal}");
+                if let Some(name) = signal_name(signal) {
+                    let _ = write!(s, " ({name})");
+                }
+                if signal == SIGXCPU {
+                    let _ = write!(
+                        s,
+                        ": CPU-time limit of {}s reached",
+                        self.limits.cpu_seconds
+                    );
+                }
+                s
+            }
+            Termination::TimedOut => format!(
+                "killed: wall-clock limit of {} reached",
+                human_duration(self.limits.wall_time)
+            ),
+            Termination::Cancelled => "cancelled".to_string(),
+            Termination::OutputLimit => format!(
+                "killed: outputs exceeded the limit of {}",
+                human_bytes(self.limits.max_output_bytes)
+            ),
+        };
+        if self.unsandboxed {
+            line.push_str(" (UNSANDBOXED run)");
+        }
+        line
+    }
+}
+
+const SIGXCPU: i32 = 24;
+
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        31 => "SIGSYS",
+        _ => return None,
+    })
+}
+
+/// `5s`, `1500ms`, `2m30s`.
+pub(crate) fn human_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let secs = d.as_secs();
+    if secs >= 60 && secs % 60 != 0 {
+        format!("{}m{}s", secs / 60, secs % 60)
+    } else if secs >= 60 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// `10 MiB`, `1 GiB`, `1500 bytes`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n >= size && n % size == 0 {
+            return format!("{} {unit}", n / size);
+        }
+    }
+    format!("{n} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(termination: Termination) -> JobOutcome {
+        JobOutcome {
+            termination,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            outputs: Vec::new(),
+            unsandboxed: false,
+            duration: Duration::ZERO,
+            limits: Limits {
+                wall_time: Duration::from_secs(5),
+                max_output_bytes: 10 << 20,
+                ..Limits::default()
+            },
+        }
+    }
+
+    #[test]
+    fn summaries_read_well() {
+        assert_eq!(
+            outcome(Termination::Exited(1)).summary(),
+            "exited with status 1"
+        );
+        assert_eq!(
+            outcome(Termination::TimedOut).summary(),
+            "killed: wall-clock limit of 5s reached"
+        );
+        assert_eq!(
+            outcome(Termination::OutputLimit).summary(),
+            "killed: outputs exceeded the limit of 10 MiB"
+        );
+        assert_eq!(
+            outcome(Termination::Signaled(24)).summary(),
+            "killed by signal 24 (SIGXCPU): CPU-time limit of 60s reached"
+        );
+        assert_eq!(
+            outcome(Termination::Signaled(11)).summary(),
+            "killed by signal 11 (SIGSEGV)"
+        );
+        let mut o = outcome(Termination::Exited(0));
+        o.unsandboxed = true;
+        assert_eq!(o.summary(), "exited with status 0 (UNSANDBOXED run)");
+        assert!(o.succeeded());
+        assert_eq!(o.exit_code(), Some(0));
+        assert_eq!(outcome(Termination::Cancelled).exit_code(), None);
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(human_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(human_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(human_bytes(1 << 30), "1 GiB");
+        assert_eq!(human_bytes(1500), "1500 bytes");
+    }
+}

@@ -1,0 +1,60 @@
+//! The crate's only `unsafe`: choosing exactly which file descriptors cross `exec` into `bwrap` or the job.
+//!
+//! Two problems, one hook run in the forked child just before `exec`:
+//! - A descriptor the worker inherited without close-on-exec (cargo's jobserver pipe under `cargo test`, a
+//!   log file a shell redirected, a socket from the service manager) would otherwise pass through `bwrap`
+//!   into the job, which could use it to reach outside the sandbox. So every descriptor above 2 is marked
+//!   close-on-exec first.
+//! - The job directory, the script, the inputs and bwrap's control pipes must reach `bwrap` as open
+//!   descriptors. Clearing close-on-exec on them in the parent would leak them into processes that other
+//!   threads spawn meanwhile (another job's sandbox, which would then hold this job's host directory), so
+//!   it is cleared here, in the child, for exactly those.
+
+#![allow(unsafe_code)]
+
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// `CLOSE_RANGE_CLOEXEC` from `<linux/close_range.h>` (Linux 5.11).
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// Scanned one by one when `close_range` is missing (Linux before 5.11).
+const FALLBACK_MAX_FD: RawFd = 65_536;
+
+/// Makes `keep` (and stdin, stdout, stderr) the only descriptors that survive the `exec` of `command`. The
+/// caller keeps every fd in `keep` open until the command has been spawned.
+pub(crate) fn pass_only(command: &mut Command, keep: Vec<RawFd>) {
+    let hook = move || -> std::io::Result<()> {
+        // SAFETY: a raw system call with integer arguments; it only sets a flag on descriptors of this
+        // (forked, single-threaded) process.
+        let marked = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if marked != 0 {
+            for fd in 3..FALLBACK_MAX_FD {
+                // SAFETY: as above; EBADF for descriptors that are not open is expected and ignored.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+        for &fd in &keep {
+            // SAFETY: as above; `fd` is open (the parent keeps it open until `spawn` returns).
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec, where only async-signal-safe operations are allowed. It
+    // iterates over a vector allocated before the fork (no allocation, no lock) and makes only raw
+    // `close_range` and `fcntl(F_SETFD)` system calls (`last_os_error` reads errno); it touches no other
+    // state of the parent.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
