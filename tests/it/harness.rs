@@ -324,3 +324,61 @@ impl Drop for Pair {
         }
     }
 }
+
+impl Pair {
+    /// Rewrites lines of a side's ferry.toml: each `(from, to)` replaces a whole line.
+    pub fn configure(&self, config: &Path, edits: &[(&str, &str)]) {
+        let text = std::fs::read_to_string(config).unwrap();
+        let mut out = String::new();
+        for line in text.lines() {
+            let replaced = edits
+                .iter()
+                .find(|(from, _)| line.trim() == *from)
+                .map(|(_, to)| *to);
+            out.push_str(replaced.unwrap_or(line));
+            out.push('\n');
+        }
+        for (from, _) in edits {
+            assert!(
+                text.lines().any(|l| l.trim() == *from),
+                "{from:?} not in {}",
+                config.display()
+            );
+        }
+        std::fs::write(config, out).unwrap();
+    }
+
+    /// Submits `code` as the researcher at `url`; returns the job id.
+    pub fn submit_code(&self, url: &str, code: &str) -> String {
+        let path = self.dir.path().join(format!("{}.py", unique("job")));
+        std::fs::write(&path, code).unwrap();
+        let out = self.run_env(
+            &[
+                "submit",
+                "--asset",
+                "training-data.csv",
+                path.to_str().unwrap(),
+            ],
+            &[("FERRY_AMQP_URL", url)],
+        );
+        assert!(
+            out.status.success(),
+            "submit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A job's record on a side, as `ferry review show --json` gives it.
+    pub fn job_json(&self, config: &Path, job: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&[
+            "review",
+            "show",
+            "--config",
+            config.to_str().unwrap(),
+            job,
+            "--json",
+        ]))
+        .unwrap()
+    }
+}

@@ -218,10 +218,12 @@ with tempfile.NamedTemporaryFile() as f:
 #[test]
 fn network_is_unreachable_including_the_host_broker() {
     let scratch = Scratch::new();
-    // 5672 is the development broker; nothing else is contacted (with no route, connect fails locally).
+    // 5672 is the development broker; the second target is this machine's own external address, so that even a
+    // broken sandbox sends nothing off the machine (with no route, connect fails locally anyway).
+    let host_ip = host_address();
     let code = r#"
 import errno, socket, time
-for host, port in [("127.0.0.1", 5672), ("1.1.1.1", 53)]:
+for host, port in [("127.0.0.1", 5672), ("HOST_IP", 5672)]:
     s = socket.socket()
     s.settimeout(5)
     start = time.monotonic()
@@ -231,13 +233,14 @@ for host, port in [("127.0.0.1", 5672), ("1.1.1.1", 53)]:
     except OSError as e:
         print(host, errno.errorcode.get(e.errno, str(e)), time.monotonic() - start < 0.5)
 print("interfaces", [name for _, name in socket.if_nameindex()])
-"#;
-    let outcome = run(&scratch.spec(code));
+"#
+    .replace("HOST_IP", &host_ip);
+    let outcome = run(&scratch.spec(&code));
     assert_eq!(
         lines(&outcome),
         [
             "127.0.0.1 ECONNREFUSED True",
-            "1.1.1.1 ENETUNREACH True",
+            format!("{host_ip} ENETUNREACH True").as_str(),
             "interfaces ['lo']"
         ],
         "{outcome:?}"
@@ -835,4 +838,17 @@ fn unprivileged_worker_runs_jobs_too() {
         "{}",
         text(&output.stdout)
     );
+}
+
+/// This machine's first non-loopback IPv4 address (or a documentation address when it has none).
+fn host_address() -> String {
+    let out = std::process::Command::new("hostname").arg("-I").output();
+    out.ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .find(|a| a.contains('.') && !a.starts_with("127."))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "192.0.2.2".to_string())
 }
