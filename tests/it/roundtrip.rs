@@ -143,7 +143,12 @@ fn full_round_trip_delivers_the_released_result() {
         .collect();
     assert!(actors.iter().any(|a| a.starts_with("owner:")), "{actors:?}");
 
-    // Nothing is left to carry.
+    // Only an acknowledgement is left to carry, and it is not acknowledged back.
+    let ack = pair
+        .carry(&pair.low, &pair.high)
+        .expect("an acknowledgement bundle");
+    assert!(ack.contains("acknowledgement of"), "{ack}");
+    assert!(pair.export(&pair.high).is_none());
     assert!(pair.export(&pair.low).is_none());
 }
 

@@ -120,7 +120,7 @@ fn a_bundle_from_an_unpinned_key_or_for_another_side_is_refused() {
 }
 
 #[test]
-fn an_old_bundle_after_a_newer_one_is_a_rollback() {
+fn a_lost_bundle_is_named_resent_and_never_applied_twice() {
     let pair = Pair::new();
     let first = catalog_bundle(&pair);
     let root = pair.dir.path();
@@ -136,12 +136,55 @@ fn an_old_bundle_after_a_newer_one_is_a_rollback() {
         root.join("m.csv").to_str().unwrap(),
     ]);
     let second = pair.export(&pair.high).unwrap();
+    // The first bundle is lost on the way; the second arrives.
     pair.ok(&["import", "--config", pair.low_s(), second.to_str().unwrap()]);
+    let status = |config: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&pair.ok(&["status", "--config", config.to_str().unwrap(), "--json"]))
+            .unwrap()
+    };
+    assert_eq!(
+        status(&pair.low)["channels"]["high-to-low"]["missing"],
+        serde_json::json!([1])
+    );
+    // The acknowledgement rides the other channel and tells the high side what to resend.
+    pair.carry(&pair.low, &pair.high)
+        .expect("an acknowledgement bundle");
+    let high = status(&pair.high);
+    assert_eq!(
+        high["channels"]["high-to-low"]["reported_missing"],
+        serde_json::json!([1])
+    );
+    assert_eq!(
+        high["channels"]["high-to-low"]["unacknowledged"],
+        serde_json::json!([1])
+    );
+    assert!(
+        pair.export(&pair.high).is_none(),
+        "acknowledgements are not acknowledged back"
+    );
+    // The owner rebuilds it; it arrives late, and its older catalog does not undo the newer one.
+    let out = pair.ok(&["export", "--config", pair.high_s(), "--resend", "1"]);
+    let resent = std::path::PathBuf::from(out.trim());
+    let imported = pair.ok(&["import", "--config", pair.low_s(), resent.to_str().unwrap()]);
+    assert!(imported.contains("older catalog"), "{imported}");
+    assert!(assets_on_low(&pair).contains("more.csv"));
+    assert_eq!(
+        status(&pair.low)["channels"]["high-to-low"]["missing"],
+        serde_json::json!([])
+    );
+    // The original, found again later, changes nothing: its sequence number is taken.
     let out = pair.run(&["import", "--config", pair.low_s(), first.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(quarantined(&pair.side_dir(&pair.low), &first).contains("refused: rollback"));
-    let status = pair.ok(&["status", "--config", pair.low_s(), "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert_eq!(v["channels"]["high-to-low"]["last_seq"], 2);
-    assert_eq!(v["quarantined"], 1);
+    pair.carry(&pair.low, &pair.high)
+        .expect("an acknowledgement bundle");
+    let high = status(&pair.high);
+    assert_eq!(
+        high["channels"]["high-to-low"]["unacknowledged"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        high["channels"]["high-to-low"]["reported_missing"],
+        serde_json::json!([])
+    );
 }

@@ -42,9 +42,50 @@ pub enum Record {
     },
     /// High to low: a job's new state, with the result when released.
     Status(StatusTransfer),
-    /// High to low: the whole asset catalog, replacing the previous one.
-    Catalog(Vec<AssetTransfer>),
+    /// High to low: the whole asset catalog, replacing the previous one if this version is newer.
+    Catalog {
+        /// Increases with every change the owner makes; an older catalog arriving late changes nothing.
+        version: i64,
+        /// Every asset.
+        assets: Vec<AssetTransfer>,
+    },
+    /// Either way: which bundles of the opposite channel the sender has imported, so that the other side knows
+    /// what arrived and what to resend.
+    Ack {
+        /// Inclusive ranges of imported sequence numbers.
+        received: Vec<(u64, u64)>,
+        /// Sequence numbers below the highest imported one that never arrived.
+        missing: Vec<u64>,
+    },
 }
+
+impl Record {
+    /// A short name for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Job(_) => "job",
+            Record::Cancel { .. } => "cancel",
+            Record::Status(_) => "status",
+            Record::Catalog { .. } => "catalog",
+            Record::Ack { .. } => "ack",
+        }
+    }
+}
+
+/// Compresses sorted sequence numbers into inclusive ranges.
+pub fn to_ranges(seqs: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &s in seqs {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == s => *end = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+/// The largest number of sequence numbers an acknowledgement may expand to.
+pub const MAX_ACKED: u64 = 1_000_000;
 
 /// An approved job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,20 +199,33 @@ mod tests {
                     job_id: "j".into(),
                     at: 5,
                 },
-                Record::Catalog(vec![AssetTransfer {
-                    name: "a".into(),
-                    description: "d".into(),
-                    mock: FileRef {
+                Record::Catalog {
+                    version: 3,
+                    assets: vec![AssetTransfer {
                         name: "a".into(),
-                        entry: mock_entry("a"),
-                        size: 3,
-                        sha256: "00".into(),
-                    },
-                    updated_at: 1,
-                }]),
+                        description: "d".into(),
+                        mock: FileRef {
+                            name: "a".into(),
+                            entry: mock_entry("a"),
+                            size: 3,
+                            sha256: "00".into(),
+                        },
+                        updated_at: 1,
+                    }],
+                },
+                Record::Ack {
+                    received: to_ranges(&[1, 2, 3, 5]),
+                    missing: vec![4],
+                },
             ],
         };
         assert_eq!(Batch::decode(&batch.encode()).unwrap(), batch);
         assert!(Batch::decode(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(to_ranges(&[1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
+        assert!(to_ranges(&[]).is_empty());
     }
 }

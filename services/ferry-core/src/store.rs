@@ -169,8 +169,27 @@ pub struct LedgerEntry {
     pub seq: u64,
     /// Bundle hash, hex.
     pub bundle_hash: String,
+    /// Content hash (what the next bundle's `prev_hash` names), hex.
+    pub content_hash: String,
     /// Unix seconds.
     pub imported_at: i64,
+}
+
+/// A bundle this side made, kept so that it can be rebuilt when the other side reports it lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportRecord {
+    /// Sequence number.
+    pub seq: u64,
+    /// Content hash, hex.
+    pub content_hash: String,
+    /// The previous bundle's content hash, hex (empty for the first).
+    pub prev_hash: String,
+    /// The postcard records entry.
+    pub records: Vec<u8>,
+    /// JSON list of the other entries and where to read them again.
+    pub files: String,
+    /// Where it was written.
+    pub path: String,
 }
 
 /// The side's state store.
@@ -261,16 +280,35 @@ CREATE TABLE IF NOT EXISTS ledger (
     channel TEXT NOT NULL,
     seq INTEGER NOT NULL,
     bundle_hash TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
     file_name TEXT NOT NULL,
-    imported_at INTEGER NOT NULL
+    imported_at INTEGER NOT NULL,
+    needs_ack INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (channel, seq)
+);
+CREATE TABLE IF NOT EXISTS peer_acks (
+    channel TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    acked_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, seq)
+);
+CREATE TABLE IF NOT EXISTS peer_missing (
+    channel TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (channel, seq)
 );
 CREATE TABLE IF NOT EXISTS exports (
     channel TEXT NOT NULL,
     seq INTEGER NOT NULL,
     bundle_id TEXT NOT NULL,
     bundle_hash TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    records BLOB NOT NULL,
+    files TEXT NOT NULL,
     path TEXT NOT NULL,
     created_at INTEGER NOT NULL,
+    resent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, seq)
 );
 "#;
@@ -660,16 +698,9 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT bundle_id, seq, bundle_hash, imported_at FROM ledger WHERE bundle_id = ?1",
+                "SELECT bundle_id, seq, bundle_hash, content_hash, imported_at FROM ledger WHERE bundle_id = ?1",
                 params![bundle_id],
-                |r| {
-                    Ok(LedgerEntry {
-                        bundle_id: r.get(0)?,
-                        seq: r.get::<_, i64>(1)? as u64,
-                        bundle_hash: r.get(2)?,
-                        imported_at: r.get(3)?,
-                    })
-                },
+                ledger_row,
             )
             .optional()?)
     }
@@ -694,6 +725,99 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(n as u64)
+    }
+
+    /// The bundle imported on `channel` with sequence `seq`, if any.
+    pub fn imported_seq(&self, channel: &str, seq: u64) -> Result<Option<LedgerEntry>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT bundle_id, seq, bundle_hash, content_hash, imported_at FROM ledger \
+                 WHERE channel = ?1 AND seq = ?2",
+                params![channel, seq as i64],
+                ledger_row,
+            )
+            .optional()?)
+    }
+
+    /// Every sequence number imported on `channel`, ascending.
+    pub fn imported_seqs(&self, channel: &str) -> Result<Vec<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq FROM ledger WHERE channel = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map(params![channel], |r| r.get::<_, i64>(0))?;
+        Ok(rows
+            .map(|r| r.map(|s| s as u64))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sequence numbers below the highest imported on `channel` that never arrived.
+    pub fn missing_seqs(&self, channel: &str) -> Result<Vec<u64>> {
+        let seen = self.imported_seqs(channel)?;
+        let Some(&max) = seen.last() else {
+            return Ok(Vec::new());
+        };
+        let set: std::collections::BTreeSet<u64> = seen.into_iter().collect();
+        Ok((1..max).filter(|s| !set.contains(s)).collect())
+    }
+
+    /// Sequence numbers of `channel` (outgoing) that the other side acknowledged, ascending.
+    pub fn acked_seqs(&self, channel: &str) -> Result<Vec<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq FROM peer_acks WHERE channel = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map(params![channel], |r| r.get::<_, i64>(0))?;
+        Ok(rows
+            .map(|r| r.map(|s| s as u64))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sequence numbers of `channel` (outgoing) that the other side reported missing.
+    pub fn peer_missing(&self, channel: &str) -> Result<Vec<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq FROM peer_missing WHERE channel = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map(params![channel], |r| r.get::<_, i64>(0))?;
+        Ok(rows
+            .map(|r| r.map(|s| s as u64))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether imports since the last export wait for an acknowledgement.
+    pub fn acks_pending(&self) -> Result<bool> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM ledger WHERE needs_ack = 1", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(n > 0)
+    }
+
+    /// A bundle this side made.
+    pub fn export_record(&self, channel: &str, seq: u64) -> Result<Option<ExportRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq, content_hash, prev_hash, records, files, path FROM exports \
+                 WHERE channel = ?1 AND seq = ?2",
+                params![channel, seq as i64],
+                |r| {
+                    Ok(ExportRecord {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        content_hash: r.get(1)?,
+                        prev_hash: r.get(2)?,
+                        records: r.get(3)?,
+                        files: r.get(4)?,
+                        path: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The catalog version last applied from the high side (low side).
+    pub fn received_catalog_version(&self) -> Result<i64> {
+        meta_get(&self.conn, "catalog_received_version")
     }
 
     /// Owner-side catalog version and the version last exported (high side).
@@ -1070,49 +1194,159 @@ impl Tx<'_> {
         Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
     }
 
-    /// Records a bundle made on `channel`.
+    /// Records a bundle made on `channel` (a resend keeps the channel's last sequence where it is).
     pub fn record_export(
         &self,
         channel: &str,
-        seq: u64,
+        export: &ExportRecord,
         bundle_id: &str,
         bundle_hash: &str,
-        path: &str,
     ) -> Result<()> {
+        let (last, _) = self
+            .tx
+            .query_row(
+                "SELECT last_seq, last_hash FROM channel_out WHERE channel = ?1",
+                params![channel],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, String::new()));
+        if export.seq > last {
+            self.tx.execute(
+                "INSERT INTO channel_out (channel, last_seq, last_hash) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(channel) DO UPDATE SET last_seq = ?2, last_hash = ?3",
+                params![channel, export.seq as i64, export.content_hash],
+            )?;
+        }
         self.tx.execute(
-            "INSERT INTO channel_out (channel, last_seq, last_hash) VALUES (?1, ?2, ?3) \
-             ON CONFLICT(channel) DO UPDATE SET last_seq = ?2, last_hash = ?3",
-            params![channel, seq as i64, bundle_hash],
-        )?;
-        self.tx.execute(
-            "INSERT INTO exports (channel, seq, bundle_id, bundle_hash, path, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![channel, seq as i64, bundle_id, bundle_hash, path, now()],
+            "INSERT INTO exports (channel, seq, bundle_id, bundle_hash, content_hash, prev_hash, records, files, path, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT(channel, seq) DO UPDATE SET bundle_id = ?3, bundle_hash = ?4, path = ?9, resent = resent + 1",
+            params![
+                channel,
+                export.seq as i64,
+                bundle_id,
+                bundle_hash,
+                export.content_hash,
+                export.prev_hash,
+                export.records,
+                export.files,
+                export.path,
+                now()
+            ],
         )?;
         Ok(())
     }
 
-    /// Records an imported bundle in the ledger and advances the channel.
-    pub fn record_import(&self, channel: &str, entry: &LedgerEntry, file_name: &str) -> Result<()> {
+    /// Records an imported bundle in the ledger and advances the channel. `needs_ack` is false for bundles that
+    /// carried nothing but acknowledgements, so that two sides never acknowledge each other's acknowledgements.
+    pub fn record_import(
+        &self,
+        channel: &str,
+        entry: &LedgerEntry,
+        file_name: &str,
+        needs_ack: bool,
+    ) -> Result<()> {
         self.tx.execute(
-            "INSERT INTO ledger (bundle_id, channel, seq, bundle_hash, file_name, imported_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO ledger (bundle_id, channel, seq, bundle_hash, content_hash, file_name, imported_at, needs_ack) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 entry.bundle_id,
                 channel,
                 entry.seq as i64,
                 entry.bundle_hash,
+                entry.content_hash,
                 file_name,
-                entry.imported_at
+                entry.imported_at,
+                needs_ack
             ],
         )?;
         self.tx.execute(
             "INSERT INTO channel_in (channel, last_seq, last_hash) VALUES (?1, ?2, ?3) \
-             ON CONFLICT(channel) DO UPDATE SET last_seq = ?2, last_hash = ?3",
-            params![channel, entry.seq as i64, entry.bundle_hash],
+             ON CONFLICT(channel) DO UPDATE SET last_seq = MAX(last_seq, ?2), \
+             last_hash = CASE WHEN ?2 >= last_seq THEN ?3 ELSE last_hash END",
+            params![channel, entry.seq as i64, entry.content_hash],
         )?;
         Ok(())
     }
+
+    /// The acknowledgement to send for `channel` (incoming), marking imports acknowledged; None when nothing new
+    /// was imported since the last one.
+    pub fn take_ack(&self, channel: &str) -> Result<Option<(Vec<u64>, Vec<u64>)>> {
+        let pending: i64 =
+            self.tx
+                .query_row("SELECT COUNT(*) FROM ledger WHERE needs_ack = 1", [], |r| {
+                    r.get(0)
+                })?;
+        if pending == 0 {
+            return Ok(None);
+        }
+        self.tx.execute("UPDATE ledger SET needs_ack = 0", [])?;
+        let mut stmt = self
+            .tx
+            .prepare("SELECT seq FROM ledger WHERE channel = ?1 ORDER BY seq")?;
+        let seen: Vec<u64> = stmt
+            .query_map(params![channel], |r| r.get::<_, i64>(0))?
+            .map(|r| r.map(|s| s as u64))
+            .collect::<rusqlite::Result<_>>()?;
+        let set: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
+        let max = seen.last().copied().unwrap_or(0);
+        let missing = (1..max).filter(|s| !set.contains(s)).collect();
+        Ok(Some((seen, missing)))
+    }
+
+    /// Applies the other side's acknowledgement of `channel` (outgoing).
+    pub fn apply_ack(&self, channel: &str, received: &[(u64, u64)], missing: &[u64]) -> Result<()> {
+        let at = now();
+        for &(start, end) in received {
+            for seq in start..=end {
+                self.tx.execute(
+                    "INSERT OR IGNORE INTO peer_acks (channel, seq, acked_at) VALUES (?1, ?2, ?3)",
+                    params![channel, seq as i64, at],
+                )?;
+            }
+        }
+        self.tx.execute(
+            "DELETE FROM peer_missing WHERE channel = ?1",
+            params![channel],
+        )?;
+        for &seq in missing {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO peer_missing (channel, seq) VALUES (?1, ?2)",
+                params![channel, seq as i64],
+            )?;
+        }
+        self.tx.execute(
+            "DELETE FROM peer_missing WHERE channel = ?1 AND seq IN (SELECT seq FROM peer_acks WHERE channel = ?1)",
+            params![channel],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the catalog if `version` is newer than the last one applied (low side); returns whether it did.
+    pub fn apply_catalog(&self, version: i64, assets: &[AssetRow]) -> Result<bool> {
+        if version <= meta_get(&self.tx, "catalog_received_version")? {
+            return Ok(false);
+        }
+        self.replace_catalog(assets)?;
+        meta_set(&self.tx, "catalog_received_version", version)?;
+        Ok(true)
+    }
+
+    /// The catalog version to send with the current catalog (high side).
+    pub fn catalog_version(&self) -> Result<i64> {
+        meta_get(&self.tx, "catalog_version")
+    }
+}
+
+fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        bundle_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        bundle_hash: r.get(2)?,
+        content_hash: r.get(3)?,
+        imported_at: r.get(4)?,
+    })
 }
 
 /// A catalog row, as read for export.

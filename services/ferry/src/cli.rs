@@ -87,6 +87,10 @@ pub enum Command {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+        /// Rebuild bundle SEQ, which the other side reports missing: same content and sequence number, signed
+        /// anew with a fresh id and expiry.
+        #[arg(long, value_name = "SEQ")]
+        resend: Option<u64>,
     },
     /// Import bundles from inbox/ (or the files named).
     Import {
@@ -95,6 +99,10 @@ pub enum Command {
         config: ConfigArg,
         /// Bundle files; default: every complete bundle in inbox/.
         files: Vec<PathBuf>,
+        /// Accept a jump in sequence numbers past bundle.max_seq_gap (the owner, after reviewing the quarantined
+        /// bundle); only with named files.
+        #[arg(long)]
+        accept_gap: bool,
     },
     /// Run the side's services until SIGINT or SIGTERM.
     Serve {

@@ -89,8 +89,12 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             AssetAction::List { config, json } => setup::asset_list(&config.config, json).map(|_| 0),
         },
         Command::Review { action } => review::run(action).map(|_| 0),
-        Command::Export { config } => transfer::export_cmd(&config.config).map(|_| 0),
-        Command::Import { config, files } => transfer::import_cmd(&config.config, &files),
+        Command::Export { config, resend } => transfer::export_cmd(&config.config, resend).map(|_| 0),
+        Command::Import {
+            config,
+            files,
+            accept_gap,
+        } => transfer::import_cmd(&config.config, &files, accept_gap),
         Command::Serve { config } => serve::run_cmd(&config.config).await.map(|_| 0),
         Command::Bundle { action } => match action {
             BundleAction::Inspect { file, json } => transfer::inspect_cmd(&file, json).map(|_| 0),

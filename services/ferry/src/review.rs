@@ -242,8 +242,14 @@ fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> 
 pub fn side_status(config: &Path, json: bool) -> Result<()> {
     let side = SideDir::open(config)?;
     let counts = side.store.counts()?;
-    let (out_seq, _) = side.store.channel_out(side.outgoing().as_str())?;
-    let (in_seq, _) = side.store.channel_in(side.incoming().as_str())?;
+    let out_ch = side.outgoing().as_str();
+    let in_ch = side.incoming().as_str();
+    let (out_seq, _) = side.store.channel_out(out_ch)?;
+    let (in_seq, _) = side.store.channel_in(in_ch)?;
+    let missing_in = side.store.missing_seqs(in_ch)?;
+    let acked = side.store.acked_seqs(out_ch)?;
+    let peer_missing = side.store.peer_missing(out_ch)?;
+    let unacked: Vec<u64> = (1..=out_seq).filter(|s| !acked.contains(s)).collect();
     let pending = crate::transfer::pending_summary(&side)?;
     let quarantined = std::fs::read_dir(side.config.quarantine())
         .map(|d| {
@@ -257,8 +263,9 @@ pub fn side_status(config: &Path, json: bool) -> Result<()> {
             "side": side.config.side.as_str(),
             "jobs": counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s.as_str().to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "channels": {
-                side.outgoing().as_str(): {"direction": "out", "last_seq": out_seq},
-                side.incoming().as_str(): {"direction": "in", "last_seq": in_seq},
+                out_ch: {"direction": "out", "last_seq": out_seq, "acknowledged": ferry_core::records::to_ranges(&acked),
+                         "unacknowledged": unacked, "reported_missing": peer_missing},
+                in_ch: {"direction": "in", "last_seq": in_seq, "missing": missing_in},
             },
             "pending_export": pending,
             "quarantined": quarantined,

@@ -217,7 +217,8 @@ pub fn asset_add(
     }
     let mock_data =
         std::fs::read(mock).with_context(|| format!("reading mock {}", mock.display()))?;
-    let mock_path = side.config.assets_dir().join(format!("{name}.mock"));
+    // Mocks are kept by content hash: a bundle that is resent later still finds the mock it carried.
+    let mock_path = mock_store_path(&side.config, &ferry_core::sha256_hex(&mock_data))?;
     write_atomically(&mock_path, &mock_data)?;
     let row = AssetRow {
         name: name.to_string(),
@@ -265,6 +266,13 @@ pub fn asset_list(config_path: &Path, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where a mock with this SHA-256 is kept: `assets/mocks/<sha256>.mock`.
+pub fn mock_store_path(config: &ferry_core::Config, sha256: &str) -> Result<std::path::PathBuf> {
+    let dir = config.assets_dir().join("mocks");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir.join(format!("{sha256}.mock")))
 }
 
 /// Writes `data` to `path` through a temporary file, fsync and rename.

@@ -15,9 +15,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ferry_bundle::{Entry, EntrySource, HeaderParams, Limits, MemorySink};
+use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, Limits, MemorySink};
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
-use ferry_core::store::{output_row, AssetRow, LedgerEntry, OutputRow, Role};
+use ferry_core::store::{output_row, AssetRow, ExportRecord, LedgerEntry, OutputRow, Role};
 use ferry_core::{names, now, JobState, Side};
 
 use crate::side::SideDir;
@@ -54,12 +54,20 @@ pub fn pending_summary(side: &SideDir) -> Result<Vec<String>> {
             }
         }
     }
+    if side.store.acks_pending()? {
+        out.push("an acknowledgement of bundles received".into());
+    }
     Ok(out)
 }
 
-/// `ferry export --config CFG`.
-pub fn export_cmd(config: &Path) -> Result<()> {
+/// `ferry export --config CFG [--resend SEQ]`.
+pub fn export_cmd(config: &Path, resend: Option<u64>) -> Result<()> {
     let mut side = SideDir::open(config)?;
+    if let Some(seq) = resend {
+        let path = resend_bundle(&mut side, seq)?;
+        println!("{}", path.display());
+        return Ok(());
+    }
     match export(&mut side)? {
         Some(path) => println!("{}", path.display()),
         None => println!(
@@ -81,6 +89,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     let mut batch = Batch::default();
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut sources: Vec<EntrySourceRef> = Vec::new();
     match config.side {
         Side::Low => {
             for job in tx.jobs_in_state(JobState::Approved)? {
@@ -130,6 +139,11 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
                             size: o.data.len() as u64,
                             sha256: o.sha256.clone(),
                         });
+                        sources.push(EntrySourceRef::Output {
+                            entry: entry.clone(),
+                            job_id: job.job_id.clone(),
+                            name: o.name.clone(),
+                        });
                         blobs.push((entry, o.data));
                     }
                     status.result = Some(records::ResultTransfer {
@@ -148,12 +162,27 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
                 let mut list = Vec::new();
                 for a in assets {
                     let entry = records::mock_entry(&a.name);
+                    sources.push(EntrySourceRef::File {
+                        entry: entry.clone(),
+                        path: a.mock_path.clone(),
+                    });
                     files.push((entry.clone(), PathBuf::from(&a.mock_path)));
                     list.push(ferry_core::store::asset_transfer(&a, entry));
                 }
-                batch.records.push(Record::Catalog(list));
+                batch.records.push(Record::Catalog {
+                    version: tx.catalog_version()?,
+                    assets: list,
+                });
             }
         }
+    }
+    // Acknowledge what arrived from the other side; a bundle of nothing but acknowledgements is still worth
+    // carrying, since it tells the other side what to resend.
+    if let Some((seen, missing)) = tx.take_ack(side_incoming(config.side).as_str())? {
+        batch.records.push(Record::Ack {
+            received: records::to_ranges(&seen),
+            missing,
+        });
     }
     if batch.records.is_empty() {
         return Ok(None);
@@ -176,25 +205,99 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
         });
     }
     let seq = last_seq + 1;
+    let export = ExportRecord {
+        seq,
+        content_hash: content_hash(seq, &records_bytes),
+        prev_hash: last_hash,
+        records: records_bytes.clone(),
+        files: serde_json::to_string(&sources).expect("sources serialize"),
+        path: String::new(),
+    };
+    let final_path = write_and_record(config, tx, &keys, &peer, channel, export, &entries)?;
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tracing::info!(bundle = %name, seq, records = batch.records.len(), "exported");
+    Ok(Some(final_path))
+}
+
+/// Where a bundle entry other than the records can be read again, for `ferry export --resend`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+enum EntrySourceRef {
+    /// A job's output file, kept in state.db.
+    Output {
+        /// Entry name.
+        entry: String,
+        /// The job.
+        job_id: String,
+        /// The file under outputs/.
+        name: String,
+    },
+    /// A file on disk (mocks, stored by content hash so they never change).
+    File {
+        /// Entry name.
+        entry: String,
+        /// The file.
+        path: String,
+    },
+}
+
+fn side_outgoing(side: Side) -> Channel {
+    match side {
+        Side::Low => Channel::LowToHigh,
+        Side::High => Channel::HighToLow,
+    }
+}
+
+fn side_incoming(side: Side) -> Channel {
+    match side {
+        Side::Low => Channel::HighToLow,
+        Side::High => Channel::LowToHigh,
+    }
+}
+
+/// What chains one bundle to the next: SHA-256 over the sequence number and the records entry (which names every
+/// other entry by its SHA-256). Unlike the file's hash it survives a resend, which signs the same content anew.
+fn content_hash(seq: u64, records: &[u8]) -> String {
+    let mut data = b"ferry content v1\0".to_vec();
+    data.extend_from_slice(&seq.to_le_bytes());
+    data.extend_from_slice(records);
+    ferry_core::sha256_hex(&data)
+}
+
+/// Writes the bundle into outbox/ (temporary name, fsync, rename) and commits `tx` with the export recorded; on
+/// any failure nothing is left behind and the state does not move.
+fn write_and_record(
+    config: &ferry_core::Config,
+    tx: ferry_core::store::Tx<'_>,
+    keys: &ferry_bundle::SideKeys,
+    peer: &ferry_bundle::PublicIdentity,
+    channel: Channel,
+    mut export: ExportRecord,
+    entries: &[Entry<'_>],
+) -> Result<PathBuf> {
     let mut bundle_id = [0u8; 16];
     bundle_id.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     let mut prev_hash = [0u8; 32];
-    if !last_hash.is_empty() {
-        hex::decode_to_slice(&last_hash, &mut prev_hash)
+    if !export.prev_hash.is_empty() {
+        hex::decode_to_slice(&export.prev_hash, &mut prev_hash)
             .context("stored channel hash is corrupt")?;
     }
     let created_at = now();
     let params = HeaderParams {
         bundle_id,
         channel,
-        seq,
+        seq: export.seq,
         prev_hash,
         created_at,
         expires_at: created_at + (config.bundle.expiry_hours as i64) * 3600,
     };
     let name = format!(
-        "ferry-{}-{seq:06}-{}.bundle",
+        "ferry-{}-{:06}-{}.bundle",
         channel.as_str(),
+        export.seq,
         &hex::encode(bundle_id)[..8]
     );
     let outbox = config.outbox();
@@ -204,7 +307,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
         let file =
             File::create(&tmp_path).with_context(|| format!("creating {}", tmp_path.display()))?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-        let written = ferry_bundle::write_bundle(&mut writer, &keys, &peer, &params, &entries)
+        let written = ferry_bundle::write_bundle(&mut writer, keys, peer, &params, entries)
             .context("writing the bundle")?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
@@ -221,20 +324,81 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     std::fs::rename(&tmp_path, &final_path)
         .with_context(|| format!("renaming into {}", final_path.display()))?;
     sync_dir(&outbox);
+    export.path = final_path.display().to_string();
     tx.record_export(
         channel.as_str(),
-        seq,
+        &export,
         &hex::encode(bundle_id),
         &hex::encode(written.bundle_hash),
-        &final_path.display().to_string(),
     )?;
     if let Err(e) = tx.commit() {
         // The state did not move, so the bundle must not exist either.
         let _ = std::fs::remove_file(&final_path);
         return Err(e).context("recording the export");
     }
-    tracing::info!(bundle = %name, seq, records = batch.records.len(), "exported");
-    Ok(Some(final_path))
+    tracing::info!(bundle = %name, seq = export.seq, "exported");
+    Ok(final_path)
+}
+
+/// `ferry export --resend SEQ`: signs the content of bundle SEQ anew (fresh id and expiry, same sequence number
+/// and chain), for a bundle the other side reports missing. Importing it where the original arrived changes
+/// nothing.
+pub fn resend_bundle(side: &mut SideDir, seq: u64) -> Result<PathBuf> {
+    let keys = side.keys()?;
+    let peer = side.peer()?;
+    let channel = side.outgoing();
+    let SideDir { config, store } = side;
+    let export = store
+        .export_record(channel.as_str(), seq)?
+        .with_context(|| {
+            format!(
+                "this side never exported sequence {seq} on {}",
+                channel.as_str()
+            )
+        })?;
+    let sources: Vec<EntrySourceRef> =
+        serde_json::from_str(&export.files).context("the stored export's file list is corrupt")?;
+    let mut blobs = Vec::new();
+    let mut files = Vec::new();
+    for source in sources {
+        match source {
+            EntrySourceRef::Output {
+                entry,
+                job_id,
+                name,
+            } => {
+                let data = store
+                    .outputs(&job_id)?
+                    .into_iter()
+                    .find(|o| o.name == name)
+                    .map(|o| o.data)
+                    .with_context(|| {
+                        format!("output {name} of job {job_id} is no longer stored")
+                    })?;
+                blobs.push((entry, data));
+            }
+            EntrySourceRef::File { entry, path } => files.push((entry, PathBuf::from(path))),
+        }
+    }
+    let records_bytes = export.records.clone();
+    let mut entries = vec![Entry {
+        path: records::RECORDS_ENTRY.to_string(),
+        source: EntrySource::Bytes(&records_bytes),
+    }];
+    for (path, data) in &blobs {
+        entries.push(Entry {
+            path: path.clone(),
+            source: EntrySource::Bytes(data),
+        });
+    }
+    for (path, file) in &files {
+        entries.push(Entry {
+            path: path.clone(),
+            source: EntrySource::File(file),
+        });
+    }
+    let tx = store.begin(role(config.side))?;
+    write_and_record(config, tx, &keys, &peer, channel, export, &entries)
 }
 
 fn sync_dir(dir: &Path) {
@@ -279,7 +443,10 @@ pub enum ImportOutcome {
 }
 
 /// `ferry import --config CFG [FILE...]`: exit code 0 only when every bundle was accepted.
-pub fn import_cmd(config: &Path, files: &[PathBuf]) -> Result<i32> {
+pub fn import_cmd(config: &Path, files: &[PathBuf], accept_gap: bool) -> Result<i32> {
+    if accept_gap && files.is_empty() {
+        bail!("--accept-gap needs the bundle files named: accept a sequence jump one reviewed bundle at a time");
+    }
     let mut side = SideDir::open(config)?;
     let files = if files.is_empty() {
         inbox_files(&side, false)?
@@ -290,7 +457,7 @@ pub fn import_cmd(config: &Path, files: &[PathBuf]) -> Result<i32> {
         println!("no bundles in {}", side.config.inbox().display());
         return Ok(0);
     }
-    let results = import_files(&mut side, &files)?;
+    let results = import_files(&mut side, &files, accept_gap)?;
     let mut refused = 0;
     for (file, outcome) in results {
         match outcome {
@@ -343,6 +510,7 @@ pub fn inbox_files(side: &SideDir, settled: bool) -> Result<Vec<PathBuf>> {
 pub fn import_files(
     side: &mut SideDir,
     files: &[PathBuf],
+    accept_gap: bool,
 ) -> Result<Vec<(PathBuf, ImportOutcome)>> {
     let lock_path = side.config.dir.join(".import.lock");
     let lock =
@@ -356,7 +524,7 @@ pub fn import_files(
             // Another importer took it between listing and locking.
             continue;
         }
-        let outcome = match import_one(side, &peer, &keys, file) {
+        let outcome = match import_one(side, &peer, &keys, file, accept_gap) {
             Ok(summary) => {
                 move_into(file, &side.config.archive())?;
                 tracing::info!(file = %file.display(), "imported");
@@ -403,6 +571,7 @@ fn import_one(
     peer: &ferry_bundle::PublicIdentity,
     keys: &ferry_bundle::SideKeys,
     path: &Path,
+    accept_gap: bool,
 ) -> std::result::Result<String, Refusal> {
     let io = |e: std::io::Error| Refusal::new("io", format!("reading {}: {e}", path.display()));
     // 1. Signature and payload hash, before anything is decrypted.
@@ -432,37 +601,33 @@ fn import_one(
             ),
         ));
     }
-    let (last_seq, last_hash) = side
+    if let Some(prev) = side
         .store
-        .channel_in(expected.as_str())
-        .map_err(store_err)?;
-    if header.seq <= last_seq {
+        .imported_seq(expected.as_str(), header.seq)
+        .map_err(store_err)?
+    {
         return Err(Refusal::new(
             "rollback",
             format!(
-                "sequence {} is not after the last imported sequence {last_seq} on {}",
+                "sequence {} on {} was imported already (bundle {}): an old or repeated sequence number changes nothing",
                 header.seq,
-                expected.as_str()
+                expected.as_str(),
+                prev.bundle_id
             ),
         ));
     }
-    let gap = header.seq - last_seq;
-    if gap > side.config.bundle.max_seq_gap {
+    let (last_seq, _) = side
+        .store
+        .channel_in(expected.as_str())
+        .map_err(store_err)?;
+    let gap = header.seq.saturating_sub(last_seq);
+    if gap > side.config.bundle.max_seq_gap && !accept_gap {
         return Err(Refusal::new(
             "sequence_gap",
             format!(
-                "sequence {} jumps {gap} past the last imported {last_seq}, more than bundle.max_seq_gap = {}; held for the owner",
+                "sequence {} jumps {gap} past the last imported {last_seq}, more than bundle.max_seq_gap = {}; held for \
+                 the owner, who may import it with `ferry import --accept-gap FILE`",
                 header.seq, side.config.bundle.max_seq_gap
-            ),
-        ));
-    }
-    if gap == 1 && last_seq > 0 && hex::encode(header.prev_hash) != last_hash {
-        return Err(Refusal::new(
-            "chain_mismatch",
-            format!(
-                "bundle {} says the previous bundle's hash was {}, but the one imported as sequence {last_seq} has {last_hash}",
-                header.seq,
-                hex::encode(header.prev_hash)
             ),
         ));
     }
@@ -518,6 +683,34 @@ fn import_one(
     }
     let batch =
         Batch::decode(&records_bytes).map_err(|e| Refusal::new("bad_records", e.to_string()))?;
+    // The chain: this bundle names its predecessor's content hash; check it when the predecessor is here.
+    let this_content = content_hash(header.seq, &records_bytes);
+    let named_prev = hex::encode(header.prev_hash);
+    if header.seq == 1 && header.prev_hash != [0u8; 32] {
+        return Err(Refusal::new(
+            "chain_mismatch",
+            "the first bundle of a channel names a predecessor",
+        ));
+    }
+    if header.seq > 1 {
+        let prev = side
+            .store
+            .imported_seq(expected.as_str(), header.seq - 1)
+            .map_err(store_err)?;
+        if let Some(prev) = prev {
+            if prev.content_hash != named_prev {
+                return Err(Refusal::new(
+                    "chain_mismatch",
+                    format!(
+                        "bundle {} names {named_prev} as its predecessor, but sequence {} as imported hashes to {}",
+                        header.seq,
+                        header.seq - 1,
+                        prev.content_hash
+                    ),
+                ));
+            }
+        }
+    }
     // 4. Apply everything in one transaction.
     let SideDir { config, store } = side;
     let tx = store.begin(role(config.side)).map_err(store_err)?;
@@ -582,12 +775,13 @@ fn import_one(
                     summary.push(format!("job {} {}", status.job_id, status.state));
                 }
             }
-            (Side::Low, Record::Catalog(assets)) => {
+            (Side::Low, Record::Catalog { version, assets }) => {
                 let mut rows = Vec::new();
                 for a in assets {
                     names::asset(&a.name).map_err(|e| bad(e.to_string()))?;
                     let data = take(&a.mock)?;
-                    let mock_path = config.assets_dir().join(format!("{}.mock", a.name));
+                    let mock_path = crate::setup::mock_store_path(config, &a.mock.sha256)
+                        .map_err(|e| Refusal::new("io", format!("{e:#}")))?;
                     crate::setup::write_atomically(&mock_path, &data)
                         .map_err(|e| Refusal::new("io", format!("{e:#}")))?;
                     rows.push(AssetRow {
@@ -600,20 +794,29 @@ fn import_one(
                         updated_at: a.updated_at,
                     });
                 }
-                tx.replace_catalog(&rows).map_err(store_err)?;
-                summary.push(format!("catalog of {} asset(s)", rows.len()));
+                if tx.apply_catalog(*version, &rows).map_err(store_err)? {
+                    summary.push(format!("catalog of {} asset(s)", rows.len()));
+                } else {
+                    summary.push(format!("an older catalog (version {version}), ignored"));
+                }
+            }
+            (_, Record::Ack { received, missing }) => {
+                let count: u64 = received.iter().map(|(a, b)| b.saturating_sub(*a) + 1).sum();
+                if count > records::MAX_ACKED || received.iter().any(|(a, b)| a > b) {
+                    return Err(bad(
+                        "acknowledgement ranges are malformed or too large".into()
+                    ));
+                }
+                tx.apply_ack(side_outgoing(config.side).as_str(), received, missing)
+                    .map_err(store_err)?;
+                summary.push(format!("acknowledgement of {count} bundle(s)"));
             }
             (side, record) => {
                 return Err(Refusal::new(
                     "wrong_scope",
                     format!(
                         "a {} record may not arrive on the {} side",
-                        match record {
-                            Record::Job(_) => "job",
-                            Record::Cancel { .. } => "cancel",
-                            Record::Status(_) => "status",
-                            Record::Catalog(_) => "catalog",
-                        },
+                        record.kind(),
                         side.as_str()
                     ),
                 ))
@@ -632,12 +835,17 @@ fn import_one(
             bundle_id,
             seq: header.seq,
             bundle_hash: hex::encode(bundle_hash),
+            content_hash: this_content,
             imported_at: t,
         },
         &path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        batch
+            .records
+            .iter()
+            .any(|r| !matches!(r, Record::Ack { .. })),
     )
     .map_err(store_err)?;
     tx.commit().map_err(store_err)?;

@@ -75,7 +75,7 @@ pub(crate) async fn inbox_watcher(
             if files.is_empty() {
                 return Ok(0);
             }
-            let results = crate::transfer::import_files(&mut side, &files)?;
+            let results = crate::transfer::import_files(&mut side, &files, false)?;
             Ok(results.len())
         })
         .await;
