@@ -15,7 +15,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, Limits, MemorySink};
+use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, Limits};
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
 use ferry_core::store::{output_row, AssetRow, ExportRecord, LedgerEntry, OutputRow, Role};
 use ferry_core::{names, now, JobState, Side};
@@ -574,113 +574,54 @@ fn import_one(
     accept_gap: bool,
 ) -> std::result::Result<String, Refusal> {
     let io = |e: std::io::Error| Refusal::new("io", format!("reading {}: {e}", path.display()));
-    // 1. Signature and payload hash, before anything is decrypted.
-    let (header, bundle_hash) =
-        ferry_bundle::verify_bundle(File::open(path).map_err(io)?, &peer.signing)?;
-    // 2. Channel, ledger, sequence, chain, expiry.
-    let expected = side.incoming();
-    if header.channel != expected {
-        return Err(Refusal::new(
-            "wrong_channel",
-            format!(
-                "bundle is for channel {}, but this side receives on {}",
-                header.channel.as_str(),
-                expected.as_str()
-            ),
-        ));
-    }
-    let bundle_id = hex::encode(header.bundle_id);
     let store_err = |e: ferry_core::StoreError| Refusal::new("store", e.to_string());
-    if let Some(prev) = side.store.imported(&bundle_id).map_err(store_err)? {
-        return Err(Refusal::new(
-            "replay",
-            format!(
-                "bundle {bundle_id} (sequence {}) was imported already at {}",
-                prev.seq,
-                chrono::DateTime::from_timestamp(prev.imported_at, 0).unwrap_or_default()
-            ),
-        ));
-    }
-    if let Some(prev) = side
-        .store
-        .imported_seq(expected.as_str(), header.seq)
-        .map_err(store_err)?
-    {
-        return Err(Refusal::new(
-            "rollback",
-            format!(
-                "sequence {} on {} was imported already (bundle {}): an old or repeated sequence number changes nothing",
-                header.seq,
-                expected.as_str(),
-                prev.bundle_id
-            ),
-        ));
-    }
-    let (last_seq, _) = side
-        .store
-        .channel_in(expected.as_str())
-        .map_err(store_err)?;
-    let gap = header.seq.saturating_sub(last_seq);
-    if gap > side.config.bundle.max_seq_gap && !accept_gap {
-        return Err(Refusal::new(
-            "sequence_gap",
-            format!(
-                "sequence {} jumps {gap} past the last imported {last_seq}, more than bundle.max_seq_gap = {}; held for \
-                 the owner, who may import it with `ferry import --accept-gap FILE`",
-                header.seq, side.config.bundle.max_seq_gap
-            ),
-        ));
-    }
-    let t = now();
-    let slack = side.config.bundle.clock_slack_secs as i64;
-    if t > header.expires_at + slack {
-        return Err(Refusal::new(
-            "expired",
-            format!(
-                "bundle expired at {} (clock slack {slack} s)",
-                chrono::DateTime::from_timestamp(header.expires_at, 0).unwrap_or_default()
-            ),
-        ));
-    }
-    if header.created_at > t + slack {
-        return Err(Refusal::new(
-            "not_yet_valid",
-            format!(
-                "bundle claims to be made at {}, in the future beyond the clock slack of {slack} s",
-                chrono::DateTime::from_timestamp(header.created_at, 0).unwrap_or_default()
-            ),
-        ));
-    }
-    // 3. Decrypt and check every entry against the inner manifest.
+    let expected = side.incoming();
+    // 1. Signature and payload hash against the pinned key, then the header policy, before anything is
+    //    decrypted; 2. decryption, streaming every entry to disk and checking it against the inner manifest.
     let max = side.config.bundle.max_bundle_mb.saturating_mul(1024 * 1024);
-    let mut sink = MemorySink::new(max);
     let limits = Limits {
         max_total_len: max,
         ..Limits::default()
     };
-    let opened = ferry_bundle::open_bundle(
+    let mut sink = StagingSink::new(&side.config.work_dir()).map_err(io)?;
+    let mut seen_header = None;
+    let opened = ferry_bundle::open_bundle_checked(
         File::open(path).map_err(io)?,
         &peer.signing,
         keys,
         &limits,
         &mut sink,
+        |header, _hash| {
+            seen_header = Some(header.clone());
+            header_policy(side, header, accept_gap)
+        },
     )?;
-    if opened.bundle_hash != bundle_hash {
-        return Err(Refusal::new(
-            "changed_while_reading",
-            "the file changed while it was being imported",
-        ));
+    let header = seen_header.unwrap_or_else(|| opened.header.clone());
+    let bundle_hash = opened.bundle_hash;
+    let bundle_id = hex::encode(header.bundle_id);
+    let t = now();
+    // 3. The records, then every other entry as a record names it.
+    let mut entries: BTreeMap<String, StagedEntry> = BTreeMap::new();
+    for (m, staged) in opened.entries.iter().zip(sink.take()) {
+        entries.insert(
+            m.path.clone(),
+            StagedEntry {
+                file: staged,
+                len: m.len,
+                sha256: hex::encode(m.sha256),
+            },
+        );
     }
-    let mut entries: BTreeMap<String, Vec<u8>> = sink.entries.into_iter().collect();
-    let records_bytes = entries
+    let records_entry = entries
         .remove(records::RECORDS_ENTRY)
         .ok_or_else(|| Refusal::new("bad_records", "the bundle has no records entry"))?;
-    if records_bytes.len() as u64 > records::MAX_RECORDS_BYTES {
+    if records_entry.len > records::MAX_RECORDS_BYTES {
         return Err(Refusal::new(
             "bad_records",
             "the records entry is too large",
         ));
     }
+    let records_bytes = std::fs::read(&records_entry.file).map_err(io)?;
     let batch =
         Batch::decode(&records_bytes).map_err(|e| Refusal::new("bad_records", e.to_string()))?;
     // The chain: this bundle names its predecessor's content hash; check it when the predecessor is here.
@@ -716,20 +657,22 @@ fn import_one(
     let tx = store.begin(role(config.side)).map_err(store_err)?;
     let mut summary = Vec::new();
     let bad = |m: String| Refusal::new("bad_records", m);
-    let mut take = |file: &records::FileRef| -> std::result::Result<Vec<u8>, Refusal> {
-        let data = entries.remove(&file.entry).ok_or_else(|| {
+    // A record names each file by entry, size and SHA-256; the manifest (checked by the reader) gave the
+    // entry's own, so the two must agree.
+    let mut take = |file: &records::FileRef| -> std::result::Result<StagedEntry, Refusal> {
+        let staged = entries.remove(&file.entry).ok_or_else(|| {
             bad(format!(
                 "entry {} is named by a record but missing",
                 file.entry
             ))
         })?;
-        if data.len() as u64 != file.size || ferry_core::sha256_hex(&data) != file.sha256 {
+        if staged.len != file.size || staged.sha256 != file.sha256 {
             return Err(bad(format!(
                 "entry {} does not match its record's size and hash",
                 file.entry
             )));
         }
-        Ok(data)
+        Ok(staged)
     };
     for record in &batch.records {
         match (config.side, record) {
@@ -768,7 +711,15 @@ fn import_one(
                 if let Some(result) = &status.result {
                     for file in &result.outputs {
                         names::output_path(&file.name).map_err(|e| bad(e.to_string()))?;
-                        outputs.push(output_row(&file.name, take(file)?));
+                        let staged = take(file)?;
+                        if staged.len > MAX_OUTPUT_FILE_BYTES {
+                            return Err(bad(format!(
+                                "output {} is {} bytes, over the {MAX_OUTPUT_FILE_BYTES} bytes kept per file",
+                                file.name, staged.len
+                            )));
+                        }
+                        let data = std::fs::read(&staged.file).map_err(io)?;
+                        outputs.push(output_row(&file.name, data));
                     }
                 }
                 if tx.apply_status(status, &outputs).map_err(store_err)? {
@@ -779,17 +730,17 @@ fn import_one(
                 let mut rows = Vec::new();
                 for a in assets {
                     names::asset(&a.name).map_err(|e| bad(e.to_string()))?;
-                    let data = take(&a.mock)?;
+                    let staged = take(&a.mock)?;
                     let mock_path = crate::setup::mock_store_path(config, &a.mock.sha256)
                         .map_err(|e| Refusal::new("io", format!("{e:#}")))?;
-                    crate::setup::write_atomically(&mock_path, &data)
-                        .map_err(|e| Refusal::new("io", format!("{e:#}")))?;
+                    // Staged on the same file system: the mock moves into place without being copied.
+                    std::fs::rename(&staged.file, &mock_path).map_err(io)?;
                     rows.push(AssetRow {
                         name: a.name.clone(),
                         description: a.description.clone(),
                         private_path: None,
                         mock_path: mock_path.display().to_string(),
-                        mock_size: data.len() as u64,
+                        mock_size: staged.len,
                         mock_sha256: a.mock.sha256.clone(),
                         updated_at: a.updated_at,
                     });
@@ -853,6 +804,174 @@ fn import_one(
         summary.push("nothing new".into());
     }
     Ok(format!("sequence {}: {}", header.seq, summary.join(", ")))
+}
+
+/// The largest single output file a low side accepts into its state store.
+const MAX_OUTPUT_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The checks on a verified header, made before anything is decrypted: channel, ledger (replay), sequence
+/// (rollback, gaps past the configured limit), expiry and clock slack.
+fn header_policy(
+    side: &SideDir,
+    header: &ferry_bundle::Header,
+    accept_gap: bool,
+) -> std::result::Result<(), Refusal> {
+    let store_err = |e: ferry_core::StoreError| Refusal::new("store", e.to_string());
+    let expected = side.incoming();
+    if header.channel != expected {
+        return Err(Refusal::new(
+            "wrong_channel",
+            format!(
+                "bundle is for channel {}, but this side receives on {}",
+                header.channel.as_str(),
+                expected.as_str()
+            ),
+        ));
+    }
+    let bundle_id = hex::encode(header.bundle_id);
+    if let Some(prev) = side.store.imported(&bundle_id).map_err(store_err)? {
+        return Err(Refusal::new(
+            "replay",
+            format!(
+                "bundle {bundle_id} (sequence {}) was imported already at {}",
+                prev.seq,
+                chrono::DateTime::from_timestamp(prev.imported_at, 0).unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(prev) = side
+        .store
+        .imported_seq(expected.as_str(), header.seq)
+        .map_err(store_err)?
+    {
+        return Err(Refusal::new(
+            "rollback",
+            format!(
+                "sequence {} on {} was imported already (bundle {}): an old or repeated sequence number changes nothing",
+                header.seq,
+                expected.as_str(),
+                prev.bundle_id
+            ),
+        ));
+    }
+    let (last_seq, _) = side
+        .store
+        .channel_in(expected.as_str())
+        .map_err(store_err)?;
+    let gap = header.seq.saturating_sub(last_seq);
+    if gap > side.config.bundle.max_seq_gap && !accept_gap {
+        return Err(Refusal::new(
+            "sequence_gap",
+            format!(
+                "sequence {} jumps {gap} past the last imported {last_seq}, more than bundle.max_seq_gap = {}; held for \
+                 the owner, who may import it with `ferry import --accept-gap FILE`",
+                header.seq, side.config.bundle.max_seq_gap
+            ),
+        ));
+    }
+    let t = now();
+    let slack = side.config.bundle.clock_slack_secs as i64;
+    if t > header.expires_at + slack {
+        return Err(Refusal::new(
+            "expired",
+            format!(
+                "bundle expired at {} (clock slack {slack} s)",
+                chrono::DateTime::from_timestamp(header.expires_at, 0).unwrap_or_default()
+            ),
+        ));
+    }
+    if header.created_at > t + slack {
+        return Err(Refusal::new(
+            "not_yet_valid",
+            format!(
+                "bundle claims to be made at {}, in the future beyond the clock slack of {slack} s",
+                chrono::DateTime::from_timestamp(header.created_at, 0).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An entry staged on disk while a bundle is imported.
+struct StagedEntry {
+    file: PathBuf,
+    len: u64,
+    sha256: String,
+}
+
+/// Streams entries into files under `work/`, so that importing a large mock or result never holds it in memory.
+/// The directory is removed when the sink is dropped; entries that should stay are moved out before.
+struct StagingSink {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+    current: Option<std::io::BufWriter<File>>,
+}
+
+impl StagingSink {
+    fn new(work: &Path) -> std::io::Result<StagingSink> {
+        let dir = work.join(format!(".import-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(StagingSink {
+            dir,
+            files: Vec::new(),
+            current: None,
+        })
+    }
+
+    /// The staged files, in bundle order.
+    fn take(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.files)
+    }
+}
+
+impl ferry_bundle::EntrySink for StagingSink {
+    fn begin(
+        &mut self,
+        _path: &str,
+        _len: u64,
+    ) -> std::result::Result<(), ferry_bundle::BundleError> {
+        let file = self.dir.join(format!("{:06}", self.files.len()));
+        let f = File::create(&file).map_err(|e| ferry_bundle::BundleError::Io {
+            context: format!("staging {}", file.display()),
+            source: e,
+        })?;
+        self.files.push(file);
+        self.current = Some(std::io::BufWriter::with_capacity(1 << 20, f));
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> std::result::Result<(), ferry_bundle::BundleError> {
+        use std::io::Write;
+        let w = self.current.as_mut().expect("begin before write");
+        w.write_all(chunk)
+            .map_err(|e| ferry_bundle::BundleError::Io {
+                context: "staging an entry".into(),
+                source: e,
+            })
+    }
+
+    fn end(&mut self) -> std::result::Result<(), ferry_bundle::BundleError> {
+        use std::io::Write;
+        if let Some(mut w) = self.current.take() {
+            w.flush().map_err(|e| ferry_bundle::BundleError::Io {
+                context: "staging an entry".into(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        self.current = None;
+        self.files.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for StagingSink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// `ferry bundle inspect FILE [--json]`.
