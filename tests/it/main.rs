@@ -3,6 +3,7 @@
 
 mod harness;
 mod intake;
+mod media;
 mod policy;
 mod roundtrip;
 mod transfer;

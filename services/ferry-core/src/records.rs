@@ -57,6 +57,12 @@ pub enum Record {
         /// Sequence numbers below the highest imported one that never arrived.
         missing: Vec<u64>,
     },
+    /// Either way: the sender's keys rotate. The statement (ferry-bundle's `RotationStatement`) is signed by both
+    /// the old and the new key; this bundle is still signed by the old one, every later one by the new one.
+    Rotate {
+        /// The encoded statement.
+        statement: Vec<u8>,
+    },
 }
 
 impl Record {
@@ -68,6 +74,7 @@ impl Record {
             Record::Status(_) => "status",
             Record::Catalog { .. } => "catalog",
             Record::Ack { .. } => "ack",
+            Record::Rotate { .. } => "rotate",
         }
     }
 }

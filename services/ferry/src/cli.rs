@@ -91,6 +91,10 @@ pub enum Command {
         /// anew with a fresh id and expiry.
         #[arg(long, value_name = "SEQ")]
         resend: Option<u64>,
+        /// Split the bundle into parts no larger than SIZE for removable media: dvd, bluray, fat32 (4 GiB - 1), or
+        /// a size such as 700M or 2GiB.
+        #[arg(long, value_name = "SIZE", value_parser = ferry_bundle::parse_part_size)]
+        max_part_size: Option<u64>,
     },
     /// Import bundles from inbox/ (or the files named).
     Import {
@@ -109,6 +113,18 @@ pub enum Command {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Manage this side's keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Copy bundles to and from a mounted medium, with read-back verification.
+    Media {
+        /// What to do.
+        #[command(subcommand)]
+        action: MediaAction,
     },
     /// Look at a bundle without importing it.
     Bundle {
@@ -380,5 +396,37 @@ pub enum MockAction {
         /// Your broker account.
         #[command(flatten)]
         amqp: AmqpArg,
+    },
+}
+
+/// `ferry media ...`
+#[derive(Debug, Subcommand)]
+pub enum MediaAction {
+    /// Copy everything in outbox/ onto the medium at DIR, verify it, and move the originals to outbox/sent/.
+    Write {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The mounted medium's directory.
+        dir: PathBuf,
+    },
+    /// Copy the bundles on the medium at DIR into inbox/, joining parts; names missing or foreign parts.
+    Read {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The mounted medium's directory.
+        dir: PathBuf,
+    },
+}
+
+/// `ferry keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Replace this side's keys: writes a bundle whose rotation statement is signed by the old and the new key.
+    Rotate {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }

@@ -3,7 +3,7 @@
 //! `main` parses arguments, sets up logging and hands over to one module per group of commands:
 //! [`setup`] (init, trust, researcher accounts, assets), [`review`] (the owner's decisions and status),
 //! [`transfer`] (export, import, bundle inspection), [`serve`] (the long-running services of each side),
-//! [`researcher`] (the researcher's commands) and [`jobrun`] (running a job in the sandbox, shared by the
+//! [`media`] (removable media and bundle parts), [`researcher`] (the researcher's commands) and [`jobrun`] (running a job in the sandbox, shared by the
 //! high-side workers and `ferry run --mock`).
 //!
 //! Exit codes: 0 success; 1 failure (the message names what is wrong); 2 usage error; for `ferry run --mock`, the
@@ -11,8 +11,10 @@
 
 mod cli;
 mod jobrun;
+mod media;
 mod researcher;
 mod review;
+mod rotate;
 mod serve;
 mod setup;
 mod side;
@@ -89,7 +91,18 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             AssetAction::List { config, json } => setup::asset_list(&config.config, json).map(|_| 0),
         },
         Command::Review { action } => review::run(action).map(|_| 0),
-        Command::Export { config, resend } => transfer::export_cmd(&config.config, resend).map(|_| 0),
+        Command::Export {
+            config,
+            resend,
+            max_part_size,
+        } => transfer::export_cmd(&config.config, resend, max_part_size).map(|_| 0),
+        Command::Keys {
+            action: KeysAction::Rotate { config },
+        } => rotate::rotate_cmd(&config.config).map(|_| 0),
+        Command::Media { action } => match action {
+            MediaAction::Write { config, dir } => media::write_cmd(&config.config, &dir).map(|_| 0),
+            MediaAction::Read { config, dir } => media::read_cmd(&config.config, &dir),
+        },
         Command::Import {
             config,
             files,

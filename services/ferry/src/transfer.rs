@@ -61,15 +61,22 @@ pub fn pending_summary(side: &SideDir) -> Result<Vec<String>> {
 }
 
 /// `ferry export --config CFG [--resend SEQ]`.
-pub fn export_cmd(config: &Path, resend: Option<u64>) -> Result<()> {
+pub fn export_cmd(config: &Path, resend: Option<u64>, max_part_size: Option<u64>) -> Result<()> {
     let mut side = SideDir::open(config)?;
-    if let Some(seq) = resend {
-        let path = resend_bundle(&mut side, seq)?;
-        println!("{}", path.display());
-        return Ok(());
-    }
-    match export(&mut side)? {
-        Some(path) => println!("{}", path.display()),
+    let written = match resend {
+        Some(seq) => Some(resend_bundle(&mut side, seq)?),
+        None => export(&mut side)?,
+    };
+    match written {
+        Some(path) => {
+            let files = match max_part_size {
+                Some(size) => crate::media::split_in_outbox(&side, &path, size)?,
+                None => vec![path],
+            };
+            for f in files {
+                println!("{}", f.display());
+            }
+        }
         None => println!(
             "nothing pending for the {} side: no bundle written",
             side.config.side.peer().as_str()
@@ -184,6 +191,13 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
             missing,
         });
     }
+    let rotating = match crate::rotate::pending_statement(config)? {
+        Some(statement) => {
+            batch.records.push(Record::Rotate { statement });
+            true
+        }
+        None => false,
+    };
     if batch.records.is_empty() {
         return Ok(None);
     }
@@ -219,6 +233,10 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     tracing::info!(bundle = %name, seq, records = batch.records.len(), "exported");
+    if rotating {
+        let public = crate::rotate::complete(side)?;
+        tracing::info!(key = %public.key_id(), "keys rotated: later bundles are signed with the new key");
+    }
     Ok(Some(final_path))
 }
 
@@ -516,10 +534,11 @@ pub fn import_files(
     let lock =
         File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     lock.lock().context("taking the import lock")?;
-    let peer = side.peer()?;
     let keys = side.keys()?;
     let mut results = Vec::new();
     for file in files {
+        // Reloaded for every file: a bundle earlier in the batch may have rotated the other side's key.
+        let peer = side.peer()?;
         if !file.exists() {
             // Another importer took it between listing and locking.
             continue;
@@ -583,19 +602,50 @@ fn import_one(
         max_total_len: max,
         ..Limits::default()
     };
-    let mut sink = StagingSink::new(&side.config.work_dir()).map_err(io)?;
+    // Our current keys first; then keys we retired, for bundles made before the other side learned of it.
+    let retired = crate::rotate::retired_own_keys(side);
+    let mut candidates: Vec<&ferry_bundle::SideKeys> = vec![keys];
+    candidates.extend(retired.iter());
     let mut seen_header = None;
-    let opened = ferry_bundle::open_bundle_checked(
-        File::open(path).map_err(io)?,
-        &peer.signing,
-        keys,
-        &limits,
-        &mut sink,
-        |header, _hash| {
-            seen_header = Some(header.clone());
-            header_policy(side, header, accept_gap)
-        },
-    )?;
+    let mut attempt = 0;
+    let (opened, mut sink) = loop {
+        let mut sink = StagingSink::new(&side.config.work_dir()).map_err(io)?;
+        let result = ferry_bundle::open_bundle_checked(
+            File::open(path).map_err(io)?,
+            &peer.signing,
+            candidates[attempt],
+            &limits,
+            &mut sink,
+            |header, _hash| {
+                seen_header = Some(header.clone());
+                header_policy(side, header, accept_gap)
+            },
+        );
+        match result {
+            Ok(opened) => break (opened, sink),
+            Err(r) if r.kind == "not_for_us" && attempt + 1 < candidates.len() => attempt += 1,
+            Err(r) if r.kind == "untrusted_signer" => {
+                let signer = File::open(path)
+                    .ok()
+                    .and_then(|f| ferry_bundle::inspect(f).ok())
+                    .map(|h| h.signer);
+                if let Some(signer) =
+                    signer.filter(|s| crate::rotate::retired_peer_keys(side).contains(s))
+                {
+                    return Err(Refusal::new(
+                        "retired_key",
+                        format!(
+                            "signed by {}, a key the {} side retired: bundles after a rotation must carry the new key",
+                            ferry_bundle::key_id(&signer),
+                            side.config.side.peer().as_str()
+                        ),
+                    ));
+                }
+                return Err(r);
+            }
+            Err(r) => return Err(r),
+        }
+    };
     let header = seen_header.unwrap_or_else(|| opened.header.clone());
     let bundle_hash = opened.bundle_hash;
     let bundle_id = hex::encode(header.bundle_id);
@@ -656,6 +706,7 @@ fn import_one(
     let SideDir { config, store } = side;
     let tx = store.begin(role(config.side)).map_err(store_err)?;
     let mut summary = Vec::new();
+    let mut rotation = None;
     let bad = |m: String| Refusal::new("bad_records", m);
     // A record names each file by entry, size and SHA-256; the manifest (checked by the reader) gave the
     // entry's own, so the two must agree.
@@ -751,6 +802,19 @@ fn import_one(
                     summary.push(format!("an older catalog (version {version}), ignored"));
                 }
             }
+            (_, Record::Rotate { statement }) => {
+                let parsed = ferry_bundle::RotationStatement::from_bytes(statement)?;
+                parsed.verify(&peer.signing)?;
+                if parsed.side != config.side.peer().as_str() {
+                    return Err(bad(format!(
+                        "a rotation for the {} side arrived from the {} side",
+                        parsed.side,
+                        config.side.peer().as_str()
+                    )));
+                }
+                summary.push(format!("key rotation to {}", parsed.new.key_id()));
+                rotation = Some(parsed);
+            }
             (_, Record::Ack { received, missing }) => {
                 let count: u64 = received.iter().map(|(a, b)| b.saturating_sub(*a) + 1).sum();
                 if count > records::MAX_ACKED || received.iter().any(|(a, b)| a > b) {
@@ -800,6 +864,10 @@ fn import_one(
     )
     .map_err(store_err)?;
     tx.commit().map_err(store_err)?;
+    if let Some(statement) = rotation {
+        crate::rotate::accept(side, &statement)
+            .map_err(|e| Refusal::new("io", format!("pinning the rotated key: {e:#}")))?;
+    }
     if summary.is_empty() {
         summary.push("nothing new".into());
     }
