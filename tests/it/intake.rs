@@ -28,6 +28,7 @@ def send(body, job_id=None):
     ch.basic_publish("ferry.requests", "job", body, pika.BasicProperties(user_id=user, message_id=job_id))
 good = {"job_id": str(uuid.uuid4()), "runtime": "python", "code": "print(1)", "assets": ["training-data.csv"]}
 send(b"{not json")
+ch.basic_publish("ferry.requests", "job", json.dumps(dict(good, job_id=str(uuid.uuid4()))).encode())  # no user_id
 send(json.dumps(dict(good, job_id=str(uuid.uuid4()), assets=["secret-weights"])).encode())
 send(json.dumps(dict(good, job_id=str(uuid.uuid4()), code="x" * 300000)).encode())
 send(json.dumps(dict(good, job_id=str(uuid.uuid4()), extra=1)).encode())
@@ -44,7 +45,6 @@ while time.time() < deadline and len(reasons) + len(states) < 6:
     (reasons if u["state"] == "failed" else states).append(u)
 for u in reasons: print("failed:", u.get("job_id"), u["reason"])
 for u in states: print("state:", u["job_id"], u["state"])
-m, p, b = ch.basic_get("ferry.requests.dead", auto_ack=True) if False else (None, None, None)
 "#;
     let out = Command::new("python3")
         .args(["-c", script, &dave, &user])
@@ -70,7 +70,7 @@ m, p, b = ch.basic_get("ferry.requests.dead", auto_ack=True) if False else (None
         "one submitted job, the retry changed nothing: {text}"
     );
 
-    // The unparsable message was dead-lettered for the operators, not dropped.
+    // The unparsable message and the one without a user_id were dead-lettered for the operators, not dropped.
     let dead = pair.wait_for(10, "the dead-letter queue", || {
         let out = Command::new("rabbitmqctl")
             .args([
@@ -85,7 +85,7 @@ m, p, b = ch.basic_get("ferry.requests.dead", auto_ack=True) if False else (None
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.lines()
-            .any(|l| l.starts_with("ferry.requests.dead\t1"))
+            .any(|l| l.starts_with("ferry.requests.dead\t2"))
             .then_some(text)
     });
     assert!(dead.contains("ferry.requests.dead"));
