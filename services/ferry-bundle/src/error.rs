@@ -143,6 +143,143 @@ pub enum BundleError {
     /// A public identity (public.txt or a pinned key) is invalid.
     #[error("invalid public identity: {0}")]
     BadPublicIdentity(String),
+
+    /// A file given as a bundle part does not start with the `FERRYPRT` magic.
+    #[error("{} is not a Ferry bundle part: it does not start with the FERRYPRT magic", file.display())]
+    NotAPart {
+        /// The file concerned.
+        file: PathBuf,
+    },
+
+    /// A part uses a part format version this build does not know.
+    #[error(
+        "part file {} uses part format version {found}, made by a newer version of Ferry \
+         (this one reads up to version {}); upgrade Ferry to join it",
+        file.display(),
+        crate::PART_FORMAT_VERSION
+    )]
+    NewerPartVersion {
+        /// The part file.
+        file: PathBuf,
+        /// The version found in it.
+        found: u16,
+    },
+
+    /// A part's header is malformed or disagrees with the file's length.
+    #[error("part file {} is refused: {why}", file.display())]
+    BadPart {
+        /// The part file.
+        file: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+
+    /// A part header's signature does not verify with the pinned signing key.
+    #[error(
+        "part file {}: its header signature does not verify with the pinned signing key \
+         (forged or corrupted part header)",
+        file.display()
+    )]
+    BadPartSignature {
+        /// The part file.
+        file: PathBuf,
+    },
+
+    /// A part was validly signed, but by a key other than the pinned one.
+    #[error(
+        "part file {} is signed by key {found}, which is not the pinned signing key",
+        file.display()
+    )]
+    UntrustedPartSigner {
+        /// The part file.
+        file: PathBuf,
+        /// Hex of the Ed25519 public key that signed the part.
+        found: String,
+    },
+
+    /// A part's body does not hash to the SHA-256 in its signed header.
+    #[error(
+        "part file {} is corrupted: its data does not match the SHA-256 in its signed header",
+        file.display()
+    )]
+    PartHashMismatch {
+        /// The part file.
+        file: PathBuf,
+    },
+
+    /// A part belongs to another bundle, or to another split of the same bundle.
+    #[error("part file {} does not belong with the other parts: {why}", file.display())]
+    ForeignPart {
+        /// The part file.
+        file: PathBuf,
+        /// Which bundle or split it belongs to instead.
+        why: String,
+    },
+
+    /// Two files carry the same part of a bundle.
+    #[error(
+        "part {index} of {count} of bundle {bundle_id} is given twice: {} and {}",
+        first.display(),
+        second.display()
+    )]
+    DuplicatePart {
+        /// The bundle id (a UUID).
+        bundle_id: String,
+        /// The repeated 1-based part index.
+        index: u32,
+        /// How many parts the bundle was split into.
+        count: u32,
+        /// The first file carrying it.
+        first: PathBuf,
+        /// The second file carrying it.
+        second: PathBuf,
+    },
+
+    /// Parts of a bundle are missing.
+    #[error("{}", missing_parts_message(bundle_id, *count, missing))]
+    MissingParts {
+        /// The bundle id (a UUID).
+        bundle_id: String,
+        /// How many parts the bundle was split into.
+        count: u32,
+        /// The 1-based indexes of the missing parts, ascending.
+        missing: Vec<u32>,
+    },
+
+    /// The requested part size leaves no room for data or would need too many parts.
+    #[error(
+        "a part size of {max_part_size} bytes is too small for this bundle: parts must be at \
+         least {min} bytes (a 512-byte part header, and at most 100000 parts)"
+    )]
+    PartSizeTooSmall {
+        /// The requested largest part size.
+        max_part_size: u64,
+        /// The smallest part size that works for this bundle.
+        min: u64,
+    },
+
+    /// A key rotation statement replaces a key other than the pinned one.
+    #[error(
+        "rotation statement replaces signing key {found}, but the pinned signing key is \
+         {pinned} (key ids)"
+    )]
+    RotationKeyMismatch {
+        /// Key id of the key the statement replaces.
+        found: String,
+        /// Key id of the pinned key.
+        pinned: String,
+    },
+
+    /// A key rotation statement's signature by the old or the new key does not verify.
+    #[error("rotation statement signature by the {key} key does not verify (forged or corrupted statement)")]
+    BadRotationSignature {
+        /// `"old"` or `"new"`.
+        key: &'static str,
+    },
+
+    /// A key rotation statement is malformed or not acceptable.
+    #[error("rotation statement refused: {0}")]
+    BadRotation(String),
 }
 
 impl BundleError {
@@ -170,6 +307,19 @@ impl BundleError {
             BundleError::Malformed(_) => "malformed",
             BundleError::Key { .. } => "key",
             BundleError::BadPublicIdentity(_) => "bad_public_identity",
+            BundleError::NotAPart { .. } => "not_a_part",
+            BundleError::NewerPartVersion { .. } => "newer_part_version",
+            BundleError::BadPart { .. } => "bad_part",
+            BundleError::BadPartSignature { .. } => "bad_part_signature",
+            BundleError::UntrustedPartSigner { .. } => "untrusted_part_signer",
+            BundleError::PartHashMismatch { .. } => "part_hash_mismatch",
+            BundleError::ForeignPart { .. } => "foreign_part",
+            BundleError::DuplicatePart { .. } => "duplicate_part",
+            BundleError::MissingParts { .. } => "missing_parts",
+            BundleError::PartSizeTooSmall { .. } => "part_size_too_small",
+            BundleError::RotationKeyMismatch { .. } => "rotation_key_mismatch",
+            BundleError::BadRotationSignature { .. } => "bad_rotation_signature",
+            BundleError::BadRotation(_) => "bad_rotation",
         }
     }
 
@@ -178,6 +328,29 @@ impl BundleError {
         BundleError::Io {
             context: context.into(),
             source,
+        }
+    }
+}
+
+/// "part 2 of 3 of bundle <id> is missing", or "parts 2, 4 and 5 of 7 ... are missing",
+/// listing at most ten indexes.
+fn missing_parts_message(bundle_id: &str, count: u32, missing: &[u32]) -> String {
+    const SHOWN: usize = 10;
+    let shown: Vec<String> = missing.iter().take(SHOWN).map(u32::to_string).collect();
+    match shown.as_slice() {
+        [] => format!("no part of bundle {bundle_id} is missing"),
+        [one] => format!("part {one} of {count} of bundle {bundle_id} is missing"),
+        [first @ .., last] => {
+            let list = if missing.len() > SHOWN {
+                format!(
+                    "{}, {last} and {} more",
+                    first.join(", "),
+                    missing.len() - SHOWN
+                )
+            } else {
+                format!("{} and {last}", first.join(", "))
+            };
+            format!("parts {list} of {count} of bundle {bundle_id} are missing")
         }
     }
 }

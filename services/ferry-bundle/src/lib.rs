@@ -14,6 +14,12 @@
 //! - `read`: [`inspect`], [`verify_bundle`], [`open_bundle`] and [`open_bundle_checked`],
 //!   which verify before decrypting and stream entries into an [`EntrySink`] such as
 //!   [`MemorySink`].
+//! - `parts`: [`split_bundle`] and [`join_parts`], which cut a bundle file into signed
+//!   parts that fit on removable media and put it back together, naming any missing,
+//!   foreign, duplicate or corrupted part.
+//! - `rotation`: [`RotationStatement`] (a key change signed by the old and the new key,
+//!   R9), [`open_bundle_multi`] (decrypt with the current or a retired age key) and
+//!   [`retire_keys`].
 //! - `hash`: SHA-256 plumbing (a hashing writer, and entry hashing on a second core).
 //!   SHA-256 dominates the cost of packing and opening; the `ring-sha256` feature swaps
 //!   `sha2` for ring's assembly, about twice as fast on CPUs without SHA extensions.
@@ -28,7 +34,9 @@ mod error;
 mod format;
 mod hash;
 mod keys;
+mod parts;
 mod read;
+mod rotation;
 mod write;
 
 #[cfg(test)]
@@ -40,8 +48,17 @@ pub use format::{
     HEADER_BLOCK_LEN, MAX_HEADER_LEN, MAX_MANIFEST_LEN, PAYLOAD_MAGIC,
 };
 pub use keys::{key_id, PublicIdentity, SideKeys, AGE_KEY_FILE, SIGNING_KEY_FILE};
+pub use parts::{
+    is_part_file, join_parts, parse_part_size, read_part_info, split_bundle, PartInfo, MAX_PARTS,
+    MAX_PART_INFO_LEN, PART_FORMAT_VERSION, PART_HEADER_LEN, PART_MAGIC, PART_SIZE_BLURAY,
+    PART_SIZE_DVD, PART_SIZE_FAT32,
+};
 pub use read::{
     inspect, open_bundle, open_bundle_checked, verify_bundle, EntrySink, MemorySink, OpenedBundle,
+};
+pub use rotation::{
+    open_bundle_multi, open_bundle_multi_checked, retire_keys, RotationStatement, MAX_ROTATION_LEN,
+    ROTATION_VERSION,
 };
 pub use write::{write_bundle, Entry, EntrySource, WrittenBundle};
 

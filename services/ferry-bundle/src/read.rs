@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::iter;
 
 use crate::format::{
     authenticate_header, check_path, manifest_len_bound, open_manifest, parse_header,
@@ -196,9 +195,27 @@ pub fn open_bundle<R: Read + Seek>(
 /// a stale or replayed bundle is then refused without being decrypted, and the payload is
 /// hashed once instead of twice as with [`verify_bundle`] followed by [`open_bundle`].
 pub fn open_bundle_checked<R, E, F>(
-    mut r: R,
+    r: R,
     trusted_signer: &[u8; 32],
     keys: &SideKeys,
+    limits: &Limits,
+    sink: &mut dyn EntrySink,
+    check: F,
+) -> Result<OpenedBundle, E>
+where
+    R: Read + Seek,
+    E: From<BundleError>,
+    F: FnOnce(&Header, &[u8; 32]) -> Result<(), E>,
+{
+    open_with_keys(r, trusted_signer, &[keys], limits, sink, check)
+}
+
+/// [`open_bundle_checked`] with several age identities, tried together in one pass over
+/// the age header (for `open_bundle_multi` while a key rotation is in flight).
+pub(crate) fn open_with_keys<R, E, F>(
+    mut r: R,
+    trusted_signer: &[u8; 32],
+    keys: &[&SideKeys],
     limits: &Limits,
     sink: &mut dyn EntrySink,
     check: F,
@@ -219,7 +236,7 @@ where
 fn open_and_stream<R, E, F>(
     r: &mut R,
     trusted_signer: &[u8; 32],
-    keys: &SideKeys,
+    keys: &[&SideKeys],
     limits: &Limits,
     sink: &mut dyn EntrySink,
     check: F,
@@ -245,7 +262,7 @@ fn decrypt_and_stream<R: Read + Seek>(
     start: u64,
     header: &Header,
     trusted_signer: &[u8; 32],
-    keys: &SideKeys,
+    keys: &[&SideKeys],
     limits: &Limits,
     sink: &mut dyn EntrySink,
 ) -> Result<Vec<ManifestEntry>, BundleError> {
@@ -255,7 +272,7 @@ fn decrypt_and_stream<R: Read + Seek>(
     let ciphertext = BufReader::with_capacity(IO_BUF_LEN, r.take(header.payload_len));
     let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(decrypt_error)?;
     let plaintext = decryptor
-        .decrypt(iter::once(&keys.age as &dyn age::Identity))
+        .decrypt(keys.iter().map(|k| &k.age as &dyn age::Identity))
         .map_err(decrypt_error)?;
     read_payload(
         &mut PlainReader(plaintext),
@@ -280,7 +297,9 @@ fn verify_at<R: Read + Seek>(
     let header = authenticate_header(&raw, trusted_signer)?;
     let bundle_hash = Sha256::digest(&block);
 
-    let mut hasher = Sha256::new();
+    // Hashed on a helper thread for large payloads, so that reading (from a cold disk or
+    // removable media) overlaps hashing instead of alternating with it.
+    let mut hasher = EntryHasher::for_total(header.payload_len);
     let mut buf = vec![0u8; IO_BUF_LEN];
     let mut remaining = header.payload_len;
     while remaining > 0 {
@@ -290,7 +309,7 @@ fn verify_at<R: Read + Seek>(
         if n == 0 {
             return Err(BundleError::Truncated);
         }
-        hasher.update(&buf[..n]);
+        hasher.update(&buf[..n])?;
         remaining -= n as u64;
     }
     if read_some(r, &mut buf[..1]).map_err(|e| BundleError::io("reading the bundle payload", e))?
@@ -298,7 +317,7 @@ fn verify_at<R: Read + Seek>(
     {
         return Err(BundleError::TrailingData);
     }
-    if hasher.finalize() != header.payload_sha256 {
+    if hasher.finish_entry()? != header.payload_sha256 {
         return Err(BundleError::PayloadHashMismatch);
     }
     Ok((header, bundle_hash, start))

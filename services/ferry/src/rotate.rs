@@ -38,10 +38,8 @@ pub fn complete(side: &SideDir) -> Result<PublicIdentity> {
     let keys_dir = side.config.keys_dir();
     let next = next_dir(&side.config);
     let retired = keys_dir.join("retired").join(ferry_core::now().to_string());
-    std::fs::create_dir_all(&retired).with_context(|| format!("creating {}", retired.display()))?;
+    ferry_bundle::retire_keys(&keys_dir, &retired).context("retiring the old keys")?;
     for name in [ferry_bundle::SIGNING_KEY_FILE, ferry_bundle::AGE_KEY_FILE] {
-        std::fs::rename(keys_dir.join(name), retired.join(name))
-            .with_context(|| format!("retiring {name}"))?;
         std::fs::rename(next.join(name), keys_dir.join(name))
             .with_context(|| format!("installing the new {name}"))?;
     }
@@ -91,8 +89,8 @@ pub fn rotate_cmd(config: &Path) -> Result<()> {
 }
 
 /// The retired signing keys of the other side (`trust/retired.txt`, one hex key per line).
-pub fn retired_peer_keys(side: &SideDir) -> Vec<[u8; 32]> {
-    let path = side.config.dir.join("trust").join("retired.txt");
+pub fn retired_peer_keys(config: &ferry_core::Config) -> Vec<[u8; 32]> {
+    let path = config.dir.join("trust").join("retired.txt");
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

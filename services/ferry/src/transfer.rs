@@ -607,44 +607,40 @@ fn import_one(
     let mut candidates: Vec<&ferry_bundle::SideKeys> = vec![keys];
     candidates.extend(retired.iter());
     let mut seen_header = None;
-    let mut attempt = 0;
-    let (opened, mut sink) = loop {
-        let mut sink = StagingSink::new(&side.config.work_dir()).map_err(io)?;
-        let result = ferry_bundle::open_bundle_checked(
-            File::open(path).map_err(io)?,
-            &peer.signing,
-            candidates[attempt],
-            &limits,
-            &mut sink,
-            |header, _hash| {
-                seen_header = Some(header.clone());
-                header_policy(side, header, accept_gap)
-            },
-        );
-        match result {
-            Ok(opened) => break (opened, sink),
-            Err(r) if r.kind == "not_for_us" && attempt + 1 < candidates.len() => attempt += 1,
-            Err(r) if r.kind == "untrusted_signer" => {
-                let signer = File::open(path)
-                    .ok()
-                    .and_then(|f| ferry_bundle::inspect(f).ok())
-                    .map(|h| h.signer);
-                if let Some(signer) =
-                    signer.filter(|s| crate::rotate::retired_peer_keys(side).contains(s))
-                {
-                    return Err(Refusal::new(
-                        "retired_key",
-                        format!(
-                            "signed by {}, a key the {} side retired: bundles after a rotation must carry the new key",
-                            ferry_bundle::key_id(&signer),
-                            side.config.side.peer().as_str()
-                        ),
-                    ));
-                }
-                return Err(r);
+    let mut sink = StagingSink::new(&side.config.work_dir()).map_err(io)?;
+    let result = ferry_bundle::open_bundle_multi_checked(
+        File::open(path).map_err(io)?,
+        &peer.signing,
+        &candidates,
+        &limits,
+        &mut sink,
+        |header, _hash| {
+            seen_header = Some(header.clone());
+            header_policy(side, header, accept_gap)
+        },
+    );
+    let opened = match result {
+        Ok(opened) => opened,
+        Err(r) if r.kind == "untrusted_signer" => {
+            let signer = File::open(path)
+                .ok()
+                .and_then(|f| ferry_bundle::inspect(f).ok())
+                .map(|h| h.signer);
+            if let Some(signer) =
+                signer.filter(|s| crate::rotate::retired_peer_keys(&side.config).contains(s))
+            {
+                return Err(Refusal::new(
+                    "retired_key",
+                    format!(
+                        "signed by {}, a key the {} side retired: bundles after a rotation must carry the new key",
+                        ferry_bundle::key_id(&signer),
+                        side.config.side.peer().as_str()
+                    ),
+                ));
             }
-            Err(r) => return Err(r),
+            return Err(r);
         }
+        Err(r) => return Err(r),
     };
     let header = seen_header.unwrap_or_else(|| opened.header.clone());
     let bundle_hash = opened.bundle_hash;
@@ -805,6 +801,12 @@ fn import_one(
             (_, Record::Rotate { statement }) => {
                 let parsed = ferry_bundle::RotationStatement::from_bytes(statement)?;
                 parsed.verify(&peer.signing)?;
+                if crate::rotate::retired_peer_keys(config).contains(&parsed.new.signing) {
+                    return Err(bad(format!(
+                        "the rotation names {} as the new key, but that key was retired before: a retired key never comes back",
+                        parsed.new.key_id()
+                    )));
+                }
                 if parsed.side != config.side.peer().as_str() {
                     return Err(bad(format!(
                         "a rotation for the {} side arrived from the {} side",

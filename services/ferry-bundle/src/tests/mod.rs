@@ -3,7 +3,9 @@
 mod crafted;
 mod interop;
 mod keys;
+mod parts;
 mod refusals;
+mod rotation;
 mod round_trip;
 
 use std::fs;
