@@ -236,3 +236,90 @@ mod tests {
         assert!(to_ranges(&[]).is_empty());
     }
 }
+
+/// The spec (`schemas/records.md`) carries the encoding of this batch; a change to the wire types that does not
+/// change the spec fails `records_match_the_spec`.
+#[cfg(test)]
+pub(crate) fn spec_example() -> Batch {
+    let file = |entry: &str| FileRef {
+        name: "a.txt".into(),
+        entry: entry.into(),
+        size: 3,
+        sha256: "ab".into(),
+    };
+    Batch {
+        records: vec![
+            Record::Job(JobTransfer {
+                job_id: "j1".into(),
+                researcher: "alice".into(),
+                title: "t".into(),
+                description: "d".into(),
+                runtime: "python".into(),
+                code: "print(1)".into(),
+                assets: vec!["data.csv".into()],
+                approved_by: "owner:root".into(),
+                approved_at: 1,
+            }),
+            Record::Cancel {
+                job_id: "j1".into(),
+                at: -1,
+            },
+            Record::Status(StatusTransfer {
+                job_id: "j1".into(),
+                state: "released".into(),
+                reason: None,
+                at: 2,
+                result: Some(ResultTransfer {
+                    exit_code: Some(0),
+                    summary: "ok".into(),
+                    stdout: b"hi".to_vec(),
+                    stderr: vec![],
+                    stdout_truncated: false,
+                    stderr_truncated: true,
+                    outputs: vec![file("outputs/j1/a.txt")],
+                }),
+            }),
+            Record::Catalog {
+                version: 7,
+                assets: vec![AssetTransfer {
+                    name: "data.csv".into(),
+                    description: "x".into(),
+                    mock: file("mocks/data.csv"),
+                    updated_at: 3,
+                }],
+            },
+            Record::Ack {
+                received: vec![(1, 300)],
+                missing: vec![4],
+            },
+            Record::Rotate {
+                statement: vec![1, 2],
+            },
+        ],
+    }
+}
+
+#[cfg(test)]
+mod spec_tests {
+    /// The hex block after the line "```hex records-example" in the spec.
+    fn spec_hex() -> String {
+        let spec = include_str!("../../../schemas/records.md");
+        let start = spec
+            .find("```hex records-example")
+            .expect("the spec has a records-example block");
+        let body = &spec[start..];
+        let body = &body[body.find('\n').unwrap() + 1..];
+        let end = body.find("```").unwrap();
+        body[..end].split_whitespace().collect()
+    }
+
+    #[test]
+    fn records_match_the_spec() {
+        let actual = hex::encode(super::spec_example().encode());
+        assert_eq!(
+            actual,
+            spec_hex(),
+            "the records' wire encoding changed: update schemas/records.md (its example and field lists)"
+        );
+    }
+}
