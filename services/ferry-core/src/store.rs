@@ -582,22 +582,7 @@ impl Store {
 
     /// The catalog, by name.
     pub fn assets(&self) -> Result<Vec<AssetRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT name, description, private_path, mock_path, mock_size, mock_sha256, updated_at \
-             FROM assets ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(AssetRow {
-                name: r.get(0)?,
-                description: r.get(1)?,
-                private_path: r.get(2)?,
-                mock_path: r.get(3)?,
-                mock_size: r.get::<_, i64>(4)? as u64,
-                mock_sha256: r.get(5)?,
-                updated_at: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        assets_in(&self.conn)
     }
 
     /// One catalog entry.
@@ -1176,22 +1161,7 @@ impl Tx<'_> {
             return Ok(None);
         }
         meta_set(&self.tx, "catalog_sent_version", version)?;
-        let mut stmt = self.tx.prepare(
-            "SELECT name, description, private_path, mock_path, mock_size, mock_sha256, updated_at \
-             FROM assets ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(AssetRow {
-                name: r.get(0)?,
-                description: r.get(1)?,
-                private_path: r.get(2)?,
-                mock_path: r.get(3)?,
-                mock_size: r.get::<_, i64>(4)? as u64,
-                mock_sha256: r.get(5)?,
-                updated_at: r.get(6)?,
-            })
-        })?;
-        Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
+        Ok(Some(assets_in(&self.tx)?))
     }
 
     /// Records a bundle made on `channel` (a resend keeps the channel's last sequence where it is).
@@ -1337,6 +1307,25 @@ impl Tx<'_> {
     pub fn catalog_version(&self) -> Result<i64> {
         meta_get(&self.tx, "catalog_version")
     }
+}
+
+fn assets_in(conn: &Connection) -> Result<Vec<AssetRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, description, private_path, mock_path, mock_size, mock_sha256, updated_at \
+         FROM assets ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(AssetRow {
+            name: r.get(0)?,
+            description: r.get(1)?,
+            private_path: r.get(2)?,
+            mock_path: r.get(3)?,
+            mock_size: r.get::<_, i64>(4)? as u64,
+            mock_sha256: r.get(5)?,
+            updated_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {

@@ -202,22 +202,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let records_bytes = batch.encode();
-    let mut entries = vec![Entry {
-        path: records::RECORDS_ENTRY.to_string(),
-        source: EntrySource::Bytes(&records_bytes),
-    }];
-    for (path, data) in &blobs {
-        entries.push(Entry {
-            path: path.clone(),
-            source: EntrySource::Bytes(data),
-        });
-    }
-    for (path, file) in &files {
-        entries.push(Entry {
-            path: path.clone(),
-            source: EntrySource::File(file),
-        });
-    }
+    let entries = bundle_entries(&records_bytes, &blobs, &files);
     let seq = last_seq + 1;
     let export = ExportRecord {
         seq,
@@ -260,6 +245,27 @@ enum EntrySourceRef {
         /// The file.
         path: String,
     },
+}
+
+/// The records entry first, then blobs from memory, then files streamed from disk.
+fn bundle_entries<'a>(
+    records_bytes: &'a [u8],
+    blobs: &'a [(String, Vec<u8>)],
+    files: &'a [(String, PathBuf)],
+) -> Vec<Entry<'a>> {
+    let mut entries = vec![Entry {
+        path: records::RECORDS_ENTRY.to_string(),
+        source: EntrySource::Bytes(records_bytes),
+    }];
+    entries.extend(blobs.iter().map(|(path, data)| Entry {
+        path: path.clone(),
+        source: EntrySource::Bytes(data),
+    }));
+    entries.extend(files.iter().map(|(path, file)| Entry {
+        path: path.clone(),
+        source: EntrySource::File(file),
+    }));
+    entries
 }
 
 fn side_outgoing(side: Side) -> Channel {
@@ -399,22 +405,7 @@ pub fn resend_bundle(side: &mut SideDir, seq: u64) -> Result<PathBuf> {
         }
     }
     let records_bytes = export.records.clone();
-    let mut entries = vec![Entry {
-        path: records::RECORDS_ENTRY.to_string(),
-        source: EntrySource::Bytes(&records_bytes),
-    }];
-    for (path, data) in &blobs {
-        entries.push(Entry {
-            path: path.clone(),
-            source: EntrySource::Bytes(data),
-        });
-    }
-    for (path, file) in &files {
-        entries.push(Entry {
-            path: path.clone(),
-            source: EntrySource::File(file),
-        });
-    }
+    let entries = bundle_entries(&records_bytes, &blobs, &files);
     let tx = store.begin(role(config.side))?;
     write_and_record(config, tx, &keys, &peer, channel, export, &entries)
 }
