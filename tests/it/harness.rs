@@ -294,6 +294,33 @@ impl Pair {
     }
 }
 
+impl Pair {
+    /// Sends SIGTERM to every `ferry serve` started so far and returns how each exited (None: still running after
+    /// ten seconds, then killed).
+    pub fn stop_serves(&mut self) -> Vec<Option<std::process::ExitStatus>> {
+        let mut out = Vec::new();
+        for mut child in std::mem::take(&mut self.serves) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    break Some(status);
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            out.push(status);
+        }
+        out
+    }
+}
+
 impl Drop for Pair {
     fn drop(&mut self) {
         for child in &mut self.serves {

@@ -142,3 +142,22 @@ fn commands_name_what_is_wrong() {
     let out = pair.ok(&["export", "--config", pair.low_s()]);
     assert!(out.contains("nothing pending"), "{out}");
 }
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let mut pair = Pair::new();
+    pair.serve(&pair.low.clone());
+    pair.serve(&pair.high.clone());
+    // Both sides up: the low side answers calls.
+    let url = pair.researcher("hal");
+    pair.wait_for(30, "the low side to answer", || {
+        pair.run_env(&["assets"], &[("FERRY_AMQP_URL", &url)])
+            .status
+            .success()
+            .then_some(())
+    });
+    for status in pair.stop_serves() {
+        let status = status.expect("ferry serve did not stop within ten seconds of SIGTERM");
+        assert!(status.success(), "{status:?}");
+    }
+}
