@@ -222,58 +222,44 @@ impl Session {
 
     /// Publishes and waits for the broker's confirmation. Messages are `mandatory`: an unroutable one is an error.
     pub async fn publish(&self, msg: &Outgoing<'_>) -> Result<(), BrokerError> {
-        let mut props = BasicProperties::default().with_content_type("application/json".into());
-        if let Some(v) = msg.message_id {
-            props = props.with_message_id(v.into());
+        self.publish_many(std::slice::from_ref(msg)).await
+    }
+
+    /// Publishes every message, then waits for all the confirmations: one round trip for the lot. Fails on the
+    /// first Nack or unroutable message (those before it may have been routed).
+    pub async fn publish_many(&self, msgs: &[Outgoing<'_>]) -> Result<(), BrokerError> {
+        let mut pending = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            let confirm = self
+                .publisher
+                .basic_publish(
+                    msg.exchange.into(),
+                    msg.routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    msg.body,
+                    properties(msg),
+                )
+                .await
+                .map_err(amqp(describe(msg)))?;
+            pending.push((msg, confirm));
         }
-        if let Some(v) = msg.user_id {
-            props = props.with_user_id(v.into());
-        }
-        if let Some(v) = msg.kind {
-            props = props.with_type(v.into());
-        }
-        if let Some(v) = msg.reply_to {
-            props = props.with_reply_to(v.into());
-        }
-        if let Some(v) = msg.correlation_id {
-            props = props.with_correlation_id(v.into());
-        }
-        if msg.persistent {
-            props = props.with_delivery_mode(2);
-        }
-        let what = || {
-            format!(
-                "publishing to {:?} with key {:?}",
-                msg.exchange, msg.routing_key
-            )
-        };
-        let confirm = self
-            .publisher
-            .basic_publish(
-                msg.exchange.into(),
-                msg.routing_key.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                msg.body,
-                props,
-            )
-            .await
-            .map_err(amqp(what()))?
-            .await
-            .map_err(amqp(what()))?;
-        if confirm.is_nack() {
-            return Err(BrokerError::Nacked {
-                exchange: msg.exchange.into(),
-                routing_key: msg.routing_key.into(),
-            });
-        }
-        if confirm.take_message().is_some() {
-            return Err(BrokerError::Unroutable {
-                exchange: msg.exchange.into(),
-                routing_key: msg.routing_key.into(),
-            });
+        for (msg, confirm) in pending {
+            let confirm = confirm.await.map_err(amqp(describe(msg)))?;
+            if confirm.is_nack() {
+                return Err(BrokerError::Nacked {
+                    exchange: msg.exchange.into(),
+                    routing_key: msg.routing_key.into(),
+                });
+            }
+            if confirm.take_message().is_some() {
+                return Err(BrokerError::Unroutable {
+                    exchange: msg.exchange.into(),
+                    routing_key: msg.routing_key.into(),
+                });
+            }
         }
         Ok(())
     }
@@ -383,6 +369,37 @@ impl Session {
     pub async fn close(&self) {
         let _ = self.conn.close(200, "bye".into()).await;
     }
+}
+
+fn describe(msg: &Outgoing<'_>) -> String {
+    format!(
+        "publishing to {:?} with key {:?}",
+        msg.exchange, msg.routing_key
+    )
+}
+
+/// The AMQP properties of an outgoing message (JSON, plus what the message sets).
+fn properties(msg: &Outgoing<'_>) -> BasicProperties {
+    let mut props = BasicProperties::default().with_content_type("application/json".into());
+    if let Some(v) = msg.message_id {
+        props = props.with_message_id(v.into());
+    }
+    if let Some(v) = msg.user_id {
+        props = props.with_user_id(v.into());
+    }
+    if let Some(v) = msg.kind {
+        props = props.with_type(v.into());
+    }
+    if let Some(v) = msg.reply_to {
+        props = props.with_reply_to(v.into());
+    }
+    if let Some(v) = msg.correlation_id {
+        props = props.with_correlation_id(v.into());
+    }
+    if msg.persistent {
+        props = props.with_delivery_mode(2);
+    }
+    props
 }
 
 fn now_nanos() -> u64 {

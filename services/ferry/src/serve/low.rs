@@ -46,101 +46,149 @@ fn open_store(config: &Config) -> Result<Store> {
         .with_context(|| format!("opening {}", config.state_db().display()))
 }
 
+/// Most requests committed in one transaction.
+const INTAKE_BATCH: usize = 64;
+
 async fn intake(
     session: std::sync::Arc<Session>,
     config: Config,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut store = open_store(&config)?;
-    let mut sub = session.consume(REQUESTS_QUEUE, 32).await?;
+    let mut sub = session.consume(REQUESTS_QUEUE, INTAKE_BATCH as u16).await?;
     let mut queues_declared: HashSet<String> = HashSet::new();
     loop {
-        let msg = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
             msg = sub.next() => msg?,
         };
-        let span = tracing::info_span!(
-            "request",
-            user = msg.user_id.as_deref().unwrap_or("-"),
-            message_id = msg.message_id.as_deref().unwrap_or("-")
-        );
-        if let Err(e) = handle_request(&session, &config, &mut store, &mut queues_declared, &msg)
+        // Group commit: take whatever else the broker has already delivered (the prefetch bounds it), without
+        // waiting, so that one fsync covers many requests.
+        let mut batch = vec![first];
+        while batch.len() < INTAKE_BATCH {
+            match tokio::time::timeout(std::time::Duration::ZERO, sub.next()).await {
+                Ok(msg) => batch.push(msg?),
+                Err(_) => break,
+            }
+        }
+        let span = tracing::info_span!("requests", count = batch.len());
+        if let Err(e) = handle_batch(&session, &config, &mut store, &mut queues_declared, &batch)
             .instrument(span)
             .await
         {
-            // The database or broker failed: leave the request for later rather than lose it.
-            tracing::error!("intake: {e:#}; requeueing the request");
+            // The database or broker failed: leave the requests for later rather than lose them.
+            tracing::error!("intake: {e:#}; requeueing {} request(s)", batch.len());
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            msg.reject(true).await?;
+            for msg in &batch {
+                msg.reject(true).await?;
+            }
         }
     }
 }
 
-async fn handle_request(
+/// What to tell the broker about a request once its effect is committed.
+enum Settle {
+    Ack,
+    DeadLetter,
+}
+
+async fn handle_batch(
     session: &Session,
     config: &Config,
     store: &mut Store,
     queues_declared: &mut HashSet<String>,
-    msg: &Incoming,
+    batch: &[Incoming],
 ) -> Result<()> {
-    let Some(user) = msg.user_id.clone() else {
-        tracing::warn!("request without a user_id property: dead-lettered (the broker validates user_id; a client must set it)");
-        msg.reject(false).await?;
-        return Ok(());
-    };
-    if names::researcher(&user).is_err() && user != "guest" {
-        tracing::warn!(
-            user,
-            "request from a user that is not a valid researcher name: dead-lettered"
-        );
-        msg.reject(false).await?;
-        return Ok(());
+    // Who sent each request: RabbitMQ validated user_id against the connection's user.
+    let mut senders = Vec::with_capacity(batch.len());
+    for msg in batch {
+        let user = msg
+            .user_id
+            .clone()
+            .filter(|u| names::researcher(u).is_ok() || u == "guest");
+        match &user {
+            None if msg.user_id.is_none() => tracing::warn!(
+                message_id = msg.message_id.as_deref().unwrap_or("-"),
+                "request without a user_id property: dead-lettered (a client must set it; the broker checks it)"
+            ),
+            None => tracing::warn!(
+                user = msg.user_id.as_deref().unwrap_or("-"),
+                "request from a user that is not a valid researcher name: dead-lettered"
+            ),
+            Some(u) if queues_declared.insert(u.clone()) => {
+                topology::declare_results_queue(session, u).await?;
+            }
+            Some(_) => {}
+        }
+        senders.push(user);
     }
-    if queues_declared.insert(user.clone()) {
-        topology::declare_results_queue(session, &user).await?;
-    }
-    let dead_letter = record_request(config, store, &user, msg)?;
-    if dead_letter {
-        msg.reject(false).await?;
-    } else {
-        msg.ack().await?;
+    let settle = record_batch(config, store, batch, &senders)?;
+    // Only now, with every effect durable, does the broker forget the requests.
+    for (msg, settle) in batch.iter().zip(settle) {
+        match settle {
+            Settle::Ack => msg.ack().await?,
+            Settle::DeadLetter => msg.reject(false).await?,
+        }
     }
     Ok(())
 }
 
-/// Commits the request's effect (a new job, or a refusal the researcher will hear about); returns whether the
-/// message should be dead-lettered because it could not even be parsed.
-fn record_request(config: &Config, store: &mut Store, user: &str, msg: &Incoming) -> Result<bool> {
-    let parsed = JobRequest::parse(&msg.body, &config.intake);
-    let checked = parsed.and_then(|req| check_request(config, store, msg, req));
+/// Commits the effect of every request in one transaction (a new job, or a refusal the researcher will hear
+/// about) and says how to settle each message.
+fn record_batch(
+    config: &Config,
+    store: &mut Store,
+    batch: &[Incoming],
+    senders: &[Option<String>],
+) -> Result<Vec<Settle>> {
+    // Validate outside the write transaction (it reads the catalog), then commit every effect at once.
+    let checked: Vec<_> = batch
+        .iter()
+        .map(|msg| {
+            JobRequest::parse(&msg.body, &config.intake)
+                .and_then(|req| check_request(config, store, msg, req))
+        })
+        .collect();
     let tx = store.begin(Role::Low)?;
-    let dead_letter = match checked {
-        Err(refusal) => {
-            tracing::info!(reason = %refusal.reason, "request refused");
-            tx.refuse(user, refusal.job_id.as_deref(), "", &refusal.reason)?;
-            refusal.unparsable
-        }
-        Ok(req) => {
-            match tx.submit(&req, user)? {
-                Submitted::New(job) => tracing::info!(job_id = %job.job_id, "request accepted"),
-                Submitted::Repeat(job) => {
-                    tracing::info!(job_id = %job.job_id, "repeated request: nothing changed")
-                }
-                Submitted::Conflict(job) => {
-                    tracing::info!(job_id = %job.job_id, "job id reused by a different request");
-                    tx.refuse(
-                        user,
-                        Some(&job.job_id),
-                        &req.title,
-                        "job_id is already used by a different request: choose a new UUID for each job",
-                    )?;
+    let mut settle = Vec::with_capacity(batch.len());
+    for ((msg, user), checked) in batch.iter().zip(senders).zip(checked) {
+        let Some(user) = user else {
+            settle.push(Settle::DeadLetter);
+            continue;
+        };
+        let _span = tracing::info_span!("request", user = %user, message_id = msg.message_id.as_deref().unwrap_or("-")).entered();
+        settle.push(match checked {
+            Err(refusal) => {
+                tracing::info!(reason = %refusal.reason, "request refused");
+                tx.refuse(user, refusal.job_id.as_deref(), "", &refusal.reason)?;
+                if refusal.unparsable {
+                    Settle::DeadLetter
+                } else {
+                    Settle::Ack
                 }
             }
-            false
-        }
-    };
+            Ok(req) => {
+                match tx.submit(&req, user)? {
+                    Submitted::New(job) => tracing::info!(job_id = %job.job_id, "request accepted"),
+                    Submitted::Repeat(job) => {
+                        tracing::info!(job_id = %job.job_id, "repeated request: nothing changed")
+                    }
+                    Submitted::Conflict(job) => {
+                        tracing::info!(job_id = %job.job_id, "job id reused by a different request");
+                        tx.refuse(
+                            user,
+                            Some(&job.job_id),
+                            &req.title,
+                            "job_id is already used by a different request: choose a new UUID for each job",
+                        )?;
+                    }
+                }
+                Settle::Ack
+            }
+        });
+    }
     tx.commit()?;
-    Ok(dead_letter)
+    Ok(settle)
 }
 
 fn check_request(
