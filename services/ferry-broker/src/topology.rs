@@ -125,3 +125,13 @@ pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
     let _ = ch.close(200, "done".into()).await;
     Ok(())
 }
+
+/// A durable scratch queue on the default exchange, for benchmarks that measure the broker itself.
+pub async fn declare_scratch_queue(session: &Session, name: &str) -> Result<(), BrokerError> {
+    let ch = session.scratch_channel().await?;
+    ch.queue_declare(name.into(), durable_queue(), FieldTable::default())
+        .await
+        .map_err(amqp(format!("declaring queue {name}")))?;
+    let _ = ch.close(200, "done".into()).await;
+    Ok(())
+}

@@ -1,99 +1,224 @@
-//! Packs and unpacks one file and prints the time of each step, for comparing with the
-//! `age` CLI on the same file: `cargo run --release -p ferry-bundle --example throughput -- FILE`.
+//! Packs and unpacks one file, one step per process, so that `scripts/bench-bundle` can time
+//! each step and read its peak memory against the `age` CLI on the same file:
+//!
+//! ```text
+//! throughput keys DIR                 generate sender (DIR/low) and receiver (DIR/high) keys
+//! throughput pack DIR IN BUNDLE       pack IN as one entry, signed by low, encrypted to high
+//! throughput unpack DIR BUNDLE OUT    verify, decrypt and write the entry to OUT (on disk)
+//! throughput stages MIB               in-memory throughput of each stage: SHA-256, age
+//! ```
+//!
+//! Build with `cargo build --release -p ferry-bundle --example throughput`.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use ferry_bundle::{
-    new_bundle_id, open_bundle, verify_bundle, write_bundle, BundleError, Channel, Entry,
-    EntrySink, EntrySource, HeaderParams, Limits, SideKeys,
+    new_bundle_id, open_bundle, write_bundle, BundleError, Channel, Entry, EntrySink, EntrySource,
+    HeaderParams, Limits, SideKeys,
 };
 
-/// Writes entries to one output file, as an import would stage them.
-struct FileSink(Option<BufWriter<File>>, std::path::PathBuf);
+/// Writes the single entry of a bundle to a staging file beside `out`, and renames it into
+/// place only on `commit`, as an import stages what it receives.
+struct FileSink {
+    out: PathBuf,
+    staging: PathBuf,
+    file: Option<BufWriter<File>>,
+}
 
-fn io(source: std::io::Error) -> BundleError {
+impl FileSink {
+    fn new(out: PathBuf) -> FileSink {
+        let mut staging = out.clone().into_os_string();
+        staging.push(".part");
+        FileSink {
+            out,
+            staging: staging.into(),
+            file: None,
+        }
+    }
+}
+
+fn io_error(context: &str, source: io::Error) -> BundleError {
     BundleError::Io {
-        context: "writing the unpacked entry".to_owned(),
+        context: context.to_owned(),
         source,
     }
 }
 
 impl EntrySink for FileSink {
     fn begin(&mut self, _path: &str, _len: u64) -> Result<(), BundleError> {
-        let file = File::create(&self.1).map_err(io)?;
-        self.0 = Some(BufWriter::with_capacity(256 * 1024, file));
+        if self.file.is_some() {
+            return Err(BundleError::Malformed(
+                "this benchmark sink takes one entry".to_owned(),
+            ));
+        }
+        let file = File::create(&self.staging).map_err(|e| io_error("creating the entry", e))?;
+        self.file = Some(BufWriter::with_capacity(256 * 1024, file));
         Ok(())
     }
+
     fn write(&mut self, chunk: &[u8]) -> Result<(), BundleError> {
-        let out = self.0.as_mut().expect("begin was called");
-        out.write_all(chunk).map_err(io)
+        let file = self.file.as_mut().expect("begin was called");
+        file.write_all(chunk)
+            .map_err(|e| io_error("writing the entry", e))
     }
+
     fn end(&mut self) -> Result<(), BundleError> {
-        let mut out = self.0.take().expect("begin was called");
-        out.flush().map_err(io)
+        let file = self.file.as_mut().expect("begin was called");
+        file.flush().map_err(|e| io_error("writing the entry", e))
+    }
+
+    fn commit(&mut self) -> Result<(), BundleError> {
+        // Not synced, to compare like for like with `age -d -o`, which does not sync.
+        self.file = None;
+        fs::rename(&self.staging, &self.out).map_err(|e| io_error("committing the entry", e))
+    }
+
+    fn abort(&mut self) {
+        self.file = None;
+        let _ = fs::remove_file(&self.staging);
     }
 }
 
-/// CPU seconds (user + system) used by this process so far, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// Prints wall and CPU time of one step.
-fn report(step: &str, wall: Instant, cpu: f64) {
-    println!(
-        "{step:7} {:.2} s wall, {:.2} s CPU",
-        wall.elapsed().as_secs_f64(),
-        cpu_seconds() - cpu
-    );
-}
-
-fn main() -> Result<(), BundleError> {
-    let input = std::env::args().nth(1).expect("usage: throughput FILE");
-    let low = SideKeys::generate();
-    let high = SideKeys::generate();
-    let params = HeaderParams {
+fn params() -> HeaderParams {
+    HeaderParams {
         bundle_id: new_bundle_id(),
         channel: Channel::HighToLow,
         seq: 1,
         prev_hash: [0; 32],
         created_at: 0,
         expires_at: i64::MAX,
-    };
-    let bundle = format!("{input}.ferry");
+    }
+}
 
-    let (t, c) = (Instant::now(), cpu_seconds());
-    let mut out = File::create(&bundle).expect("create bundle");
+fn keys(dir: &Path) -> Result<(), BundleError> {
+    SideKeys::generate().save(&dir.join("low"))?;
+    SideKeys::generate().save(&dir.join("high"))
+}
+
+fn pack(dir: &Path, input: &Path, bundle: &Path) -> Result<(), BundleError> {
+    let low = SideKeys::load(&dir.join("low"))?;
+    let high = SideKeys::load(&dir.join("high"))?.public();
+    let mut out = File::create(bundle).map_err(|e| io_error("creating the bundle", e))?;
     let entries = [Entry {
         path: "result.bin".into(),
-        source: EntrySource::File(input.as_ref()),
+        source: EntrySource::File(input),
     }];
     // Not synced, to compare like for like with the `age` CLI, which does not sync either.
-    write_bundle(&mut out, &high, &low.public(), &params, &entries)?;
-    report("pack", t, c);
-
-    let (t, c) = (Instant::now(), cpu_seconds());
-    verify_bundle(File::open(&bundle).expect("open"), &high.public().signing)?;
-    report("verify", t, c);
-
-    let (t, c) = (Instant::now(), cpu_seconds());
-    let mut sink = FileSink(None, format!("{input}.out").into());
-    open_bundle(
-        File::open(&bundle).expect("open"),
-        &high.public().signing,
-        &low,
-        &Limits::default(),
-        &mut sink,
-    )?;
-    report("open", t, c);
+    write_bundle(&mut out, &low, &high, &params(), &entries)?;
     Ok(())
+}
+
+fn unpack(dir: &Path, bundle: &Path, out: &Path) -> Result<(), BundleError> {
+    let low = SideKeys::load(&dir.join("low"))?.public();
+    let high = SideKeys::load(&dir.join("high"))?;
+    let file = File::open(bundle).map_err(|e| io_error("opening the bundle", e))?;
+    let mut sink = FileSink::new(out.to_owned());
+    open_bundle(file, &low.signing, &high, &Limits::default(), &mut sink)?;
+    Ok(())
+}
+
+/// Prints the in-memory throughput of each stage a bundle's bytes go through.
+fn stages(mib: usize) -> Result<(), BundleError> {
+    let block = vec![0x5au8; 1024 * 1024];
+    let bytes = (mib * block.len()) as f64;
+    let rate = |start: Instant| bytes / start.elapsed().as_secs_f64() / 1e6;
+
+    let t = Instant::now();
+    let mut sha2 = <sha2::Sha256 as sha2::Digest>::new();
+    for _ in 0..mib {
+        sha2::Digest::update(&mut sha2, &block);
+    }
+    std::hint::black_box(sha2::Digest::finalize(sha2));
+    let sha2_rate = rate(t);
+
+    #[cfg(feature = "ring-sha256")]
+    let ring_rate = {
+        let t = Instant::now();
+        let mut ring = ring::digest::Context::new(&ring::digest::SHA256);
+        for _ in 0..mib {
+            ring.update(&block);
+        }
+        std::hint::black_box(ring.finish());
+        rate(t)
+    };
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public();
+    let mut ciphertext = Vec::with_capacity(mib * (block.len() + block.len() / 4096) + 4096);
+    let t = Instant::now();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .expect("one recipient");
+    let mut writer = encryptor
+        .wrap_output(&mut ciphertext)
+        .map_err(|e| io_error("encrypting", e))?;
+    for _ in 0..mib {
+        writer
+            .write_all(&block)
+            .map_err(|e| io_error("encrypting", e))?;
+    }
+    writer.finish().map_err(|e| io_error("encrypting", e))?;
+    let encrypt_rate = rate(t);
+
+    let t = Instant::now();
+    let decryptor = age::Decryptor::new_buffered(&ciphertext[..])
+        .map_err(|e| BundleError::Decrypt(e.to_string()))?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .map_err(|e| BundleError::Decrypt(e.to_string()))?;
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| io_error("decrypting", e))?;
+    let decrypt_rate = rate(t);
+
+    println!("stage throughput, one core, {mib} MiB in memory:");
+    println!("  sha256 (sha2 crate)          {sha2_rate:7.0} MB/s");
+    #[cfg(feature = "ring-sha256")]
+    println!("  sha256 (ring, used here)     {ring_rate:7.0} MB/s");
+    #[cfg(not(feature = "ring-sha256"))]
+    println!("  (sha2 is the SHA-256 this build uses; ring-sha256 is off)");
+    println!("  age encrypt (age crate)      {encrypt_rate:7.0} MB/s");
+    println!("  age decrypt (age crate)      {decrypt_rate:7.0} MB/s");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["keys", dir] => keys(dir.as_ref()),
+        ["pack", dir, input, bundle] => pack(dir.as_ref(), input.as_ref(), bundle.as_ref()),
+        ["unpack", dir, bundle, out] => unpack(dir.as_ref(), bundle.as_ref(), out.as_ref()),
+        ["stages", mib] => match mib.parse() {
+            Ok(mib) => stages(mib),
+            Err(_) => Err(BundleError::Malformed(format!("not a size in MiB: {mib}"))),
+        },
+        _ => {
+            eprintln!(
+                "usage: throughput keys DIR | pack DIR IN BUNDLE | unpack DIR BUNDLE OUT | \
+                 stages MIB"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    // The process's own peak resident set, exact (the benchmark also samples it from
+    // outside, as it must for the age CLI).
+    let measured = matches!(args.first(), Some(&"pack" | &"unpack"));
+    if let Some(hwm) = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .map(str::to_owned)
+            .filter(|_| measured)
+    }) {
+        println!("{}", hwm.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

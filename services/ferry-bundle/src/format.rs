@@ -160,7 +160,7 @@ impl Default for Limits {
 
 /// The postcard encoding of [`Header`]. Field order is the wire order; never reorder.
 #[derive(Serialize, Deserialize)]
-struct WireHeader {
+pub(crate) struct WireHeader {
     version: u16,
     bundle_id: [u8; 16],
     channel: Channel,
@@ -369,7 +369,7 @@ pub struct ManifestEntry {
 
 /// The postcard encoding of the inner manifest.
 #[derive(Serialize, Deserialize)]
-struct WireManifest {
+pub(crate) struct WireManifest {
     bundle_id: [u8; 16],
     entries: Vec<(String, u64, [u8; 32])>,
 }

@@ -1,10 +1,11 @@
 //! SHA-256 helpers: the hash itself, a counting, hashing writer, and a hasher that runs on
-//! a second core.
+//! another core.
 //!
 //! SHA-256 without CPU SHA extensions is several times slower than age's
 //! ChaCha20-Poly1305, and a bundle hashes every byte twice (entry plaintext and payload
-//! ciphertext). Hashing the entries on a helper thread lets the two hashes run side by
-//! side on a two-core machine.
+//! ciphertext). Each of those hashes can run on a helper thread of its own, fed through a
+//! short queue of large buffers, so that on a two-core machine the two hashes and the
+//! encryption share both cores instead of queueing on one.
 
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -59,39 +60,48 @@ impl Sha256 {
     }
 }
 
-/// Below this many bytes, the helper thread costs more than it saves.
+/// Below this many bytes, a helper thread costs more than it saves.
 pub(crate) const PARALLEL_THRESHOLD: u64 = 4 << 20;
-/// Size of the buffers handed to the helper thread.
-const HANDOFF_LEN: usize = 256 * 1024;
-/// Buffers in flight between the threads; bounds memory to a few MiB.
+/// Size of the buffers handed to a helper thread. Large buffers keep the per-handoff cost
+/// (a channel send and a wake-up) negligible next to hashing 1 MiB (a few milliseconds).
+const HANDOFF_LEN: usize = 1024 * 1024;
+/// Full buffers queued for a helper thread. With the one being hashed and the one being
+/// filled, a helper holds at most `HANDOFF_DEPTH + 2` buffers (6 MiB): enough slack to
+/// ride out the scheduler on a busy two-core machine, small next to the 64 MiB target.
 const HANDOFF_DEPTH: usize = 4;
 
-/// A writer that hashes and counts everything written through it.
+/// A writer that hashes and counts everything written through it, hashing on a helper
+/// thread when a lot of data is expected (the ciphertext of a large bundle).
 pub(crate) struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: EntryHasher,
     count: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub(crate) fn new(inner: W) -> HashingWriter<W> {
+    /// `expected` is about how many bytes will pass through; it only decides whether a
+    /// helper thread is worth starting.
+    pub(crate) fn new(inner: W, expected: u64) -> HashingWriter<W> {
         HashingWriter {
             inner,
-            hasher: Sha256::new(),
+            hasher: EntryHasher::for_total(expected),
             count: 0,
         }
     }
 
     /// Returns the inner writer, the SHA-256 and the number of bytes written.
-    pub(crate) fn finish(self) -> (W, [u8; 32], u64) {
-        (self.inner, self.hasher.finalize(), self.count)
+    pub(crate) fn finish(mut self) -> Result<(W, [u8; 32], u64), BundleError> {
+        let hash = self.hasher.finish_entry()?;
+        Ok((self.inner, hash, self.count))
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.hasher
+            .update(&buf[..n])
+            .map_err(|_| io::Error::other("the SHA-256 helper thread stopped unexpectedly"))?;
         self.count += n as u64;
         Ok(n)
     }
@@ -102,7 +112,9 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 enum Job {
-    Data(Vec<u8>, usize),
+    /// Bytes to add to the current hash (the whole `Vec`, which is then recycled).
+    Data(Vec<u8>),
+    /// Send the current hash back and start a new one.
     Finish,
 }
 
@@ -114,11 +126,13 @@ pub(crate) enum EntryHasher {
     Threaded(Helper),
 }
 
-/// The helper thread's channels.
+/// The helper thread's channels, and the buffer being filled for it.
 pub(crate) struct Helper {
     jobs: Option<SyncSender<Job>>,
     digests: Receiver<[u8; 32]>,
     free: Receiver<Vec<u8>>,
+    /// Bytes gathered for the next handoff; sent when full or at the end of an entry.
+    filling: Vec<u8>,
     allocated: usize,
     thread: Option<JoinHandle<()>>,
 }
@@ -168,6 +182,7 @@ impl Helper {
             jobs: Some(jobs_tx),
             digests: digest_rx,
             free: free_rx,
+            filling: Vec::new(),
             allocated: 0,
             thread: Some(thread),
         })
@@ -175,29 +190,42 @@ impl Helper {
 
     fn update(&mut self, mut data: &[u8]) -> Result<(), BundleError> {
         while !data.is_empty() {
-            let mut buf = self.buffer()?;
-            let n = data.len().min(HANDOFF_LEN);
-            buf[..n].copy_from_slice(&data[..n]);
-            self.send(Job::Data(buf, n))?;
+            if self.filling.capacity() == 0 {
+                self.filling = self.buffer()?;
+            }
+            let n = data.len().min(HANDOFF_LEN - self.filling.len());
+            self.filling.extend_from_slice(&data[..n]);
             data = &data[n..];
+            if self.filling.len() == HANDOFF_LEN {
+                self.hand_off()?;
+            }
         }
         Ok(())
     }
 
     fn finish_entry(&mut self) -> Result<[u8; 32], BundleError> {
+        if !self.filling.is_empty() {
+            self.hand_off()?;
+        }
         self.send(Job::Finish)?;
         self.digests.recv().map_err(|_| helper_died())
     }
 
-    /// A free handoff buffer: recycled if one is back, new while under the cap, else
-    /// waits for the helper to return one.
+    /// Sends the buffer being filled to the helper.
+    fn hand_off(&mut self) -> Result<(), BundleError> {
+        let full = std::mem::take(&mut self.filling);
+        self.send(Job::Data(full))
+    }
+
+    /// An empty handoff buffer of `HANDOFF_LEN` capacity: recycled if one is back, new
+    /// while under the cap, else waits for the helper to return one.
     fn buffer(&mut self) -> Result<Vec<u8>, BundleError> {
         if let Ok(buf) = self.free.try_recv() {
             return Ok(buf);
         }
         if self.allocated < HANDOFF_DEPTH + 2 {
             self.allocated += 1;
-            return Ok(vec![0; HANDOFF_LEN]);
+            return Ok(Vec::with_capacity(HANDOFF_LEN));
         }
         self.free.recv().map_err(|_| helper_died())
     }
@@ -225,8 +253,9 @@ fn run_helper(jobs: Receiver<Job>, digests: Sender<[u8; 32]>, free: Sender<Vec<u
     let mut hasher = Sha256::new();
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Data(buf, n) => {
-                hasher.update(&buf[..n]);
+            Job::Data(mut buf) => {
+                hasher.update(&buf);
+                buf.clear();
                 // The owner may have stopped listening; then the buffer is simply dropped.
                 let _ = free.send(buf);
             }

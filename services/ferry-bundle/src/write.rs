@@ -94,18 +94,51 @@ pub fn write_bundle<W: Write + Seek>(
         });
     }
 
-    write_envelope(out, keys, peer, params, |payload| {
+    write_envelope_sized(out, keys, peer, params, total, |payload| {
         write_entries(payload, keys, &params.bundle_id, entries, total)
     })
 }
 
 /// Writes the header block around a payload produced by `body`, which receives the
 /// age-encrypting writer and must write the whole plaintext.
+#[cfg(test)]
 pub(crate) fn write_envelope<W: Write + Seek>(
+    out: W,
+    keys: &SideKeys,
+    peer: &PublicIdentity,
+    params: &HeaderParams,
+    body: impl FnOnce(&mut PayloadWriter<'_, W>) -> Result<(), BundleError>,
+) -> Result<WrittenBundle, BundleError> {
+    write_envelope_sized(out, keys, peer, params, 0, body)
+}
+
+/// Seals an arbitrary plaintext in a genuine, signed envelope, for the fuzzer to reach the
+/// plaintext parser past the signature and payload hash. Only with the `fuzzing` feature:
+/// real bundles are written by [`write_bundle`], which checks what it writes.
+#[cfg(feature = "fuzzing")]
+pub fn seal_plaintext_for_fuzzing(
+    keys: &SideKeys,
+    peer: &PublicIdentity,
+    params: &HeaderParams,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, BundleError> {
+    let mut out = io::Cursor::new(Vec::new());
+    write_envelope_sized(&mut out, keys, peer, params, 0, |payload| {
+        payload
+            .write_all(plaintext)
+            .map_err(|e| BundleError::io("writing the bundle payload", e))
+    })?;
+    Ok(out.into_inner())
+}
+
+/// Like `write_envelope`, but told about how many plaintext bytes `body` will write, which
+/// decides whether the ciphertext is hashed on a helper thread.
+fn write_envelope_sized<W: Write + Seek>(
     mut out: W,
     keys: &SideKeys,
     peer: &PublicIdentity,
     params: &HeaderParams,
+    expected: u64,
     body: impl FnOnce(&mut PayloadWriter<'_, W>) -> Result<(), BundleError>,
 ) -> Result<WrittenBundle, BundleError> {
     let recipient = age_recipient(&peer.recipient)?;
@@ -116,7 +149,10 @@ pub(crate) fn write_envelope<W: Write + Seek>(
         .map_err(|e| BundleError::io("reserving the bundle header", e))?;
 
     let (payload_len, payload_sha256) = {
-        let sink = HashingWriter::new(BufWriter::with_capacity(IO_BUF_LEN, &mut out));
+        // The ciphertext hash runs on a helper thread of its own (for large bundles), so
+        // that this thread only reads, encrypts and writes while the entry hash and the
+        // ciphertext hash use the machine's other cores.
+        let sink = HashingWriter::new(BufWriter::with_capacity(IO_BUF_LEN, &mut out), expected);
         let encryptor =
             age::Encryptor::with_recipients(iter::once(&recipient as &dyn age::Recipient))
                 .map_err(|e| {
@@ -129,7 +165,7 @@ pub(crate) fn write_envelope<W: Write + Seek>(
         let sink = payload
             .finish()
             .map_err(|e| BundleError::io("writing the bundle payload", e))?;
-        let (mut buffered, hash, len) = sink.finish();
+        let (mut buffered, hash, len) = sink.finish()?;
         buffered
             .flush()
             .map_err(|e| BundleError::io("writing the bundle payload", e))?;

@@ -607,27 +607,29 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Marks a notification published (after the broker confirmed it). A released job whose result was just
-    /// published becomes `delivered`.
-    pub fn notification_published(&mut self, n: &Notification) -> Result<()> {
+    /// Marks notifications published (after the broker confirmed them), in one transaction. A released job whose
+    /// result was just published becomes `delivered`.
+    pub fn notifications_published(&mut self, published: &[Notification]) -> Result<()> {
         let tx = self.begin(Role::Low)?;
-        tx.tx.execute(
-            "UPDATE notifications SET published_at = ?2 WHERE id = ?1",
-            params![n.id, now()],
-        )?;
-        if let Some(job_id) = &n.job_id {
+        for n in published {
+            tx.tx.execute(
+                "UPDATE notifications SET published_at = ?2 WHERE id = ?1",
+                params![n.id, now()],
+            )?;
+            let Some(job_id) = &n.job_id else { continue };
             let update: Option<JobUpdate> = serde_json::from_str(&n.body).ok();
             let carried_result =
                 update.is_some_and(|u| u.state == "released" && u.result.is_some());
-            if carried_result {
-                if let Some(job) = get_job_in(&tx.tx, job_id)? {
-                    if job.state == JobState::Released {
-                        tx.tx.execute(
-                            "UPDATE jobs SET state = 'delivered', updated_at = ?2 WHERE job_id = ?1",
-                            params![job_id, now()],
-                        )?;
-                        event(&tx.tx, job_id, "delivery", JobState::Delivered, None)?;
-                    }
+            if !carried_result {
+                continue;
+            }
+            if let Some(job) = get_job_in(&tx.tx, job_id)? {
+                if job.state == JobState::Released {
+                    tx.tx.execute(
+                        "UPDATE jobs SET state = 'delivered', updated_at = ?2 WHERE job_id = ?1",
+                        params![job_id, now()],
+                    )?;
+                    event(&tx.tx, job_id, "delivery", JobState::Delivered, None)?;
                 }
             }
         }

@@ -3,10 +3,13 @@
 mod crafted;
 mod interop;
 mod keys;
+mod mutations;
 mod parts;
 mod refusals;
 mod rotation;
 mod round_trip;
+mod spec;
+mod vectors;
 
 use std::fs;
 use std::io::{Cursor, Seek, SeekFrom, Write};

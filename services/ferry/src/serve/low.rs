@@ -47,7 +47,7 @@ fn open_store(config: &Config) -> Result<Store> {
 }
 
 /// Most requests committed in one transaction.
-const INTAKE_BATCH: usize = 64;
+const INTAKE_BATCH: usize = 256;
 
 async fn intake(
     session: std::sync::Arc<Session>,
@@ -382,29 +382,32 @@ async fn notifier(
                 continue;
             }
         };
-        for n in pending {
-            let message_id = format!("update-{}", n.id);
-            let out = Outgoing {
+        if pending.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = pending.iter().map(|n| format!("update-{}", n.id)).collect();
+        let msgs: Vec<Outgoing<'_>> = pending
+            .iter()
+            .zip(&ids)
+            .map(|(n, id)| Outgoing {
                 exchange: RESULTS_EXCHANGE,
                 routing_key: &n.researcher,
                 body: n.body.as_bytes(),
-                message_id: Some(&message_id),
+                message_id: Some(id),
                 kind: Some("job-update"),
                 persistent: true,
                 ..Outgoing::default()
-            };
-            match session.publish(&out).await {
-                Ok(()) => store.notification_published(&n)?,
-                Err(BrokerError::Unroutable { .. }) => {
-                    tracing::info!(researcher = %n.researcher, "declaring the missing results queue");
-                    topology::declare_results_queue(&session, &n.researcher).await?;
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!("publishing a job update: {e}");
-                    break;
-                }
+            })
+            .collect();
+        // All confirmed, or none marked: a failure part-way publishes some twice later, never loses one
+        // (updates carry the job's whole state, so a repeat is harmless).
+        match session.publish_many(&msgs).await {
+            Ok(()) => store.notifications_published(&pending)?,
+            Err(BrokerError::Unroutable { routing_key, .. }) => {
+                tracing::info!(researcher = %routing_key, "declaring the missing results queue");
+                topology::declare_results_queue(&session, &routing_key).await?;
             }
+            Err(e) => tracing::error!("publishing job updates: {e}"),
         }
     }
 }
