@@ -90,7 +90,7 @@ pub struct Header {
     pub channel: Channel,
     /// Sequence number on this channel.
     pub seq: u64,
-    /// Bundle hash of the previous bundle on this channel, zeros for the first (R6).
+    /// Names the previous bundle on this channel (Ferry puts its content hash here), zeros for the first (R6).
     pub prev_hash: [u8; 32],
     /// Creation time, unix seconds.
     pub created_at: i64,
@@ -120,7 +120,7 @@ pub struct HeaderParams {
     pub channel: Channel,
     /// Sequence number on this channel.
     pub seq: u64,
-    /// Bundle hash of the previous bundle on this channel, zeros for the first.
+    /// Names the previous bundle on this channel (Ferry puts its content hash here), zeros for the first.
     pub prev_hash: [u8; 32],
     /// Creation time, unix seconds.
     pub created_at: i64,
