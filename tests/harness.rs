@@ -58,7 +58,7 @@ pub struct Pair {
 
 impl Pair {
     /// Two sides on fresh vhosts, keys pinned both ways.
-    pub fn new() -> Pair {
+    pub fn create() -> Pair {
         let dir = tempfile::tempdir().expect("tempdir");
         let tag = unique("it");
         let low_vhost = format!("ferry-{tag}-low");

@@ -51,7 +51,7 @@ async fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(5000, |v| v.parse().expect("N"));
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     let url = format!("amqp://guest:guest@127.0.0.1:5672/{}", pair.low_vhost);
     let bodies: Vec<(String, Vec<u8>)> = (0..n)

@@ -6,7 +6,7 @@ use crate::harness::Pair;
 
 #[test]
 fn bad_requests_are_refused_with_reasons_the_researcher_receives() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     let dave = pair.researcher("dave");
     pair.serve(&pair.low.clone());
@@ -119,7 +119,7 @@ for u in states: print("state:", u["job_id"], u["state"])
 
 #[test]
 fn commands_name_what_is_wrong() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     let out = pair.run(&["review", "approve", "--config", pair.low_s(), "no-such-job"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no job \"no-such-job\""));
@@ -145,7 +145,7 @@ fn commands_name_what_is_wrong() {
 
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.serve(&pair.low.clone());
     pair.serve(&pair.high.clone());
     // Both sides up: the low side answers calls.

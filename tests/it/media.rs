@@ -42,7 +42,7 @@ fn medium(pair: &Pair, name: &str) -> PathBuf {
 
 #[test]
 fn parts_cross_on_media_and_a_missing_or_foreign_part_is_named() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     add_asset(&pair, "big.bin", 3 * 1024 * 1024);
     let out = pair.ok(&[
         "export",
@@ -106,7 +106,7 @@ fn parts_cross_on_media_and_a_missing_or_foreign_part_is_named() {
     std::fs::rename(&aside, &second).unwrap();
 
     // A part of another side's bundle is named as foreign.
-    let other = Pair::new();
+    let other = Pair::create();
     add_asset(&other, "x.bin", 2 * 1024 * 1024);
     let foreign = lines(&other.ok(&[
         "export",
@@ -154,7 +154,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn keys_rotate_in_band_and_the_retired_key_is_refused_afterwards() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     add_asset(&pair, "a.csv", 100);
     pair.carry(&pair.high, &pair.low).unwrap();
     let high_dir = pair.side_dir(&pair.high);

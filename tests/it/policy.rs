@@ -99,7 +99,7 @@ fn ack() -> Vec<Record> {
 
 #[test]
 fn a_jump_past_the_gap_is_held_for_the_owner_who_may_accept_it() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     let forge = Forge::new(&pair);
     let far = forge.bundle("far.bundle", forge.params(40), ack(), &[]);
     let (ok, text) = forge.import(&far, &[]);
@@ -118,7 +118,7 @@ fn a_jump_past_the_gap_is_held_for_the_owner_who_may_accept_it() {
 
 #[test]
 fn expiry_is_checked_with_clock_slack() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     let forge = Forge::new(&pair);
     let mut p = forge.params(1);
     p.created_at = now() - 7200;
@@ -142,7 +142,7 @@ fn expiry_is_checked_with_clock_slack() {
 
 #[test]
 fn each_bundle_must_name_its_predecessor() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     let forge = Forge::new(&pair);
     let (ok, text) = forge.import(
         &forge.bundle("one.bundle", forge.params(1), ack(), &[]),
@@ -160,7 +160,7 @@ fn each_bundle_must_name_its_predecessor() {
     );
     let mut p = forge.params(1);
     p.prev_hash = [7; 32];
-    let pair2 = Pair::new();
+    let pair2 = Pair::create();
     let forge2 = Forge::new(&pair2);
     let first = forge2.bundle("first.bundle", p, ack(), &[]);
     assert!(!forge2.import(&first, &[]).0);
@@ -169,7 +169,7 @@ fn each_bundle_must_name_its_predecessor() {
 
 #[test]
 fn a_key_signs_only_its_own_direction_and_records_stay_in_scope() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     let forge = Forge::new(&pair);
     let mut p = forge.params(1);
     p.channel = Channel::LowToHigh;

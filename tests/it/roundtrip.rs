@@ -45,7 +45,7 @@ fn submit(pair: &Pair, url: &str, script: &str) -> String {
 
 #[test]
 fn full_round_trip_delivers_the_released_result() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     let alice = pair.researcher("alice");
     pair.serve(&pair.low.clone());
@@ -154,7 +154,7 @@ fn full_round_trip_delivers_the_released_result() {
 
 #[test]
 fn rejection_and_withholding_reach_the_researcher_with_their_reasons() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     let alice = pair.researcher("alice");
     pair.serve(&pair.low.clone());
@@ -221,7 +221,7 @@ fn rejection_and_withholding_reach_the_researcher_with_their_reasons() {
 
 #[test]
 fn two_researchers_results_stay_apart() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     let alice = pair.researcher("alice");
     let bob = pair.researcher("bob");
@@ -287,7 +287,7 @@ except pika.exceptions.ChannelClosedByBroker as e:
 
 #[test]
 fn a_python_client_built_from_the_schemas_flows_through() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     let carol = pair.researcher("carol");
     pair.serve(&pair.low.clone());

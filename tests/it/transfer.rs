@@ -35,7 +35,7 @@ fn assets_on_low(pair: &Pair) -> String {
 
 #[test]
 fn a_flipped_byte_or_a_truncated_file_is_quarantined_and_changes_nothing() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     let good = catalog_bundle(&pair);
     let data = std::fs::read(&good).unwrap();
     for (name, bytes) in [
@@ -81,8 +81,8 @@ fn a_flipped_byte_or_a_truncated_file_is_quarantined_and_changes_nothing() {
 
 #[test]
 fn a_bundle_from_an_unpinned_key_or_for_another_side_is_refused() {
-    let pair = Pair::new();
-    let other = Pair::new();
+    let pair = Pair::create();
+    let other = Pair::create();
     // Signed by another high side, whose key the low side never pinned.
     let foreign = catalog_bundle(&other);
     let out = pair.run(&[
@@ -121,7 +121,7 @@ fn a_bundle_from_an_unpinned_key_or_for_another_side_is_refused() {
 
 #[test]
 fn a_lost_bundle_is_named_resent_and_never_applied_twice() {
-    let pair = Pair::new();
+    let pair = Pair::create();
     let first = catalog_bundle(&pair);
     let root = pair.dir.path();
     pair.ok(&[

@@ -8,7 +8,7 @@ fn final_on_high(state: &str) -> bool {
 
 #[test]
 fn fifty_jobs_on_two_workers_each_run_exactly_once() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     pair.configure(&pair.high, &[("count = 1", "count = 2")]);
     let erin = pair.researcher("erin");
@@ -66,7 +66,7 @@ fn fifty_jobs_on_two_workers_each_run_exactly_once() {
 
 #[test]
 fn a_running_job_is_cancelled_across_the_gap() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     let fay = pair.researcher("fay");
     pair.serve(&pair.low.clone());
@@ -125,7 +125,7 @@ fn a_running_job_is_cancelled_across_the_gap() {
 /// to run the next job.
 #[test]
 fn hostile_jobs_are_contained_and_the_worker_survives_them_all() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::create();
     pair.register_dataset();
     pair.configure(
         &pair.high,

@@ -137,7 +137,7 @@ pub(crate) fn human_duration(d: Duration) -> String {
         return format!("{}ms", d.as_millis());
     }
     let secs = d.as_secs();
-    if secs >= 60 && secs % 60 != 0 {
+    if secs >= 60 && !secs.is_multiple_of(60) {
         format!("{}m{}s", secs / 60, secs % 60)
     } else if secs >= 60 {
         format!("{}m", secs / 60)
@@ -149,7 +149,7 @@ pub(crate) fn human_duration(d: Duration) -> String {
 /// `10 MiB`, `1 GiB`, `1500 bytes`.
 pub(crate) fn human_bytes(n: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if n >= size && n % size == 0 {
+        if n >= size && n.is_multiple_of(size) {
             return format!("{} {unit}", n / size);
         }
     }
