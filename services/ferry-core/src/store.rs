@@ -667,17 +667,9 @@ impl Store {
             .unwrap_or((0, String::new())))
     }
 
-    /// The last sequence number and bundle hash sent on `channel` (0 and empty when none).
+    /// The last sequence number and content hash sent on `channel` (0 and empty when none).
     pub fn channel_out(&self, channel: &str) -> Result<(u64, String)> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT last_seq, last_hash FROM channel_out WHERE channel = ?1",
-                params![channel],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, String::new())))
+        channel_out_in(&self.conn, channel)
     }
 
     /// Whether `bundle_id` (hex) was imported already.
@@ -1073,10 +1065,8 @@ impl Tx<'_> {
             .state
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("status report: {e}")))?;
-        if job.state.is_final() || to.rank() <= job.state.rank() && to != JobState::Cancelled {
-            return Ok(false);
-        }
-        if to == JobState::Cancelled && job.state.is_final() {
+        // Final states never change; otherwise only forward (a cancellation may come at any point).
+        if job.state.is_final() || (to.rank() <= job.state.rank() && to != JobState::Cancelled) {
             return Ok(false);
         }
         if let (JobState::Released, Some(r)) = (to, &status.result) {
@@ -1174,16 +1164,9 @@ impl Tx<'_> {
         bundle_id: &str,
         bundle_hash: &str,
     ) -> Result<()> {
-        let (last, _) = self
-            .tx
-            .query_row(
-                "SELECT last_seq, last_hash FROM channel_out WHERE channel = ?1",
-                params![channel],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, String::new()));
-        if export.seq > last {
+        let (last, _) = channel_out_in(&self.tx, channel)?;
+        let resend = export.seq <= last;
+        if !resend {
             self.tx.execute(
                 "INSERT INTO channel_out (channel, last_seq, last_hash) VALUES (?1, ?2, ?3) \
                  ON CONFLICT(channel) DO UPDATE SET last_seq = ?2, last_hash = ?3",
@@ -1193,7 +1176,8 @@ impl Tx<'_> {
         self.tx.execute(
             "INSERT INTO exports (channel, seq, bundle_id, bundle_hash, content_hash, prev_hash, records, files, path, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             ON CONFLICT(channel, seq) DO UPDATE SET bundle_id = ?3, bundle_hash = ?4, path = ?9, resent = resent + 1",
+             ON CONFLICT(channel, seq) DO UPDATE SET bundle_id = ?3, bundle_hash = ?4, path = ?9, resent = resent + 1 \
+             WHERE ?11",
             params![
                 channel,
                 export.seq as i64,
@@ -1204,10 +1188,17 @@ impl Tx<'_> {
                 export.records,
                 export.files,
                 export.path,
-                now()
+                now(),
+                resend
             ],
         )?;
         Ok(())
+    }
+
+    /// The last sequence number and content hash sent on `channel`, inside the transaction (an export reads it
+    /// here, under the write lock, so that two exports never take the same number).
+    pub fn channel_out(&self, channel: &str) -> Result<(u64, String)> {
+        channel_out_in(&self.tx, channel)
     }
 
     /// Records an imported bundle in the ledger and advances the channel. `needs_ack` is false for bundles that
@@ -1309,6 +1300,17 @@ impl Tx<'_> {
     pub fn catalog_version(&self) -> Result<i64> {
         meta_get(&self.tx, "catalog_version")
     }
+}
+
+fn channel_out_in(conn: &Connection, channel: &str) -> Result<(u64, String)> {
+    Ok(conn
+        .query_row(
+            "SELECT last_seq, last_hash FROM channel_out WHERE channel = ?1",
+            params![channel],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, String::new())))
 }
 
 fn assets_in(conn: &Connection) -> Result<Vec<AssetRow>> {

@@ -114,17 +114,45 @@ pub fn retired_own_keys(side: &SideDir) -> Vec<SideKeys> {
     dirs.iter().filter_map(|d| SideKeys::load(d).ok()).collect()
 }
 
-/// Applies a verified statement from the other side: pins the new identity and retires the old key.
-pub fn accept(side: &SideDir, statement: &RotationStatement) -> Result<()> {
-    let retired = side.config.dir.join("trust").join("retired.txt");
-    let mut text = std::fs::read_to_string(&retired).unwrap_or_default();
-    text.push_str(&format!(
+/// Applies a verified statement from the other side: pins the new identity and retires the old key. Returns what
+/// to put back with [`undo_accept`] if the import carrying it does not commit.
+pub fn accept(config: &ferry_core::Config, statement: &RotationStatement) -> Result<Pinned> {
+    let retired_path = config.dir.join("trust").join("retired.txt");
+    let peer_path = config.peer_file();
+    let before = Pinned {
+        retired: std::fs::read_to_string(&retired_path).unwrap_or_default(),
+        peer: std::fs::read_to_string(&peer_path)
+            .with_context(|| format!("reading {}", peer_path.display()))?,
+    };
+    let mut retired = before.retired.clone();
+    retired.push_str(&format!(
         "{} retired at {}\n",
         hex::encode(statement.old_signing),
         statement.at
     ));
-    crate::setup::write_atomically(&retired, text.as_bytes())?;
-    let peer = side.config.peer_file();
-    crate::setup::write_atomically(&peer, statement.new.to_text(&statement.side).as_bytes())?;
-    Ok(())
+    crate::setup::write_atomically(&retired_path, retired.as_bytes())?;
+    crate::setup::write_atomically(
+        &peer_path,
+        statement.new.to_text(&statement.side).as_bytes(),
+    )?;
+    Ok(before)
+}
+
+/// The trust files as they were before a rotation was accepted.
+pub struct Pinned {
+    retired: String,
+    peer: String,
+}
+
+/// Restores the trust files when the import that carried the rotation did not commit after all.
+pub fn undo_accept(config: &ferry_core::Config, before: &Pinned) {
+    let retired_path = config.dir.join("trust").join("retired.txt");
+    let restored = crate::setup::write_atomically(&retired_path, before.retired.as_bytes())
+        .and_then(|()| crate::setup::write_atomically(&config.peer_file(), before.peer.as_bytes()));
+    if let Err(e) = restored {
+        tracing::error!(
+            "could not restore the pinned key after a failed import: {e:#}; put the previous peer identity back into {}",
+            config.peer_file().display()
+        );
+    }
 }

@@ -91,8 +91,9 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     let peer = side.peer()?;
     let channel = side.outgoing();
     let SideDir { config, store } = side;
-    let (last_seq, last_hash) = store.channel_out(channel.as_str())?;
     let tx = store.begin(role(config.side))?;
+    let (last_seq, last_hash) = tx.channel_out(channel.as_str())?;
+    remove_orphans(&config.outbox(), channel, last_seq);
     let mut batch = Batch::default();
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut files: Vec<(String, PathBuf)> = Vec::new();
@@ -266,6 +267,26 @@ fn bundle_entries<'a>(
         source: EntrySource::File(file),
     }));
     entries
+}
+
+/// Bundles in `outbox` numbered past the channel's recorded last sequence: left by an export that stopped between
+/// renaming its file and committing. Their numbers are about to be reused, so they must not travel.
+fn remove_orphans(outbox: &Path, channel: Channel, last_seq: u64) {
+    let prefix = format!("ferry-{}-", channel.as_str());
+    let Ok(dir) = std::fs::read_dir(outbox) else {
+        return;
+    };
+    for entry in dir.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let seq = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split(['-', '.']).next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if seq.is_some_and(|seq| seq > last_seq) {
+            tracing::warn!(file = %name, "removing a bundle whose export never committed");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn side_outgoing(side: Side) -> Channel {
@@ -694,6 +715,7 @@ fn import_one(
     let tx = store.begin(role(config.side)).map_err(store_err)?;
     let mut summary = Vec::new();
     let mut rotation = None;
+    let mut mock_moves: Vec<(PathBuf, PathBuf)> = Vec::new();
     let bad = |m: String| Refusal::new("bad_records", m);
     // A record names each file by entry, size and SHA-256; the manifest (checked by the reader) gave the
     // entry's own, so the two must agree.
@@ -771,8 +793,8 @@ fn import_one(
                     let staged = take(&a.mock)?;
                     let mock_path = crate::setup::mock_store_path(config, &a.mock.sha256)
                         .map_err(|e| Refusal::new("io", format!("{e:#}")))?;
-                    // Staged on the same file system: the mock moves into place without being copied.
-                    std::fs::rename(&staged.file, &mock_path).map_err(io)?;
+                    // Moved into place (same file system, no copy) only once the import has committed.
+                    mock_moves.push((staged.file.clone(), mock_path.clone()));
                     rows.push(AssetRow {
                         name: a.name.clone(),
                         description: a.description.clone(),
@@ -786,6 +808,7 @@ fn import_one(
                 if tx.apply_catalog(*version, &rows).map_err(store_err)? {
                     summary.push(format!("catalog of {} asset(s)", rows.len()));
                 } else {
+                    mock_moves.clear();
                     summary.push(format!("an older catalog (version {version}), ignored"));
                 }
             }
@@ -809,11 +832,19 @@ fn import_one(
                 rotation = Some(parsed);
             }
             (_, Record::Ack { received, missing }) => {
-                let count: u64 = received.iter().map(|(a, b)| b.saturating_sub(*a) + 1).sum();
-                if count > records::MAX_ACKED || received.iter().any(|(a, b)| a > b) {
+                // Every range is checked before anything is summed, so no arithmetic can wrap (R7).
+                let count = received.iter().try_fold(0u64, |total, &(a, b)| {
+                    (a <= b && b - a < records::MAX_ACKED)
+                        .then(|| total + (b - a + 1))
+                        .filter(|t| *t <= records::MAX_ACKED)
+                });
+                let Some(count) = count else {
                     return Err(bad(
                         "acknowledgement ranges are malformed or too large".into()
                     ));
+                };
+                if missing.len() as u64 > records::MAX_ACKED {
+                    return Err(bad("too many missing sequence numbers".into()));
                 }
                 tx.apply_ack(side_outgoing(config.side).as_str(), received, missing)
                     .map_err(store_err)?;
@@ -856,10 +887,24 @@ fn import_one(
             .any(|r| !matches!(r, Record::Ack { .. })),
     )
     .map_err(store_err)?;
-    tx.commit().map_err(store_err)?;
-    if let Some(statement) = rotation {
-        crate::rotate::accept(side, &statement)
-            .map_err(|e| Refusal::new("io", format!("pinning the rotated key: {e:#}")))?;
+    // The new key is pinned before the import commits: if pinning fails, the bundle is refused whole and can be
+    // imported again; the other way round, a committed rotation with the old key still pinned would strand the
+    // channel.
+    let pinned_before = match &rotation {
+        Some(statement) => Some(
+            crate::rotate::accept(config, statement)
+                .map_err(|e| Refusal::new("io", format!("pinning the rotated key: {e:#}")))?,
+        ),
+        None => None,
+    };
+    if let Err(e) = tx.commit() {
+        if let Some(before) = &pinned_before {
+            crate::rotate::undo_accept(config, before);
+        }
+        return Err(store_err(e));
+    }
+    for (from, to) in mock_moves {
+        std::fs::rename(&from, &to).map_err(io)?;
     }
     if summary.is_empty() {
         summary.push("nothing new".into());

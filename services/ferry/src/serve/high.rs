@@ -41,34 +41,26 @@ pub async fn run(
     topology::declare_high(&session)
         .await
         .context("declaring the high side's queues")?;
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(dispatcher(
-        session.clone(),
-        config.clone(),
-        shutdown.clone(),
-    )));
-    for n in 0..config.worker.count {
-        tasks.push(tokio::spawn(worker(
-            n,
-            session.clone(),
-            config.clone(),
-            shutdown.clone(),
-        )));
-    }
-    let inbox = tokio::spawn(inbox_watcher(config_path.to_path_buf(), shutdown.clone()));
     tracing::info!(
         workers = config.worker.count,
         "high side serving: workers on {HIGH_JOBS_QUEUE}"
     );
-    let mut first_error = None;
-    for t in tasks {
-        if let Err(e) = t.await? {
-            first_error.get_or_insert(e);
+    let config_path = config_path.to_path_buf();
+    let result = super::supervise(shutdown, |stop, services| {
+        let (s, c, st) = (session.clone(), config.clone(), stop.clone());
+        services.spawn(async move { ("dispatcher", dispatcher(s, c, st).await) });
+        for n in 0..config.worker.count {
+            let (s, c, st) = (session.clone(), config.clone(), stop.clone());
+            services.spawn(async move { ("worker", worker(n, s, c, st).await) });
         }
-    }
-    inbox.await?;
+        services.spawn(async move {
+            inbox_watcher(config_path, stop).await;
+            ("inbox watcher", Ok(()))
+        });
+    })
+    .await;
     session.close().await;
-    first_error.map_or(Ok(()), Err)
+    result
 }
 
 fn open_store(config: &Config) -> Result<Store> {
@@ -210,13 +202,21 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
     {
         let tx = store.begin(Role::High)?;
         if job.state != JobState::Running {
-            tx.transition(
+            match tx.transition(
                 &job_id,
                 &[JobState::Exported],
                 JobState::Running,
                 actor,
                 None,
-            )?;
+            ) {
+                Ok(_) => {}
+                // Another worker took it first (the job was queued twice): nothing to do here.
+                Err(ferry_core::StoreError::WrongState { state, .. }) => {
+                    tracing::info!(job_id, %state, "taken by another worker: skipped");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         tx.commit()?;
     }

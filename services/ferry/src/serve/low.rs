@@ -28,17 +28,26 @@ pub async fn run(
         .await
         .context("declaring the low side's exchanges and queues")?;
     let session = std::sync::Arc::new(session);
-    let intake = tokio::spawn(intake(session.clone(), config.clone(), shutdown.clone()));
-    let calls = tokio::spawn(calls(session.clone(), config.clone(), shutdown.clone()));
-    let notifier = tokio::spawn(notifier(session.clone(), config.clone(), shutdown.clone()));
-    let inbox = tokio::spawn(inbox_watcher(config_path.to_path_buf(), shutdown.clone()));
     tracing::info!("low side serving: intake on {REQUESTS_QUEUE}, calls on {CALLS_QUEUE}");
-    let (a, b, c, _) = tokio::join!(intake, calls, notifier, inbox);
+    let config_path = config_path.to_path_buf();
+    let result = super::supervise(shutdown, |stop, services| {
+        let (s, c) = (session.clone(), config.clone());
+        let st = stop.clone();
+        services.spawn(async move { ("intake", intake(s, c, st).await) });
+        let (s, c) = (session.clone(), config.clone());
+        let st = stop.clone();
+        services.spawn(async move { ("calls", calls(s, c, st).await) });
+        let (s, c) = (session.clone(), config.clone());
+        let st = stop.clone();
+        services.spawn(async move { ("notifier", notifier(s, c, st).await) });
+        services.spawn(async move {
+            inbox_watcher(config_path, stop).await;
+            ("inbox watcher", Ok(()))
+        });
+    })
+    .await;
     session.close().await;
-    a??;
-    b??;
-    c??;
-    Ok(())
+    result
 }
 
 fn open_store(config: &Config) -> Result<Store> {

@@ -10,7 +10,7 @@ mod low;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use ferry_core::{Config, Side};
 use tokio::sync::watch;
 
@@ -55,6 +55,45 @@ pub async fn run(
         Side::Low => low::run(config_path, config, shutdown).await,
         Side::High => high::run(config_path, config, shutdown).await,
     }
+}
+
+/// The side's services, each a named task that returns when told to stop.
+pub(crate) type Services = tokio::task::JoinSet<(&'static str, Result<()>)>;
+
+/// Runs the services `start` spawns until `external` says stop, or until one of them ends on its own: then the
+/// others are told to stop too, and the failure is returned so that `ferry serve` exits non-zero rather than run
+/// on with intake or the workers dead.
+pub(crate) async fn supervise(
+    mut external: watch::Receiver<bool>,
+    start: impl FnOnce(watch::Receiver<bool>, &mut Services),
+) -> Result<()> {
+    let (stop, stopping) = watch::channel(false);
+    let mut services = Services::new();
+    start(stopping, &mut services);
+    let mut failure: Option<anyhow::Error> = None;
+    loop {
+        let stopped = *stop.borrow();
+        tokio::select! {
+            _ = external.changed(), if !stopped => {
+                let _ = stop.send(true);
+            }
+            joined = services.join_next() => {
+                let Some(joined) = joined else { break };
+                let error = match joined {
+                    Ok((_, Ok(()))) if stopped => None,
+                    Ok((name, Ok(()))) => Some(anyhow!("the {name} service stopped on its own")),
+                    Ok((name, Err(e))) => Some(e.context(format!("the {name} service failed"))),
+                    Err(e) => Some(anyhow!("a service panicked: {e}")),
+                };
+                if let Some(e) = error {
+                    tracing::error!("{e:#}; stopping the other services");
+                    failure.get_or_insert(e);
+                    let _ = stop.send(true);
+                }
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// Imports settled bundles from the inbox every few seconds.
