@@ -721,23 +721,12 @@ impl Store {
 
     /// Every sequence number imported on `channel`, ascending.
     pub fn imported_seqs(&self, channel: &str) -> Result<Vec<u64>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq FROM ledger WHERE channel = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map(params![channel], |r| r.get::<_, i64>(0))?;
-        Ok(rows
-            .map(|r| r.map(|s| s as u64))
-            .collect::<rusqlite::Result<_>>()?)
+        imported_seqs_in(&self.conn, channel)
     }
 
     /// Sequence numbers below the highest imported on `channel` that never arrived.
     pub fn missing_seqs(&self, channel: &str) -> Result<Vec<u64>> {
-        let seen = self.imported_seqs(channel)?;
-        let Some(&max) = seen.last() else {
-            return Ok(Vec::new());
-        };
-        let set: std::collections::BTreeSet<u64> = seen.into_iter().collect();
-        Ok((1..max).filter(|s| !set.contains(s)).collect())
+        Ok(gaps(&self.imported_seqs(channel)?))
     }
 
     /// Sequence numbers of `channel` (outgoing) that the other side acknowledged, ascending.
@@ -1245,16 +1234,8 @@ impl Tx<'_> {
             return Ok(None);
         }
         self.tx.execute("UPDATE ledger SET needs_ack = 0", [])?;
-        let mut stmt = self
-            .tx
-            .prepare("SELECT seq FROM ledger WHERE channel = ?1 ORDER BY seq")?;
-        let seen: Vec<u64> = stmt
-            .query_map(params![channel], |r| r.get::<_, i64>(0))?
-            .map(|r| r.map(|s| s as u64))
-            .collect::<rusqlite::Result<_>>()?;
-        let set: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
-        let max = seen.last().copied().unwrap_or(0);
-        let missing = (1..max).filter(|s| !set.contains(s)).collect();
+        let seen = imported_seqs_in(&self.tx, channel)?;
+        let missing = gaps(&seen);
         Ok(Some((seen, missing)))
     }
 
@@ -1300,6 +1281,21 @@ impl Tx<'_> {
     pub fn catalog_version(&self) -> Result<i64> {
         meta_get(&self.tx, "catalog_version")
     }
+}
+
+fn imported_seqs_in(conn: &Connection, channel: &str) -> Result<Vec<u64>> {
+    let mut stmt = conn.prepare("SELECT seq FROM ledger WHERE channel = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map(params![channel], |r| r.get::<_, i64>(0))?;
+    Ok(rows
+        .map(|r| r.map(|s| s as u64))
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// The numbers below the largest of `seen` (sorted) that it lacks.
+fn gaps(seen: &[u64]) -> Vec<u64> {
+    let set: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
+    let max = seen.last().copied().unwrap_or(0);
+    (1..max).filter(|s| !set.contains(s)).collect()
 }
 
 fn channel_out_in(conn: &Connection, channel: &str) -> Result<(u64, String)> {

@@ -57,18 +57,12 @@ impl SideDir {
 
     /// The channel this side sends on.
     pub fn outgoing(&self) -> Channel {
-        match self.config.side {
-            Side::Low => Channel::LowToHigh,
-            Side::High => Channel::HighToLow,
-        }
+        outgoing_channel(self.config.side)
     }
 
     /// The channel this side receives on.
     pub fn incoming(&self) -> Channel {
-        match self.config.side {
-            Side::Low => Channel::HighToLow,
-            Side::High => Channel::LowToHigh,
-        }
+        outgoing_channel(self.config.side.peer())
     }
 
     /// Resolves a job id or unique prefix.
@@ -88,6 +82,14 @@ impl SideDir {
             0 => anyhow::bail!("no job {id:?} on the {} side", self.config.side.as_str()),
             n => anyhow::bail!("{n} jobs start with {id:?}: give more of the id"),
         }
+    }
+}
+
+/// The channel `side` sends on (and the other side receives on).
+pub fn outgoing_channel(side: Side) -> Channel {
+    match side {
+        Side::Low => Channel::LowToHigh,
+        Side::High => Channel::HighToLow,
     }
 }
 

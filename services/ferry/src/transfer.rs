@@ -186,7 +186,9 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     }
     // Acknowledge what arrived from the other side; a bundle of nothing but acknowledgements is still worth
     // carrying, since it tells the other side what to resend.
-    if let Some((seen, missing)) = tx.take_ack(side_incoming(config.side).as_str())? {
+    if let Some((seen, missing)) =
+        tx.take_ack(crate::side::outgoing_channel(config.side.peer()).as_str())?
+    {
         batch.records.push(Record::Ack {
             received: records::to_ranges(&seen),
             missing,
@@ -286,20 +288,6 @@ fn remove_orphans(outbox: &Path, channel: Channel, last_seq: u64) {
             tracing::warn!(file = %name, "removing a bundle whose export never committed");
             let _ = std::fs::remove_file(entry.path());
         }
-    }
-}
-
-fn side_outgoing(side: Side) -> Channel {
-    match side {
-        Side::Low => Channel::LowToHigh,
-        Side::High => Channel::HighToLow,
-    }
-}
-
-fn side_incoming(side: Side) -> Channel {
-    match side {
-        Side::Low => Channel::HighToLow,
-        Side::High => Channel::LowToHigh,
     }
 }
 
@@ -846,8 +834,12 @@ fn import_one(
                 if missing.len() as u64 > records::MAX_ACKED {
                     return Err(bad("too many missing sequence numbers".into()));
                 }
-                tx.apply_ack(side_outgoing(config.side).as_str(), received, missing)
-                    .map_err(store_err)?;
+                tx.apply_ack(
+                    crate::side::outgoing_channel(config.side).as_str(),
+                    received,
+                    missing,
+                )
+                .map_err(store_err)?;
                 summary.push(format!("acknowledgement of {count} bundle(s)"));
             }
             (side, record) => {
