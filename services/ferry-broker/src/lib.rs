@@ -70,6 +70,18 @@ pub enum BrokerError {
     SubscriptionEnded(String),
 }
 
+impl BrokerError {
+    /// Whether the broker refused this account or operation (AMQP 403 ACCESS_REFUSED): a wrong password, an
+    /// unknown user or vhost, or a missing permission.
+    pub fn is_access_refused(&self) -> bool {
+        let source = match self {
+            BrokerError::Connect { source, .. } | BrokerError::Amqp { source, .. } => source,
+            _ => return false,
+        };
+        matches!(source.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 403)
+    }
+}
+
 fn amqp(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> BrokerError {
     let operation = operation.into();
     move |source| BrokerError::Amqp { operation, source }

@@ -28,6 +28,14 @@ pub const RESULTS_EXCHANGE: &str = "ferry.results";
 /// High-side durable queue of jobs for the workers.
 pub const HIGH_JOBS_QUEUE: &str = "ferry.jobs";
 
+/// A message on [`HIGH_JOBS_QUEUE`]: the job a worker should run (`schemas/high-job.schema.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HighJob {
+    /// The job, as stored on the high side.
+    pub job_id: String,
+}
+
 /// The results queue of `researcher`: only they may read it.
 pub fn results_queue(researcher: &str) -> String {
     format!("ferry.results.{researcher}")

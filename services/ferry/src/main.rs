@@ -1,28 +1,22 @@
-//! `ferry`: the command line and services of both sides.
+//! `ferry`: the command line of both sides, a thin shell over the libraries.
 //!
-//! `main` parses arguments, sets up logging and hands over to one module per group of commands:
-//! [`setup`] (init, trust, researcher accounts, assets), [`review`] (the owner's decisions and status),
-//! [`transfer`] (export, import, bundle inspection), [`serve`] (the long-running services of each side),
-//! [`media`] (removable media and bundle parts), [`researcher`] (the researcher's commands) and [`jobrun`] (running a job in the sandbox, shared by the
-//! high-side workers and `ferry run --mock`).
+//! `main` parses arguments ([`cli`]), sets up logging and hands over to one module per group of commands under
+//! [`cmd`], which print for people (or `--json`) and leave the work to `ferry-transfer` (the gap protocol),
+//! `ferry-serve` (the long-running services) and `ferry-broker` (the researcher's calls). An error prints as one
+//! `error:` line and, when its typed cause has a known fix, one `hint:` line ([`hint`]).
 //!
 //! Exit codes: 0 success; 1 failure (the message names what is wrong); 2 usage error; for `ferry run --mock`, the
 //! job's own exit code when it ran.
 
 mod cli;
-mod jobrun;
-mod media;
-mod researcher;
-mod review;
-mod rotate;
-mod serve;
-mod setup;
-mod side;
-mod transfer;
+mod cmd;
+mod hint;
+mod progress;
 
 use clap::Parser;
 
 use cli::{Cli, Command};
+use cmd::{researcher, review, serve, setup, transfer};
 
 fn main() {
     reset_sigpipe();
@@ -38,7 +32,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             eprintln!("error: {err:#}");
-            if let Some(hint) = side::hint_for(&err) {
+            if let Some(hint) = hint::hint_for(&err) {
                 eprintln!("hint: {hint}");
             }
             std::process::exit(1);
@@ -70,7 +64,13 @@ fn init_tracing(default_level: &str) {
 async fn dispatch(command: Command) -> anyhow::Result<i32> {
     use cli::*;
     match command {
-        Command::Init { side, dir, amqp } => setup::init(side, &dir, &amqp).map(|_| 0),
+        Command::Init { side, dir, amqp } => {
+            let side = match side {
+                SideArg::Low => ferry_core::Side::Low,
+                SideArg::High => ferry_core::Side::High,
+            };
+            setup::init(side, &dir, &amqp).map(|_| 0)
+        }
         Command::Trust {
             action: TrustAction::Add {
                 config,
@@ -98,17 +98,19 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         } => transfer::export_cmd(&config.config, resend, max_part_size).map(|_| 0),
         Command::Keys {
             action: KeysAction::Rotate { config },
-        } => rotate::rotate_cmd(&config.config).map(|_| 0),
+        } => transfer::rotate_cmd(&config.config).map(|_| 0),
         Command::Media { action } => match action {
-            MediaAction::Write { config, dir } => media::write_cmd(&config.config, &dir).map(|_| 0),
-            MediaAction::Read { config, dir } => media::read_cmd(&config.config, &dir),
+            MediaAction::Write { config, dir } => {
+                transfer::media_write_cmd(&config.config, &dir).map(|_| 0)
+            }
+            MediaAction::Read { config, dir } => transfer::media_read_cmd(&config.config, &dir),
         },
         Command::Import {
             config,
             files,
             accept_gap,
         } => transfer::import_cmd(&config.config, &files, accept_gap),
-        Command::Serve { config } => serve::run_cmd(&config.config).await.map(|_| 0),
+        Command::Serve { config } => serve::serve_cmd(&config.config).await.map(|_| 0),
         Command::Bundle { action } => match action {
             BundleAction::Inspect { file, json } => transfer::inspect_cmd(&file, json).map(|_| 0),
             BundleAction::Verify { config, file } => {

@@ -1,110 +1,24 @@
-//! High-side services: the dispatcher, the workers and the inbox watcher.
-//!
-//! Imported jobs sit in the `dispatch` table (a transactional outbox) until the dispatcher publishes them to the
-//! durable `ferry.jobs` queue with publisher confirms. Workers share that queue with a prefetch of one; a worker
-//! marks the job `running`, runs it in the sandbox, stores the result as `finished` and only then acks.
+//! A worker: takes one job at a time from `ferry.jobs` (prefetch 1), marks it `running`, runs it in the sandbox,
+//! stores the result as `finished` and only then acks. A job redelivered after a worker stopped mid-run runs
+//! again; one already taken by another worker is skipped.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use ferry_broker::{topology, Incoming, Outgoing, Session};
-use ferry_core::store::Role;
-use ferry_core::wire::HIGH_JOBS_QUEUE;
-use ferry_core::{Config, JobState, Store};
+use ferry_broker::{Incoming, Session};
+use ferry_core::wire::{HighJob, HIGH_JOBS_QUEUE};
+use ferry_core::{Config, JobState, Side, Store};
+use ferry_transfer::side_dir::role;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::{inbox_watcher, OUTBOX_POLL};
+use super::open_store;
+use crate::error::Result;
 use crate::jobrun;
+use crate::supervise::stopped;
 
-pub async fn run(
-    config_path: &Path,
-    config: Config,
-    shutdown: watch::Receiver<bool>,
-) -> Result<()> {
-    if matches!(
-        jobrun::isolation(&config.worker),
-        ferry_sandbox::Isolation::Unsandboxed
-    ) {
-        tracing::warn!("worker.sandbox = \"off\": jobs run WITHOUT isolation; development only");
-    } else if let Some(rt) = config.runtimes.get("python") {
-        if let Err(e) = ferry_sandbox::check_available(&jobrun::runtime("python", rt)) {
-            tracing::error!(
-                "the sandbox cannot be set up here, every job will fail until it can: {e}"
-            );
-        }
-    }
-    let session = Arc::new(Session::connect(&config.amqp_url).await?);
-    topology::declare_high(&session)
-        .await
-        .context("declaring the high side's queues")?;
-    tracing::info!(
-        workers = config.worker.count,
-        "high side serving: workers on {HIGH_JOBS_QUEUE}"
-    );
-    let config_path = config_path.to_path_buf();
-    let result = super::supervise(shutdown, |stop, services| {
-        let (s, c, st) = (session.clone(), config.clone(), stop.clone());
-        services.spawn(async move { ("dispatcher", dispatcher(s, c, st).await) });
-        for n in 0..config.worker.count {
-            let (s, c, st) = (session.clone(), config.clone(), stop.clone());
-            services.spawn(async move { ("worker", worker(n, s, c, st).await) });
-        }
-        services.spawn(async move {
-            inbox_watcher(config_path, stop).await;
-            ("inbox watcher", Ok(()))
-        });
-    })
-    .await;
-    session.close().await;
-    result
-}
-
-fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.state_db())
-        .with_context(|| format!("opening {}", config.state_db().display()))
-}
-
-async fn dispatcher(
-    session: Arc<Session>,
-    config: Config,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<()> {
-    let store = open_store(&config)?;
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
-            _ = tokio::time::sleep(OUTBOX_POLL) => {}
-        }
-        for job_id in store.pending_dispatch()? {
-            let body = serde_json::json!({ "job_id": job_id }).to_string();
-            let out = Outgoing {
-                exchange: "",
-                routing_key: HIGH_JOBS_QUEUE,
-                body: body.as_bytes(),
-                message_id: Some(&job_id),
-                kind: Some("job"),
-                persistent: true,
-                ..Outgoing::default()
-            };
-            match session.publish(&out).await {
-                Ok(()) => {
-                    store.dispatched(&job_id)?;
-                    tracing::info!(job_id, "queued for the workers");
-                }
-                Err(e) => {
-                    tracing::error!(job_id, "queueing a job: {e}");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-async fn worker(
+pub(super) async fn worker(
     n: usize,
     session: Arc<Session>,
     config: Config,
@@ -114,7 +28,7 @@ async fn worker(
     let mut sub = session.consume(HIGH_JOBS_QUEUE, 1).await?;
     loop {
         let msg = tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
+            () = stopped(&mut shutdown) => return Ok(()),
             msg = sub.next() => msg?,
         };
         let span = tracing::info_span!(
@@ -137,20 +51,12 @@ async fn worker(
 }
 
 async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &str) -> Result<()> {
-    let body: serde_json::Value = match serde_json::from_slice(&msg.body) {
-        Ok(v) => v,
+    let job_id = match serde_json::from_slice::<HighJob>(&msg.body) {
+        Ok(m) => m.job_id,
         Err(e) => {
-            tracing::warn!("a message on {HIGH_JOBS_QUEUE} is not JSON ({e}): dropped");
+            tracing::warn!("a message on {HIGH_JOBS_QUEUE} is not a job message ({e}): dropped");
             return Ok(());
         }
-    };
-    let Some(job_id) = body
-        .get("job_id")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-    else {
-        tracing::warn!("a message on {HIGH_JOBS_QUEUE} has no job_id: dropped");
-        return Ok(());
     };
     let Some(job) = store.job(&job_id)? else {
         tracing::warn!(job_id, "no such job here: dropped");
@@ -167,7 +73,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
     }
     let fail = |store: &mut Store, reason: String| -> Result<()> {
         tracing::warn!(job_id, reason, "job failed");
-        let tx = store.begin(Role::High)?;
+        let tx = store.begin(role(Side::High))?;
         tx.transition(
             &job_id,
             &[JobState::Exported, JobState::Running],
@@ -200,7 +106,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         }
     }
     {
-        let tx = store.begin(Role::High)?;
+        let tx = store.begin(role(Side::High))?;
         if job.state != JobState::Running {
             match tx.transition(
                 &job_id,
@@ -240,7 +146,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
     match outcome {
         Err(e) => fail(store, format!("the job could not be run: {e}")),
         Ok(outcome) if matches!(outcome.termination, ferry_sandbox::Termination::Cancelled) => {
-            let tx = store.begin(Role::High)?;
+            let tx = store.begin(role(Side::High))?;
             tx.transition(
                 &job_id,
                 &[JobState::Running],
@@ -254,7 +160,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         }
         Ok(outcome) => {
             let (result, outputs) = jobrun::stored(&outcome);
-            let tx = store.begin(Role::High)?;
+            let tx = store.begin(role(Side::High))?;
             tx.store_result(&job_id, &result, &outputs)?;
             tx.transition(
                 &job_id,

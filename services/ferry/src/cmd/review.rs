@@ -2,12 +2,25 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
-use ferry_core::store::{JobRow, Role};
+use ferry_core::store::JobRow;
 use ferry_core::{JobState, Side};
+use ferry_transfer::side_dir::role;
+use ferry_transfer::SideDir;
+use serde::Serialize;
 
 use crate::cli::ReviewAction;
-use crate::side::{owner_actor, SideDir};
+
+/// Who is acting, for the audit trail: `owner:<login>`.
+fn owner_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("owner:{user}")
+}
 
 fn when(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0)
@@ -15,46 +28,107 @@ fn when(at: i64) -> String {
         .unwrap_or_default()
 }
 
-fn job_json(side: &SideDir, job: &JobRow, full: bool) -> Result<serde_json::Value> {
-    let mut v = serde_json::json!({
-        "job_id": job.job_id,
-        "researcher": job.researcher,
-        "title": job.title,
-        "state": job.state.as_str(),
-        "reason": job.reason,
-        "assets": job.assets,
-        "runtime": job.runtime,
-        "submitted_at": when(job.submitted_at),
-        "updated_at": when(job.updated_at),
-    });
+/// A job as `ferry review list|show --json` prints it; `show` adds the fields after `updated_at`.
+#[derive(Serialize)]
+struct JobJson<'a> {
+    job_id: &'a str,
+    researcher: &'a str,
+    title: &'a str,
+    state: &'static str,
+    reason: Option<&'a str>,
+    assets: &'a [String],
+    runtime: &'a str,
+    submitted_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<ResultJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<EventJson>>,
+}
+
+#[derive(Serialize)]
+struct ResultJson<'a> {
+    exit_code: Option<i32>,
+    summary: &'a str,
+    stdout: String,
+    stderr: String,
+    stdout_truncated: bool,
+    stderr_truncated: bool,
+    unsandboxed: bool,
+    outputs: Vec<OutputJson>,
+}
+
+#[derive(Serialize)]
+struct OutputJson {
+    name: String,
+    size: usize,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    at: String,
+    actor: String,
+    state: &'static str,
+    reason: Option<String>,
+}
+
+fn job_json<'a>(side: &SideDir, job: &'a JobRow, full: bool) -> Result<JobJson<'a>> {
+    let mut v = JobJson {
+        job_id: &job.job_id,
+        researcher: &job.researcher,
+        title: &job.title,
+        state: job.state.as_str(),
+        reason: job.reason.as_deref(),
+        assets: &job.assets,
+        runtime: &job.runtime,
+        submitted_at: when(job.submitted_at),
+        updated_at: when(job.updated_at),
+        description: None,
+        code: None,
+        result: None,
+        events: None,
+    };
     if full {
-        v["description"] = job.description.clone().into();
-        v["code"] = job.code.clone().into();
+        v.description = Some(&job.description);
+        v.code = Some(&job.code);
         if let Some(r) = &job.result {
-            v["result"] = serde_json::json!({
-                "exit_code": r.exit_code,
-                "summary": r.summary,
-                "stdout": String::from_utf8_lossy(&r.stdout),
-                "stderr": String::from_utf8_lossy(&r.stderr),
-                "stdout_truncated": r.stdout_truncated,
-                "stderr_truncated": r.stderr_truncated,
-                "unsandboxed": r.unsandboxed,
-                "outputs": side.store.outputs(&job.job_id)?.iter().map(|o| serde_json::json!({
-                    "name": o.name, "size": o.data.len(), "sha256": o.sha256,
-                })).collect::<Vec<_>>(),
+            v.result = Some(ResultJson {
+                exit_code: r.exit_code,
+                summary: &r.summary,
+                stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+                stdout_truncated: r.stdout_truncated,
+                stderr_truncated: r.stderr_truncated,
+                unsandboxed: r.unsandboxed,
+                outputs: side
+                    .store
+                    .outputs(&job.job_id)?
+                    .into_iter()
+                    .map(|o| OutputJson {
+                        size: o.data.len(),
+                        name: o.name,
+                        sha256: o.sha256,
+                    })
+                    .collect(),
             });
         }
-        v["events"] = side
-            .store
-            .events(&job.job_id)?
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "at": when(e.at), "actor": e.actor, "state": e.state.as_str(), "reason": e.reason,
+        v.events = Some(
+            side.store
+                .events(&job.job_id)?
+                .into_iter()
+                .map(|e| EventJson {
+                    at: when(e.at),
+                    actor: e.actor,
+                    state: e.state.as_str(),
+                    reason: e.reason,
                 })
-            })
-            .collect::<Vec<_>>()
-            .into();
+                .collect(),
+        );
     }
     Ok(v)
 }
@@ -227,15 +301,37 @@ fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> 
         }
     }
     let id = side.resolve_job(id)?;
-    let role = match side.config.side {
-        Side::Low => Role::Low,
-        Side::High => Role::High,
-    };
-    let tx = side.store.begin(role)?;
+    let tx = side.store.begin(role(side.config.side))?;
     let job = tx.transition(&id, &[from], to, &owner_actor(), reason)?;
     tx.commit()?;
     println!("job {} is now {}", job.job_id, job.state);
     Ok(())
+}
+
+/// `ferry status --config CFG --json`.
+#[derive(Serialize)]
+struct StatusJson {
+    side: &'static str,
+    jobs: BTreeMap<&'static str, u64>,
+    channels: BTreeMap<&'static str, ChannelJson>,
+    pending_export: Vec<String>,
+    quarantined: usize,
+}
+
+/// One channel in [`StatusJson`]: outgoing channels say what the other side acknowledged, incoming ones what is
+/// missing here.
+#[derive(Serialize)]
+struct ChannelJson {
+    direction: &'static str,
+    last_seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acknowledged: Option<Vec<(u64, u64)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unacknowledged: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reported_missing: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<Vec<u64>>,
 }
 
 /// `ferry status --config CFG [--json]`.
@@ -250,8 +346,8 @@ pub fn side_status(config: &Path, json: bool) -> Result<()> {
     let acked = side.store.acked_seqs(out_ch)?;
     let peer_missing = side.store.peer_missing(out_ch)?;
     let unacked: Vec<u64> = (1..=out_seq).filter(|s| !acked.contains(s)).collect();
-    let pending = crate::transfer::pending_summary(&side)?;
-    let quarantined = std::fs::read_dir(side.config.quarantine())
+    let pending = ferry_transfer::export::pending_summary(&side)?;
+    let quarantined = std::fs::read_dir(side.layout.quarantine())
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter(|e| e.file_name().to_string_lossy().ends_with(".bundle"))
@@ -259,17 +355,40 @@ pub fn side_status(config: &Path, json: bool) -> Result<()> {
         })
         .unwrap_or(0);
     if json {
-        let v = serde_json::json!({
-            "side": side.config.side.as_str(),
-            "jobs": counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s.as_str().to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
-            "channels": {
-                out_ch: {"direction": "out", "last_seq": out_seq, "acknowledged": ferry_core::records::to_ranges(&acked),
-                         "unacknowledged": unacked, "reported_missing": peer_missing},
-                in_ch: {"direction": "in", "last_seq": in_seq, "missing": missing_in},
+        let mut channels = BTreeMap::new();
+        channels.insert(
+            out_ch,
+            ChannelJson {
+                direction: "out",
+                last_seq: out_seq,
+                acknowledged: Some(ferry_core::records::to_ranges(&acked)),
+                unacknowledged: Some(unacked),
+                reported_missing: Some(peer_missing),
+                missing: None,
             },
-            "pending_export": pending,
-            "quarantined": quarantined,
-        });
+        );
+        channels.insert(
+            in_ch,
+            ChannelJson {
+                direction: "in",
+                last_seq: in_seq,
+                acknowledged: None,
+                unacknowledged: None,
+                reported_missing: None,
+                missing: Some(missing_in),
+            },
+        );
+        let v = StatusJson {
+            side: side.config.side.as_str(),
+            jobs: counts
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| (s.as_str(), *n))
+                .collect(),
+            channels,
+            pending_export: pending,
+            quarantined,
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -306,7 +425,7 @@ pub fn side_status(config: &Path, json: bool) -> Result<()> {
     if quarantined > 0 {
         println!(
             "quarantined bundles: {quarantined} (see {})",
-            side.config.quarantine().display()
+            side.layout.quarantine().display()
         );
     }
     Ok(())

@@ -4,50 +4,18 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use ferry_bundle::{PublicIdentity, SideKeys};
-use ferry_core::store::{AssetRow, Role};
-use ferry_core::{names, Config, Side, Store};
-
-use crate::cli::SideArg;
-use crate::side::SideDir;
+use ferry_core::{names, Side};
+use ferry_transfer::SideDir;
 
 /// `ferry init --side S --dir DIR [--amqp URL]`.
-pub fn init(side: SideArg, dir: &Path, amqp: &str) -> Result<()> {
-    let side = match side {
-        SideArg::Low => Side::Low,
-        SideArg::High => Side::High,
-    };
-    let config_path = dir.join("ferry.toml");
-    if config_path.exists() {
-        bail!(
-            "{} exists already: refusing to overwrite a side's configuration and keys",
-            config_path.display()
-        );
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", dir.display()))?;
-    let config = Config::new(side, &dir, amqp);
-    for d in config.all_dirs() {
-        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    let keys = SideKeys::generate();
-    keys.save(&config.keys_dir())
-        .with_context(|| format!("writing keys into {}", config.keys_dir().display()))?;
-    let public = keys.public();
-    std::fs::write(config.public_file(), public.to_text(side.as_str()))
-        .with_context(|| format!("writing {}", config.public_file().display()))?;
-    Store::open(&config.state_db())
-        .with_context(|| format!("creating {}", config.state_db().display()))?;
-    std::fs::write(&config_path, config.to_toml())
-        .with_context(|| format!("writing {}", config_path.display()))?;
+pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<()> {
+    let made = ferry_transfer::setup::init(side, dir, amqp)?;
     println!(
         "initialised the {} side in {} (key {}); hand {} to the other side's owner",
         side.as_str(),
-        dir.display(),
-        public.key_id(),
-        config.public_file().display()
+        made.dir.display(),
+        made.key_id,
+        made.public_file.display()
     );
     Ok(())
 }
@@ -55,34 +23,12 @@ pub fn init(side: SideArg, dir: &Path, amqp: &str) -> Result<()> {
 /// `ferry trust add --config CFG PEER_PUBLIC_TXT`.
 pub fn trust_add(config_path: &Path, peer_file: &Path) -> Result<()> {
     let side = SideDir::open(config_path)?;
-    let text = std::fs::read_to_string(peer_file)
-        .with_context(|| format!("reading {}", peer_file.display()))?;
-    let peer =
-        PublicIdentity::parse(&text).with_context(|| format!("parsing {}", peer_file.display()))?;
-    let own = side.keys()?.public();
-    if own.signing == peer.signing {
-        bail!(
-            "{} is this side's own identity: pin the other side's public.txt",
-            peer_file.display()
-        );
-    }
-    if let Ok(existing) = side.peer() {
-        if existing != peer {
-            bail!(
-                "a different peer ({}) is pinned already in {}; replacing a pinned key is a key rotation, not a trust add",
-                existing.key_id(),
-                side.config.peer_file().display()
-            );
-        }
-    }
-    let target = side.config.peer_file();
-    std::fs::write(&target, peer.to_text(side.config.side.peer().as_str()))
-        .with_context(|| format!("writing {}", target.display()))?;
+    let peer = ferry_transfer::setup::trust_add(&side, peer_file)?;
     println!(
         "pinned the {} side's key {} in {}",
         side.config.side.peer().as_str(),
         peer.key_id(),
-        target.display()
+        side.layout.peer_file().display()
     );
     Ok(())
 }
@@ -194,50 +140,30 @@ pub fn asset_add(
     description: &str,
 ) -> Result<()> {
     let mut side = SideDir::open(config_path)?;
-    side.require(Side::High, "`ferry asset add`")?;
-    names::asset(name)?;
-    let private = private
-        .canonicalize()
-        .with_context(|| format!("private file {}", private.display()))?;
-    if !private.is_file() {
-        bail!("private file {} is not a regular file", private.display());
-    }
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&private)?.permissions().mode();
-        if mode & 0o004 == 0 {
-            bail!(
-                "private file {} is not readable by others (mode {:o}): sandboxed jobs run as an unprivileged user \
-                 (uid {}); `chmod o+r` the file and keep its directory closed (0700) instead",
-                private.display(),
-                mode & 0o777,
-                ferry_sandbox::SANDBOX_UID
-            );
-        }
-    }
-    let mock_data =
-        std::fs::read(mock).with_context(|| format!("reading mock {}", mock.display()))?;
-    // Mocks are kept by content hash: a bundle that is resent later still finds the mock it carried.
-    let mock_path = mock_store_path(&side.config, &ferry_core::sha256_hex(&mock_data))?;
-    write_atomically(&mock_path, &mock_data)?;
-    let row = AssetRow {
-        name: name.to_string(),
-        description: description.to_string(),
-        private_path: Some(private.display().to_string()),
-        mock_path: mock_path.display().to_string(),
-        mock_size: mock_data.len() as u64,
-        mock_sha256: ferry_core::sha256_hex(&mock_data),
-        updated_at: ferry_core::now(),
-    };
-    let tx = side.store.begin(Role::High)?;
-    tx.put_asset(&row)?;
-    tx.commit()?;
+    let row = ferry_transfer::setup::asset_add(
+        &mut side,
+        name,
+        private,
+        mock,
+        description,
+        ferry_sandbox::SANDBOX_UID,
+    )?;
     println!(
         "registered asset {name}: private file {} stays here; its mock ({} bytes) travels with the next export",
-        private.display(),
-        mock_data.len()
+        row.private_path.as_deref().unwrap_or("?"),
+        row.mock_size
     );
     Ok(())
+}
+
+/// An asset as `ferry asset list --json` prints it.
+#[derive(serde::Serialize)]
+struct AssetJson<'a> {
+    name: &'a str,
+    description: &'a str,
+    mock_size: u64,
+    mock_sha256: &'a str,
+    private_path: Option<&'a str>,
 }
 
 /// `ferry asset list --config CFG [--json]`.
@@ -245,13 +171,14 @@ pub fn asset_list(config_path: &Path, json: bool) -> Result<()> {
     let side = SideDir::open(config_path)?;
     let assets = side.store.assets()?;
     if json {
-        let list: Vec<_> = assets
+        let list: Vec<AssetJson<'_>> = assets
             .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "name": a.name, "description": a.description, "mock_size": a.mock_size,
-                    "mock_sha256": a.mock_sha256, "private_path": a.private_path,
-                })
+            .map(|a| AssetJson {
+                name: &a.name,
+                description: &a.description,
+                mock_size: a.mock_size,
+                mock_sha256: &a.mock_sha256,
+                private_path: a.private_path.as_deref(),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -265,31 +192,6 @@ pub fn asset_list(config_path: &Path, json: bool) -> Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-/// Where a mock with this SHA-256 is kept: `assets/mocks/<sha256>.mock`.
-pub fn mock_store_path(config: &ferry_core::Config, sha256: &str) -> Result<std::path::PathBuf> {
-    let dir = config.assets_dir().join("mocks");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir.join(format!("{sha256}.mock")))
-}
-
-/// Writes `data` to `path` through a temporary file, fsync and rename.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(data)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all()
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 

@@ -137,14 +137,14 @@ pub async fn run_mock(
     };
     let work = scratch.join("work");
     std::fs::create_dir_all(&work)?;
-    let outcome = crate::jobrun::run(
-        crate::jobrun::Job {
+    let outcome = ferry_serve::jobrun::run(
+        ferry_serve::jobrun::Job {
             job_id: format!("mock-{}", uuid::Uuid::new_v4()),
             code,
             inputs,
         },
-        crate::jobrun::runtime("python", &rt_config),
-        crate::jobrun::limits(&defaults),
+        ferry_serve::jobrun::runtime("python", &rt_config),
+        ferry_serve::jobrun::limits(&defaults),
         isolation,
         work,
         Arc::new(AtomicBool::new(false)),

@@ -1,0 +1,66 @@
+//! The errors of the services.
+
+use thiserror::Error;
+
+/// Why a service (and so `ferry serve`) stopped.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The broker failed or refused.
+    #[error(transparent)]
+    Broker(Box<ferry_broker::BrokerError>),
+    /// The state store failed.
+    #[error("state store: {0}")]
+    Store(#[from] ferry_core::StoreError),
+    /// The side's directory could not be opened or a bundle could not be handled.
+    #[error(transparent)]
+    Transfer(Box<ferry_transfer::TransferError>),
+    /// The sandbox's self-check failed.
+    #[error("the sandbox cannot run jobs here: {0}")]
+    Sandbox(Box<ferry_sandbox::SandboxError>),
+    /// Declaring the side's exchanges and queues failed.
+    #[error("declaring the {side} side's exchanges and queues: {source}")]
+    Topology {
+        /// The side.
+        side: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<ferry_broker::BrokerError>,
+    },
+    /// One service failed; the others were stopped.
+    #[error("the {service} service failed: {source}")]
+    Service {
+        /// The service.
+        service: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<ServeError>,
+    },
+    /// A service ended although nobody asked it to.
+    #[error("the {0} service stopped on its own")]
+    StoppedOnItsOwn(&'static str),
+    /// A service panicked.
+    #[error("a service panicked: {0}")]
+    Panicked(String),
+}
+
+impl From<ferry_broker::BrokerError> for ServeError {
+    fn from(e: ferry_broker::BrokerError) -> ServeError {
+        ServeError::Broker(Box::new(e))
+    }
+}
+
+impl From<ferry_transfer::TransferError> for ServeError {
+    fn from(e: ferry_transfer::TransferError) -> ServeError {
+        ServeError::Transfer(Box::new(e))
+    }
+}
+
+impl From<ferry_sandbox::SandboxError> for ServeError {
+    fn from(e: ferry_sandbox::SandboxError) -> ServeError {
+        ServeError::Sandbox(Box::new(e))
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = ServeError> = std::result::Result<T, E>;

@@ -1,0 +1,162 @@
+//! Researcher calls: request/reply over direct reply-to on `ferry.calls`, answered from the state store with
+//! the caller's own jobs only (RabbitMQ's `user_id` check says who is calling).
+
+use std::sync::Arc;
+
+use ferry_broker::{Outgoing, Session};
+use ferry_core::wire::{AssetInfo, Call, CallReply, MockData, CALLS_QUEUE};
+use ferry_core::{Config, JobState, Side, Store};
+use ferry_transfer::side_dir::role;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::open_store;
+use crate::error::Result;
+use crate::supervise::stopped;
+
+/// The largest mock served over the broker, in bytes (base64 makes it a third larger on the wire).
+const MAX_MOCK_BYTES: u64 = 64 * 1024 * 1024;
+
+pub(super) async fn calls(
+    session: Arc<Session>,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut store = open_store(&config)?;
+    let mut sub = session.consume(CALLS_QUEUE, 16).await?;
+    loop {
+        let msg = tokio::select! {
+            () = stopped(&mut shutdown) => return Ok(()),
+            msg = sub.next() => msg?,
+        };
+        let span = tracing::info_span!("call", user = msg.user_id.as_deref().unwrap_or("-"));
+        async {
+            let reply = match &msg.user_id {
+                None => CallReply::error("calls must carry the user_id property"),
+                Some(user) => match serde_json::from_slice::<Call>(&msg.body) {
+                    Err(e) => CallReply::error(format!("call does not match the call schema: {e}")),
+                    Ok(call) => {
+                        answer(&mut store, user, call).unwrap_or_else(|e| CallReply::error(e.0))
+                    }
+                },
+            };
+            if let Some(reply_to) = &msg.reply_to {
+                let body = serde_json::to_vec(&reply).expect("reply serializes");
+                let out = Outgoing {
+                    exchange: "",
+                    routing_key: reply_to,
+                    body: &body,
+                    correlation_id: msg.correlation_id.as_deref(),
+                    kind: Some("call-reply"),
+                    ..Outgoing::default()
+                };
+                if let Err(e) = session.publish(&out).await {
+                    tracing::warn!("could not reply (the caller may have gone): {e}");
+                }
+            }
+            msg.ack().await
+        }
+        .instrument(span)
+        .await?;
+    }
+}
+
+/// Why a call could not be answered; the text goes back to the caller.
+struct CallError(String);
+
+impl From<ferry_core::StoreError> for CallError {
+    fn from(e: ferry_core::StoreError) -> CallError {
+        CallError(format!("the low side's state store failed: {e}"))
+    }
+}
+
+fn answer(store: &mut Store, user: &str, call: Call) -> Result<CallReply, CallError> {
+    let own_job =
+        |store: &Store, job_id: &uuid::Uuid| -> Result<ferry_core::store::JobRow, CallError> {
+            store
+                .job(&job_id.to_string())?
+                .filter(|j| j.researcher == user)
+                .ok_or_else(|| CallError(format!("you have no job {job_id}")))
+        };
+    let mut reply = CallReply {
+        ok: true,
+        ..CallReply::default()
+    };
+    match call {
+        Call::Assets => {
+            reply.assets = Some(
+                store
+                    .assets()?
+                    .into_iter()
+                    .map(|a| AssetInfo {
+                        name: a.name,
+                        description: a.description,
+                        mock_size: a.mock_size,
+                        mock_sha256: a.mock_sha256,
+                        updated_at: chrono::DateTime::from_timestamp(a.updated_at, 0)
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            )
+        }
+        Call::Mock { asset } => {
+            let a = store.asset(&asset)?.ok_or_else(|| {
+                CallError(format!(
+                    "unknown asset {asset:?}: `ferry assets` lists them"
+                ))
+            })?;
+            if a.mock_size > MAX_MOCK_BYTES {
+                return Err(CallError(format!("the mock of {asset} is {} bytes, over the {MAX_MOCK_BYTES} bytes served over the broker", a.mock_size)));
+            }
+            let data = std::fs::read(&a.mock_path)
+                .map_err(|e| CallError(format!("reading the mock of {asset}: {e}")))?;
+            use base64::Engine;
+            reply.mock = Some(MockData {
+                asset,
+                sha256: ferry_core::sha256_hex(&data),
+                data_base64: base64::engine::general_purpose::STANDARD.encode(&data),
+            });
+        }
+        Call::Status { job_id } => {
+            let job = own_job(store, &job_id)?;
+            reply.jobs = Some(vec![store.update_for(&job)?]);
+        }
+        Call::Jobs => {
+            let jobs = store.jobs(None, Some(user))?;
+            reply.jobs = Some(
+                jobs.iter()
+                    .map(|j| store.update_for(j))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        Call::Cancel { job_id } => {
+            let job = own_job(store, &job_id)?;
+            let id = job.job_id.clone();
+            let tx = store.begin(role(Side::Low))?;
+            match job.state {
+                JobState::Submitted | JobState::Approved => {
+                    tx.transition(
+                        &id,
+                        &[JobState::Submitted, JobState::Approved],
+                        JobState::Cancelled,
+                        user,
+                        Some("cancelled by the researcher"),
+                    )?;
+                }
+                JobState::Exported | JobState::Running | JobState::Finished => {
+                    tx.request_cancel(&id)?
+                }
+                state => {
+                    return Err(CallError(format!(
+                        "job {id} is {state}; it can no longer be cancelled"
+                    )))
+                }
+            }
+            tx.commit()?;
+            let job = store.job(&id)?.expect("job exists");
+            reply.jobs = Some(vec![store.update_for(&job)?]);
+        }
+    }
+    Ok(reply)
+}

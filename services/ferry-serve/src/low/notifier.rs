@@ -1,0 +1,62 @@
+//! The notifier: publishes the state store's pending notifications (its transactional outbox) to each
+//! researcher's results queue with publisher confirms, and marks them published only once confirmed.
+
+use std::sync::Arc;
+
+use ferry_broker::{topology, BrokerError, Outgoing, Session};
+use ferry_core::wire::RESULTS_EXCHANGE;
+use ferry_core::Config;
+use tokio::sync::watch;
+
+use super::open_store;
+use crate::error::Result;
+use crate::supervise::stopped;
+use crate::OUTBOX_POLL;
+
+pub(super) async fn notifier(
+    session: Arc<Session>,
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut store = open_store(&config)?;
+    loop {
+        tokio::select! {
+            () = stopped(&mut shutdown) => return Ok(()),
+            _ = tokio::time::sleep(OUTBOX_POLL) => {}
+        }
+        let pending = match store.pending_notifications(100) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("reading notifications: {e}");
+                continue;
+            }
+        };
+        if pending.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = pending.iter().map(|n| format!("update-{}", n.id)).collect();
+        let msgs: Vec<Outgoing<'_>> = pending
+            .iter()
+            .zip(&ids)
+            .map(|(n, id)| Outgoing {
+                exchange: RESULTS_EXCHANGE,
+                routing_key: &n.researcher,
+                body: n.body.as_bytes(),
+                message_id: Some(id),
+                kind: Some("job-update"),
+                persistent: true,
+                ..Outgoing::default()
+            })
+            .collect();
+        // All confirmed, or none marked: a failure part-way publishes some twice later, never loses one
+        // (updates carry the job's whole state, so a repeat is harmless).
+        match session.publish_many(&msgs).await {
+            Ok(()) => store.notifications_published(&pending)?,
+            Err(BrokerError::Unroutable { routing_key, .. }) => {
+                tracing::info!(researcher = %routing_key, "declaring the missing results queue");
+                topology::declare_results_queue(&session, &routing_key).await?;
+            }
+            Err(e) => tracing::error!("publishing job updates: {e}"),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Quarantine: a refused bundle moves to `quarantine/` under a name that never overwrites another, with a
+//! `<name>.reason` file beside it naming the refusal kind, the message and the time.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::fs::{move_into, write_atomically};
+use crate::refusal::Refusal;
+
+/// The `.reason` file beside a quarantined bundle.
+pub fn reason_file(quarantined: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.reason", quarantined.display()))
+}
+
+/// The text of a `.reason` file: `refused: KIND`, `reason: MESSAGE`, `at: RFC 3339 time`.
+pub fn reason_text(refusal: &Refusal) -> String {
+    format!(
+        "refused: {}\nreason: {}\nat: {}\n",
+        refusal.kind(),
+        refusal,
+        chrono::Utc::now().to_rfc3339()
+    )
+}
+
+/// Moves `file` into `dir` and writes its reason beside it; returns where it went.
+pub fn quarantine(file: &Path, dir: &Path, refusal: &Refusal) -> Result<PathBuf> {
+    let moved = move_into(file, dir)?;
+    write_atomically(&reason_file(&moved), reason_text(refusal).as_bytes())?;
+    Ok(moved)
+}
+
+/// The refusal kind recorded for a quarantined file, read back from its `.reason` file.
+pub fn recorded_kind(quarantined: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(reason_file(quarantined)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("refused: "))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_refusals_of_one_name_keep_both_reasons() {
+        let inbox = tempfile::tempdir().unwrap();
+        let q = tempfile::tempdir().unwrap();
+        let mut moved = Vec::new();
+        for kind in [
+            Refusal::ChainMismatch("one".into()),
+            Refusal::BadRecords("two".into()),
+        ] {
+            let f = inbox.path().join("x.bundle");
+            std::fs::write(&f, b"junk").unwrap();
+            moved.push(quarantine(&f, q.path(), &kind).unwrap());
+        }
+        assert_ne!(moved[0], moved[1]);
+        assert_eq!(recorded_kind(&moved[0]).as_deref(), Some("chain_mismatch"));
+        assert_eq!(recorded_kind(&moved[1]).as_deref(), Some("bad_records"));
+    }
+}

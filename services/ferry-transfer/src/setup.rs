@@ -1,0 +1,149 @@
+//! Making a side: its directory and keys (`ferry init`), pinning the other side (`ferry trust add`), and the
+//! high side's asset catalog (`ferry asset add`).
+
+use std::path::{Path, PathBuf};
+
+use ferry_bundle::{PublicIdentity, SideKeys};
+use ferry_core::store::AssetRow;
+use ferry_core::{names, Config, Side, Store};
+
+use crate::error::{IoContext, Result, TransferError};
+use crate::fs::write_atomically;
+use crate::side_dir::{role, Layout, SideDir};
+
+/// A side just made by [`init`].
+pub struct Initialised {
+    /// Its directory, absolute.
+    pub dir: PathBuf,
+    /// Its configuration file.
+    pub config_file: PathBuf,
+    /// Its public identity's file, to hand to the other side.
+    pub public_file: PathBuf,
+    /// Its key id.
+    pub key_id: String,
+}
+
+/// Creates a side in `dir`: the directories, keys (0600), `public.txt`, the state store and `ferry.toml`. Refuses
+/// to touch a directory that already has a configuration.
+pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<Initialised> {
+    let config_path = Layout::new(dir).config_file();
+    if config_path.exists() {
+        return Err(TransferError::Invalid(format!(
+            "{} exists already: refusing to overwrite a side's configuration and keys",
+            config_path.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).at("creating", dir)?;
+    let dir = dir.canonicalize().at("resolving", dir)?;
+    let layout = Layout::new(&dir);
+    let config = Config::new(side, &dir, amqp);
+    for d in layout.all_dirs() {
+        std::fs::create_dir_all(&d).at("creating", &d)?;
+    }
+    let keys = SideKeys::generate();
+    keys.save(&layout.keys_dir()).map_err(|e| {
+        TransferError::bundle(
+            format!("writing keys into {}", layout.keys_dir().display()),
+            e,
+        )
+    })?;
+    let public = keys.public();
+    write_atomically(
+        &layout.public_file(),
+        public.to_text(side.as_str()).as_bytes(),
+    )?;
+    Store::open(&layout.state_db())?;
+    write_atomically(&layout.config_file(), config.to_toml().as_bytes())?;
+    Ok(Initialised {
+        config_file: layout.config_file(),
+        public_file: layout.public_file(),
+        dir,
+        key_id: public.key_id(),
+    })
+}
+
+/// Pins the other side's identity read from `peer_file`. Pinning the same identity again is a no-op; replacing a
+/// pinned one is refused (that is a key rotation).
+pub fn trust_add(side: &SideDir, peer_file: &Path) -> Result<PublicIdentity> {
+    let text = std::fs::read_to_string(peer_file).at("reading", peer_file)?;
+    let peer = PublicIdentity::parse(&text)
+        .map_err(|e| TransferError::bundle(format!("parsing {}", peer_file.display()), e))?;
+    let own = side.keys()?.public();
+    if own.signing == peer.signing {
+        return Err(TransferError::Invalid(format!(
+            "{} is this side's own identity: pin the other side's public.txt",
+            peer_file.display()
+        )));
+    }
+    if let Ok(existing) = side.peer() {
+        if existing != peer {
+            return Err(TransferError::Invalid(format!(
+                "a different peer ({}) is pinned already in {}; replacing a pinned key is a key rotation, not a trust add",
+                existing.key_id(),
+                side.layout.peer_file().display()
+            )));
+        }
+    }
+    write_atomically(
+        &side.layout.peer_file(),
+        peer.to_text(side.config.side.peer().as_str()).as_bytes(),
+    )?;
+    Ok(peer)
+}
+
+/// Registers (or replaces) an asset on the high side: the private file stays where it is (it must be readable by
+/// `job_uid`, the sandbox's unprivileged user); the mock is copied into the mock store by content hash and
+/// travels with the next export.
+pub fn asset_add(
+    side: &mut SideDir,
+    name: &str,
+    private: &Path,
+    mock: &Path,
+    description: &str,
+    job_uid: u32,
+) -> Result<AssetRow> {
+    side.require(Side::High, "`ferry asset add`")?;
+    names::asset(name).map_err(|e| TransferError::Invalid(e.to_string()))?;
+    let private = private
+        .canonicalize()
+        .at("resolving the private file", private)?;
+    if !private.is_file() {
+        return Err(TransferError::Invalid(format!(
+            "private file {} is not a regular file",
+            private.display()
+        )));
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private)
+            .at("reading", &private)?
+            .permissions()
+            .mode();
+        if mode & 0o004 == 0 {
+            return Err(TransferError::Invalid(format!(
+                "private file {} is not readable by others (mode {:o}): sandboxed jobs run as an unprivileged user \
+                 (uid {job_uid}); `chmod o+r` the file and keep its directory closed (0700) instead",
+                private.display(),
+                mode & 0o777,
+            )));
+        }
+    }
+    let mock_data = std::fs::read(mock).at("reading the mock", mock)?;
+    let sha256 = ferry_core::sha256_hex(&mock_data);
+    let mock_path = side.layout.mock_file(&sha256);
+    std::fs::create_dir_all(side.layout.mocks_dir()).at("creating", &side.layout.mocks_dir())?;
+    write_atomically(&mock_path, &mock_data)?;
+    let row = AssetRow {
+        name: name.to_string(),
+        description: description.to_string(),
+        private_path: Some(private.display().to_string()),
+        mock_path: mock_path.display().to_string(),
+        mock_size: mock_data.len() as u64,
+        mock_sha256: sha256,
+        updated_at: ferry_core::now(),
+    };
+    let tx = side.store.begin(role(Side::High))?;
+    tx.put_asset(&row)?;
+    tx.commit()?;
+    Ok(row)
+}

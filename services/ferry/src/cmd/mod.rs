@@ -1,0 +1,7 @@
+//! One module per group of commands; each prints for people (or `--json`) and leaves the work to the libraries.
+
+pub mod researcher;
+pub mod review;
+pub mod serve;
+pub mod setup;
+pub mod transfer;

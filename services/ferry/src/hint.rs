@@ -1,0 +1,58 @@
+//! The second line of an error, when the fix is known, chosen from the error's typed cause (never from its
+//! wording, so that rewording a message cannot drop its hint).
+
+use ferry_broker::BrokerError;
+use ferry_transfer::TransferError;
+
+/// A hint for `err`, from the first cause in its chain that has one.
+pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+    err.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<BrokerError>() {
+            return broker_hint(e);
+        }
+        if let Some(e) = cause.downcast_ref::<ferry_serve::ServeError>() {
+            return match e {
+                ferry_serve::ServeError::Broker(b) => broker_hint(b),
+                ferry_serve::ServeError::Topology { source, .. } => broker_hint(source),
+                _ => None,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<TransferError>() {
+            return transfer_hint(e);
+        }
+        None
+    })
+}
+
+fn broker_hint(e: &BrokerError) -> Option<&'static str> {
+    match e {
+        BrokerError::Connect { .. } if e.is_access_refused() => Some(
+            "the broker refused this account: check the user name, password and its permissions on the vhost",
+        ),
+        BrokerError::Connect { .. } => Some(
+            "is RabbitMQ running? `rabbitmq-server -detached` starts it; check the URL's credentials and vhost",
+        ),
+        BrokerError::CallTimeout { .. } => {
+            Some("start the low side's services with `ferry serve --config LOW/ferry.toml`")
+        }
+        _ if e.is_access_refused() => Some(
+            "the broker refused this account: check the user name, password and its permissions on the vhost",
+        ),
+        _ => None,
+    }
+}
+
+fn transfer_hint(e: &TransferError) -> Option<&'static str> {
+    match e {
+        TransferError::NoPeer { .. } => {
+            Some("pin the other side's public.txt with `ferry trust add --config CFG FILE`")
+        }
+        TransferError::WrongSide { .. } => {
+            Some("each side's owner commands take that side's own ferry.toml")
+        }
+        TransferError::Config { .. } => {
+            Some("`ferry init --side low|high --dir DIR` writes a valid ferry.toml")
+        }
+        _ => None,
+    }
+}
