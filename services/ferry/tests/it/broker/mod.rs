@@ -1,0 +1,7 @@
+//! Everything that talks to RabbitMQ: intake, the researcher's calls, `ferry serve` on both sides, the workers.
+//! Each test makes its own vhosts and users (`Pair::with_broker`) and removes them when it ends.
+
+mod cli;
+mod intake;
+mod roundtrip;
+mod worker;

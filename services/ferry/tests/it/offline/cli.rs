@@ -1,0 +1,67 @@
+//! Commands say what is wrong, and how to fix it, without a broker.
+
+use crate::harness::Pair;
+
+#[test]
+fn commands_name_what_is_wrong() {
+    let pair = Pair::create();
+    let (_, err) = pair.fails(
+        1,
+        &["review", "approve", "--config", pair.low_s(), "no-such-job"],
+    );
+    assert!(err.contains("no job \"no-such-job\""), "{err}");
+    let (_, err) = pair.fails(1, &["review", "release", "--config", pair.low_s(), "x"]);
+    assert!(err.contains("high-side command"), "{err}");
+    assert!(
+        err.contains("hint: each side's owner commands take that side's own ferry.toml"),
+        "{err}"
+    );
+    let (_, err) = pair.fails(1, &["export", "--config", "/nonexistent/ferry.toml"]);
+    assert!(err.contains("/nonexistent/ferry.toml"), "{err}");
+    pair.fails(2, &["assets"]);
+    // No broker answers on port 1; offline, nothing answers at all. (A broker that refuses the login:
+    // broker::cli.)
+    let out = pair.run_env(
+        &["assets"],
+        &[("FERRY_AMQP_URL", "amqp://nobody:wrong@127.0.0.1:1/%2f")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("hint: is RabbitMQ running?"), "{err}");
+    assert!(!err.contains("wrong"), "the password is not printed: {err}");
+    let out = pair.ok(&["export", "--config", pair.low_s()]);
+    assert!(out.contains("nothing pending"), "{out}");
+}
+
+#[test]
+fn a_side_is_made_once_and_pins_only_the_other_side() {
+    let pair = Pair::create();
+    let low_dir = pair.side_dir(&pair.low);
+    let (_, err) = pair.fails(
+        1,
+        &["init", "--side", "low", "--dir", low_dir.to_str().unwrap()],
+    );
+    assert!(err.contains("exists already"), "{err}");
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "trust",
+            "add",
+            "--config",
+            pair.low_s(),
+            low_dir.join("public.txt").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("own identity"), "{err}");
+    // Pinning the same peer again changes nothing.
+    pair.ok(&[
+        "trust",
+        "add",
+        "--config",
+        pair.low_s(),
+        pair.side_dir(&pair.high)
+            .join("public.txt")
+            .to_str()
+            .unwrap(),
+    ]);
+}

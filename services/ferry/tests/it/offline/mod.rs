@@ -1,0 +1,6 @@
+//! The command line without a broker: what only the binary does (exit codes, output, flags, `--json` shapes) on
+//! top of the gap protocol, which ferry-transfer's own tests cover rule by rule.
+
+mod cli;
+mod media;
+mod transfer;

@@ -1,0 +1,261 @@
+//! `ferry import`, `export`, `status`, `bundle verify|inspect` on refused, lost and resent bundles.
+
+use std::path::PathBuf;
+
+use crate::harness::{assert_reason, quarantined, Forge, Pair};
+
+fn catalog_bundle(pair: &Pair, name: &str) -> PathBuf {
+    let root = pair.dir.path();
+    std::fs::write(root.join("p.csv"), "id,text,source\n").unwrap();
+    std::fs::write(root.join("m.csv"), "id,text,source\n").unwrap();
+    pair.ok(&[
+        "asset",
+        "add",
+        "--config",
+        pair.high_s(),
+        name,
+        "--private",
+        root.join("p.csv").to_str().unwrap(),
+        "--mock",
+        root.join("m.csv").to_str().unwrap(),
+    ]);
+    pair.export(&pair.high).unwrap()
+}
+
+fn assets_on_low(pair: &Pair) -> String {
+    pair.ok(&["asset", "list", "--config", pair.low_s()])
+}
+
+#[test]
+fn a_refused_import_exits_1_names_the_kind_and_changes_nothing() {
+    let pair = Pair::create();
+    let good = catalog_bundle(&pair, "data.csv");
+    let mut data = std::fs::read(&good).unwrap();
+    data[40] ^= 1;
+    let flipped = pair.dir.path().join("flipped.bundle");
+    std::fs::write(&flipped, data).unwrap();
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "import",
+            "--config",
+            pair.low_s(),
+            flipped.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("(bad_signature)"), "{err}");
+    assert!(err.contains("moved to"), "{err}");
+    assert_reason(
+        &quarantined(&pair.side_dir(&pair.low), &flipped),
+        "bad_signature",
+    );
+    assert_eq!(assets_on_low(&pair).trim(), "no assets registered");
+    let status = pair.status_json(&pair.low);
+    assert_eq!(status["quarantined"], 1, "{status}");
+    // The untouched bundle still imports, once.
+    let out = pair.ok(&["import", "--config", pair.low_s(), good.to_str().unwrap()]);
+    assert!(out.contains("catalog of 1 asset"), "{out}");
+    assert!(assets_on_low(&pair).contains("data.csv"));
+    let archived = pair
+        .side_dir(&pair.low)
+        .join("archive")
+        .join(good.file_name().unwrap());
+    assert!(archived.exists());
+    let replay = pair.dir.path().join("replay.bundle");
+    std::fs::copy(&archived, &replay).unwrap();
+    let (_, err) = pair.fails(
+        1,
+        &["import", "--config", pair.low_s(), replay.to_str().unwrap()],
+    );
+    assert!(err.contains("(replay)"), "{err}");
+    assert_reason(&quarantined(&pair.side_dir(&pair.low), &replay), "replay");
+    // An empty inbox is not an error.
+    let out = pair.ok(&["import", "--config", pair.low_s()]);
+    assert!(out.contains("no bundles in"), "{out}");
+}
+
+#[test]
+fn accept_gap_is_for_named_files_the_owner_reviewed() {
+    let pair = Pair::create();
+    let forge = Forge::new(&pair, &pair.side_dir(&pair.high).join("keys"));
+    let far = forge.ack_bundle("far.bundle", 40);
+    let (_, err) = pair.fails(
+        1,
+        &["import", "--config", pair.low_s(), far.to_str().unwrap()],
+    );
+    assert!(
+        err.contains("(sequence_gap)") && err.contains("--accept-gap"),
+        "{err}"
+    );
+    assert_reason(
+        &quarantined(&pair.side_dir(&pair.low), &far),
+        "sequence_gap",
+    );
+    let held = pair.side_dir(&pair.low).join("quarantine/far.bundle");
+    let out = pair.ok(&[
+        "import",
+        "--config",
+        pair.low_s(),
+        "--accept-gap",
+        held.to_str().unwrap(),
+    ]);
+    assert!(out.contains("sequence 40"), "{out}");
+    let (_, err) = pair.fails(1, &["import", "--config", pair.low_s(), "--accept-gap"]);
+    assert!(
+        err.contains("--accept-gap needs the bundle files named"),
+        "{err}"
+    );
+    assert_eq!(
+        pair.status_json(&pair.low)["channels"]["high-to-low"]["last_seq"],
+        40
+    );
+}
+
+#[test]
+fn status_names_a_lost_bundle_and_export_resend_rebuilds_it() {
+    let pair = Pair::create();
+    let first = catalog_bundle(&pair, "data.csv");
+    let second = catalog_bundle(&pair, "more.csv");
+    // The first bundle is lost on the way; the second arrives.
+    pair.ok(&["import", "--config", pair.low_s(), second.to_str().unwrap()]);
+    let low = pair.status_json(&pair.low);
+    assert_eq!(low["side"], "low");
+    assert_eq!(low["channels"]["high-to-low"]["direction"], "in");
+    assert_eq!(low["channels"]["high-to-low"]["last_seq"], 2);
+    assert_eq!(
+        low["channels"]["high-to-low"]["missing"],
+        serde_json::json!([1])
+    );
+    assert_eq!(
+        low["pending_export"],
+        serde_json::json!(["an acknowledgement of bundles received"])
+    );
+    // The acknowledgement rides the other channel and tells the high side what to resend.
+    pair.carry(&pair.low, &pair.high)
+        .expect("an acknowledgement bundle");
+    let high = pair.status_json(&pair.high);
+    assert_eq!(high["channels"]["high-to-low"]["direction"], "out");
+    assert_eq!(
+        high["channels"]["high-to-low"]["reported_missing"],
+        serde_json::json!([1])
+    );
+    assert_eq!(
+        high["channels"]["high-to-low"]["unacknowledged"],
+        serde_json::json!([1])
+    );
+    assert_eq!(
+        high["channels"]["high-to-low"]["acknowledged"],
+        serde_json::json!([[2, 2]])
+    );
+    assert!(
+        pair.export(&pair.high).is_none(),
+        "acknowledgements are not acknowledged back"
+    );
+    // The owner rebuilds it; it arrives late, and its older catalog does not undo the newer one.
+    let out = pair.ok(&["export", "--config", pair.high_s(), "--resend", "1"]);
+    let resent = PathBuf::from(out.trim());
+    assert!(resent.exists(), "{out}");
+    let imported = pair.ok(&["import", "--config", pair.low_s(), resent.to_str().unwrap()]);
+    assert!(imported.contains("older catalog"), "{imported}");
+    assert!(assets_on_low(&pair).contains("more.csv"));
+    assert_eq!(
+        pair.status_json(&pair.low)["channels"]["high-to-low"]["missing"],
+        serde_json::json!([])
+    );
+    let (_, err) = pair.fails(1, &["export", "--config", pair.high_s(), "--resend", "9"]);
+    assert!(err.contains("never exported sequence 9"), "{err}");
+    // The original, found again later, changes nothing: its sequence number is taken.
+    let (_, err) = pair.fails(
+        1,
+        &["import", "--config", pair.low_s(), first.to_str().unwrap()],
+    );
+    assert!(err.contains("(rollback)"), "{err}");
+    assert_reason(&quarantined(&pair.side_dir(&pair.low), &first), "rollback");
+    pair.carry(&pair.low, &pair.high)
+        .expect("an acknowledgement bundle");
+    let high = pair.status_json(&pair.high);
+    assert_eq!(
+        high["channels"]["high-to-low"]["unacknowledged"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        high["channels"]["high-to-low"]["reported_missing"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn bundle_verify_and_inspect_say_what_they_found() {
+    let pair = Pair::create();
+    let other = Pair::create();
+    // Signed by another high side, whose key the low side never pinned.
+    let foreign = catalog_bundle(&other, "data.csv");
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "bundle",
+            "verify",
+            "--config",
+            pair.low_s(),
+            foreign.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("error: verifying"), "{err}");
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "import",
+            "--config",
+            pair.low_s(),
+            foreign.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("(untrusted_signer)"), "{err}");
+    assert_reason(
+        &quarantined(&pair.side_dir(&pair.low), &foreign),
+        "untrusted_signer",
+    );
+    // The high side's own bundle carried back to itself: not the key it pinned, not its channel.
+    let own = catalog_bundle(&pair, "data.csv");
+    let back = pair.dir.path().join("carried-back.bundle");
+    std::fs::copy(&own, &back).unwrap();
+    pair.fails(
+        1,
+        &["import", "--config", pair.high_s(), back.to_str().unwrap()],
+    );
+    assert_reason(
+        &quarantined(&pair.side_dir(&pair.high), &back),
+        "untrusted_signer",
+    );
+    // Verification without import says what it found.
+    let out = pair.ok(&[
+        "bundle",
+        "verify",
+        "--config",
+        pair.low_s(),
+        own.to_str().unwrap(),
+    ]);
+    assert!(out.contains("signature"), "{out}");
+    assert!(out.contains("sequence 1"), "{out}");
+    assert!(!out.contains("already imported"), "{out}");
+    let out = pair.ok(&["bundle", "inspect", own.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["channel"], "high-to-low");
+    assert_eq!(v["sequence"], 1);
+    assert_eq!(v["verified"], false);
+    let out = pair.ok(&["bundle", "inspect", own.to_str().unwrap()]);
+    assert!(out.contains("NOT verified"), "{out}");
+    pair.ok(&["import", "--config", pair.low_s(), own.to_str().unwrap()]);
+    let archived = pair
+        .side_dir(&pair.low)
+        .join("archive")
+        .join(own.file_name().unwrap());
+    let out = pair.ok(&[
+        "bundle",
+        "verify",
+        "--config",
+        pair.low_s(),
+        archived.to_str().unwrap(),
+    ]);
+    assert!(out.contains("already imported"), "{out}");
+}
