@@ -11,6 +11,7 @@
 mod catalog;
 mod channel;
 mod jobs;
+mod migrations;
 mod outbox;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub use channel::{ExportRecord, LedgerEntry};
 pub use jobs::{
     output_row, stored_from_transfer, Event, JobRow, OutputRow, StoredResult, Submitted,
 };
+pub use migrations::SCHEMA_VERSION;
 pub use outbox::Notification;
 
 /// A failure of the state store.
@@ -53,6 +55,30 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("state database holds a bad value: {0}")]
     Corrupt(String),
+    /// The database was written by a newer Ferry, with a schema this build does not know.
+    #[error(
+        "state database has schema version {found}, but this build of ferry knows versions up to {known}: \
+         it was written by a newer ferry, which is the one to use with it"
+    )]
+    SchemaTooNew {
+        /// The database's version (`PRAGMA user_version`).
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// A schema migration failed; the database is left as it was.
+    #[error("state database: applying schema migration {version} ({what}): {source}")]
+    Migration {
+        /// The migration's version.
+        version: i64,
+        /// What it does.
+        what: &'static str,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The database has no schema version but is not the unversioned store's schema either.
+    #[error("state database has no schema version and is not a ferry state store as ferry made them before: {0}")]
+    SchemaUnrecognised(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -61,122 +87,6 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     conn: Connection,
 }
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    researcher TEXT NOT NULL,
-    title TEXT NOT NULL,
-    description TEXT NOT NULL,
-    runtime TEXT NOT NULL,
-    code TEXT NOT NULL,
-    assets TEXT NOT NULL,
-    request_sha256 TEXT NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT,
-    submitted_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    has_result INTEGER NOT NULL DEFAULT 0,
-    exit_code INTEGER,
-    summary TEXT,
-    stdout BLOB,
-    stderr BLOB,
-    stdout_truncated INTEGER NOT NULL DEFAULT 0,
-    stderr_truncated INTEGER NOT NULL DEFAULT 0,
-    unsandboxed INTEGER NOT NULL DEFAULT 0,
-    reported_state TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    cancel_sent INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE TABLE IF NOT EXISTS outputs (
-    job_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    data BLOB NOT NULL,
-    sha256 TEXT NOT NULL,
-    PRIMARY KEY (job_id, name)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    job_id TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT
-);
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY,
-    researcher TEXT NOT NULL,
-    job_id TEXT,
-    body TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    published_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS dispatch (
-    job_id TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL,
-    published_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS assets (
-    name TEXT PRIMARY KEY,
-    description TEXT NOT NULL,
-    private_path TEXT,
-    mock_path TEXT NOT NULL,
-    mock_size INTEGER NOT NULL,
-    mock_sha256 TEXT NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS channel_out (
-    channel TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL,
-    last_hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS channel_in (
-    channel TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL,
-    last_hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger (
-    bundle_id TEXT PRIMARY KEY,
-    channel TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    bundle_hash TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    file_name TEXT NOT NULL,
-    imported_at INTEGER NOT NULL,
-    needs_ack INTEGER NOT NULL DEFAULT 1,
-    UNIQUE (channel, seq)
-);
-CREATE TABLE IF NOT EXISTS peer_acks (
-    channel TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    acked_at INTEGER NOT NULL,
-    PRIMARY KEY (channel, seq)
-);
-CREATE TABLE IF NOT EXISTS peer_missing (
-    channel TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (channel, seq)
-);
-CREATE TABLE IF NOT EXISTS exports (
-    channel TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    bundle_id TEXT NOT NULL,
-    bundle_hash TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    records BLOB NOT NULL,
-    files TEXT NOT NULL,
-    path TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    resent INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (channel, seq)
-);
-"#;
 
 fn rfc3339(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0)
@@ -231,14 +141,16 @@ pub struct Tx<'a> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path` and brings its schema to [`SCHEMA_VERSION`]. A database
+    /// written by a newer Ferry is refused untouched.
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        migrations::refuse_newer(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
+        migrations::migrate(&mut conn)?;
         Ok(Store { conn })
     }
 
