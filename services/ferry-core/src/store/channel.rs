@@ -6,6 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, Store, Tx};
 use crate::now;
 
+/// How many imports wait for an acknowledgement (index `ledger_needs_ack`).
+pub(super) const ACKS_PENDING_SQL: &str = "SELECT COUNT(*) FROM ledger WHERE needs_ack = 1";
+
 /// A bundle recorded in the import ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerEntry {
@@ -116,11 +119,7 @@ impl Store {
 
     /// Whether imports since the last export wait for an acknowledgement.
     pub fn acks_pending(&self) -> Result<bool> {
-        let n: i64 =
-            self.conn
-                .query_row("SELECT COUNT(*) FROM ledger WHERE needs_ack = 1", [], |r| {
-                    r.get(0)
-                })?;
+        let n: i64 = self.conn.query_row(ACKS_PENDING_SQL, [], |r| r.get(0))?;
         Ok(n > 0)
     }
 
@@ -228,15 +227,12 @@ impl Tx<'_> {
     /// The acknowledgement to send for `channel` (incoming), marking imports acknowledged; None when nothing new
     /// was imported since the last one.
     pub fn take_ack(&self, channel: &str) -> Result<Option<(Vec<u64>, Vec<u64>)>> {
-        let pending: i64 =
-            self.tx
-                .query_row("SELECT COUNT(*) FROM ledger WHERE needs_ack = 1", [], |r| {
-                    r.get(0)
-                })?;
+        let pending: i64 = self.tx.query_row(ACKS_PENDING_SQL, [], |r| r.get(0))?;
         if pending == 0 {
             return Ok(None);
         }
-        self.tx.execute("UPDATE ledger SET needs_ack = 0", [])?;
+        self.tx
+            .execute("UPDATE ledger SET needs_ack = 0 WHERE needs_ack = 1", [])?;
         let seen = imported_seqs_in(&self.tx, channel)?;
         let missing = gaps(&seen);
         Ok(Some((seen, missing)))

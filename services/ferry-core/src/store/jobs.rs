@@ -95,6 +95,23 @@ pub enum Submitted {
     Conflict(JobRow),
 }
 
+/// A job's audit trail, oldest first (index `events_job`).
+pub(super) const EVENTS_SQL: &str =
+    "SELECT at, actor, state, reason FROM events WHERE job_id = ?1 ORDER BY id";
+
+/// The latest approval of a job (index `events_job`).
+pub(super) const APPROVAL_SQL: &str =
+    "SELECT actor, at FROM events WHERE job_id = ?1 AND state = 'approved' \
+     ORDER BY id DESC LIMIT 1";
+
+/// Jobs whose high-side state changed since the last report low-ward (index `jobs_unreported`).
+pub(super) const UNREPORTED: &str = "reported_state IS NOT state \
+     AND state IN ('running', 'finished', 'released', 'withheld', 'failed', 'cancelled')";
+
+/// Cancellations still to carry to the high side (index `jobs_cancel_pending`).
+pub(super) const CANCELS_PENDING: &str = "cancel_requested = 1 AND cancel_sent = 0 \
+     AND state IN ('exported', 'running', 'finished')";
+
 pub(super) const JOB_COLUMNS: &str =
     "job_id, researcher, title, description, runtime, code, assets, state, reason, \
     submitted_at, updated_at, has_result, exit_code, summary, stdout, stderr, stdout_truncated, \
@@ -207,9 +224,7 @@ impl Store {
 
     /// A job's audit trail, oldest first.
     pub fn events(&self, job_id: &str) -> Result<Vec<Event>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, actor, state, reason FROM events WHERE job_id = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare(EVENTS_SQL)?;
         let rows = stmt.query_map(params![job_id], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -235,8 +250,7 @@ impl Store {
     /// High side: jobs whose state changed since the last report low-ward.
     pub fn pending_reports(&self) -> Result<u64> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM jobs WHERE reported_state IS NOT state \
-             AND state IN ('running', 'finished', 'released', 'withheld', 'failed', 'cancelled')",
+            &format!("SELECT COUNT(*) FROM jobs WHERE {UNREPORTED}"),
             [],
             |r| r.get(0),
         )?;
@@ -246,8 +260,7 @@ impl Store {
     /// Low side: cancellations not yet carried to the high side.
     pub fn pending_cancels(&self) -> Result<u64> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM jobs WHERE cancel_requested = 1 AND cancel_sent = 0 \
-             AND state IN ('exported', 'running', 'finished')",
+            &format!("SELECT COUNT(*) FROM jobs WHERE {CANCELS_PENDING}"),
             [],
             |r| r.get(0),
         )?;
@@ -384,11 +397,9 @@ impl Tx<'_> {
     pub fn approval(&self, job_id: &str) -> Result<(String, i64)> {
         Ok(self
             .tx
-            .query_row(
-                "SELECT actor, at FROM events WHERE job_id = ?1 AND state = 'approved' ORDER BY id DESC LIMIT 1",
-                params![job_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(APPROVAL_SQL, params![job_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?
             .unwrap_or_else(|| ("unknown".to_string(), now())))
     }
@@ -404,10 +415,9 @@ impl Tx<'_> {
 
     /// Cancellations to carry to the high side, marking them sent.
     pub fn take_cancels(&self) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare(
-            "SELECT job_id FROM jobs WHERE cancel_requested = 1 AND cancel_sent = 0 \
-             AND state IN ('exported', 'running', 'finished')",
-        )?;
+        let mut stmt = self
+            .tx
+            .prepare(&format!("SELECT job_id FROM jobs WHERE {CANCELS_PENDING}"))?;
         let ids: Vec<String> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -524,11 +534,7 @@ impl Tx<'_> {
 
     /// Jobs whose high-side state changed since the last report, marking them reported (high side).
     pub fn take_status_changes(&self) -> Result<Vec<JobRow>> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE reported_state IS NOT state \
-             AND state IN ('running', 'finished', 'released', 'withheld', 'failed', 'cancelled') \
-             ORDER BY updated_at"
-        );
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {UNREPORTED} ORDER BY updated_at");
         let jobs: Vec<JobRow> = {
             let mut stmt = self.tx.prepare(&sql)?;
             let rows = stmt.query_map([], job_from_row)?;

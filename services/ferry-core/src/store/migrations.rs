@@ -22,11 +22,19 @@ pub(super) struct Migration {
 }
 
 /// Every migration, in order: the one at index `i` has version `i + 1`.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    what: "the tables of the store as it was before it had a schema version",
-    sql: SCHEMA_1,
-}];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        what: "the tables of the store as it was before it had a schema version",
+        sql: SCHEMA_1,
+    },
+    Migration {
+        version: 2,
+        what:
+            "indexes for the audit trail, the outbox, reports, cancellations and acknowledgements",
+        sql: SCHEMA_2,
+    },
+];
 
 /// The schema version this build writes, and the newest it can open.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -146,6 +154,17 @@ CREATE TABLE IF NOT EXISTS exports (
     resent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, seq)
 );
+"#;
+
+/// Migration 2: what the queries that grow with the number of jobs need, so that an export or an audit trail
+/// reads what it is about rather than every row. The partial indexes hold only what is still pending.
+const SCHEMA_2: &str = r#"
+CREATE INDEX events_job ON events(job_id, id);
+CREATE INDEX notifications_pending ON notifications(id) WHERE published_at IS NULL;
+CREATE INDEX dispatch_pending ON dispatch(created_at) WHERE published_at IS NULL;
+CREATE INDEX jobs_unreported ON jobs(state) WHERE reported_state IS NOT state;
+CREATE INDEX jobs_cancel_pending ON jobs(state) WHERE cancel_requested = 1 AND cancel_sent = 0;
+CREATE INDEX ledger_needs_ack ON ledger(channel) WHERE needs_ack = 1;
 "#;
 
 /// The database's schema version.
@@ -278,6 +297,54 @@ mod tests {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap();
         rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    /// SQLite's plan for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let rows = stmt
+            .query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n("x", n)),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap();
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("\n")
+    }
+
+    #[test]
+    fn queries_that_grow_with_the_jobs_use_their_indexes() {
+        use crate::store::{channel, jobs, outbox};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let queries = [
+            (jobs::EVENTS_SQL.to_string(), "events_job"),
+            (jobs::APPROVAL_SQL.to_string(), "events_job"),
+            (
+                format!("SELECT job_id FROM jobs WHERE {}", jobs::UNREPORTED),
+                "jobs_unreported",
+            ),
+            (
+                format!("SELECT job_id FROM jobs WHERE {}", jobs::CANCELS_PENDING),
+                "jobs_cancel_pending",
+            ),
+            (
+                "SELECT job_id FROM jobs WHERE state = ?1 ORDER BY submitted_at".to_string(),
+                "jobs_state",
+            ),
+            (
+                outbox::PENDING_NOTIFICATIONS_SQL.to_string(),
+                "notifications_pending",
+            ),
+            (outbox::PENDING_DISPATCH_SQL.to_string(), "dispatch_pending"),
+            (channel::ACKS_PENDING_SQL.to_string(), "ledger_needs_ack"),
+        ];
+        for (sql, index) in queries {
+            let plan = plan(&store.conn, &sql);
+            assert!(plan.contains(&format!("INDEX {index}")), "{sql}\n{plan}");
+        }
     }
 
     #[test]

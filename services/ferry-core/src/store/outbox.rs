@@ -9,6 +9,14 @@ use crate::job::JobState;
 use crate::now;
 use crate::wire::{JobResult, JobUpdate, OutputFileData};
 
+/// Notifications not yet published, oldest first (index `notifications_pending`).
+pub(super) const PENDING_NOTIFICATIONS_SQL: &str =
+    "SELECT id, researcher, job_id, body FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT ?1";
+
+/// Jobs not yet published to the workers' queue (index `dispatch_pending`).
+pub(super) const PENDING_DISPATCH_SQL: &str =
+    "SELECT job_id FROM dispatch WHERE published_at IS NULL ORDER BY created_at";
+
 /// A notification waiting to be published to a researcher's results queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
@@ -84,10 +92,7 @@ impl Store {
 
     /// Notifications not yet published, oldest first.
     pub fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, researcher, job_id, body FROM notifications WHERE published_at IS NULL \
-             ORDER BY id LIMIT ?1",
-        )?;
+        let mut stmt = self.conn.prepare(PENDING_NOTIFICATIONS_SQL)?;
         let rows = stmt.query_map(params![limit as i64], |r| {
             Ok(Notification {
                 id: r.get(0)?,
@@ -130,9 +135,7 @@ impl Store {
 
     /// Jobs imported on the high side and not yet published to the workers' queue.
     pub fn pending_dispatch(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT job_id FROM dispatch WHERE published_at IS NULL ORDER BY created_at",
-        )?;
+        let mut stmt = self.conn.prepare(PENDING_DISPATCH_SQL)?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
