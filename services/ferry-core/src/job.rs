@@ -45,6 +45,22 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The states the high side reports low-ward: every state an imported (`exported`) job can reach there.
+    /// `delivered` is not among them: only the low side delivers.
+    pub const REPORTED_BY_HIGH: [JobState; 6] = [
+        JobState::Running,
+        JobState::Finished,
+        JobState::Released,
+        JobState::Withheld,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The states of a job that has crossed to the high side and is still on its way to `released` there: a
+    /// cancellation asked for on the low side has to cross after it.
+    pub const ON_HIGH_SIDE: [JobState; 3] =
+        [JobState::Exported, JobState::Running, JobState::Finished];
+
     /// Every state, in flow order.
     pub const ALL: [JobState; 11] = [
         JobState::Submitted,
@@ -117,7 +133,7 @@ impl JobState {
         )
     }
 
-    /// Position in the flow, used so that a late or repeated status report never moves a job backwards.
+    /// Position in the flow: every step of [`JobState::next_states`] goes to a higher rank.
     pub fn rank(self) -> u8 {
         match self {
             JobState::Submitted => 0,
@@ -246,6 +262,23 @@ mod tests {
         assert!(JobState::Submitted.can_reach(JobState::Delivered));
         assert!(!JobState::Exported.can_reach(JobState::Rejected));
         assert!(!JobState::Finished.can_reach(JobState::Running));
+    }
+
+    #[test]
+    fn the_state_lists_follow_from_the_table() {
+        let reported: Vec<JobState> = JobState::ALL
+            .into_iter()
+            .filter(|&s| JobState::Exported.can_reach(s) && s != JobState::Delivered)
+            .collect();
+        assert_eq!(reported, JobState::REPORTED_BY_HIGH);
+        let on_high: Vec<JobState> = JobState::ALL
+            .into_iter()
+            .filter(|&s| {
+                (s == JobState::Exported || JobState::Exported.can_reach(s))
+                    && s.can_reach(JobState::Released)
+            })
+            .collect();
+        assert_eq!(on_high, JobState::ON_HIGH_SIDE);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::outbox::enqueue;
-use super::{event, rfc3339, Result, Store, StoreError, Tx};
+use super::{event, rfc3339, state_in, Result, Store, StoreError, Tx};
 use crate::job::JobState;
 use crate::now;
 use crate::records::{JobTransfer, ResultTransfer, StatusTransfer};
@@ -99,18 +99,26 @@ pub enum Submitted {
 pub(super) const EVENTS_SQL: &str =
     "SELECT at, actor, state, reason FROM events WHERE job_id = ?1 ORDER BY id";
 
-/// The latest approval of a job (index `events_job`).
-pub(super) const APPROVAL_SQL: &str =
-    "SELECT actor, at FROM events WHERE job_id = ?1 AND state = 'approved' \
+/// The latest event of a job reaching state ?2, e.g. its approval (index `events_job`).
+pub(super) const LATEST_EVENT_SQL: &str =
+    "SELECT actor, at FROM events WHERE job_id = ?1 AND state = ?2 \
      ORDER BY id DESC LIMIT 1";
 
 /// Jobs whose high-side state changed since the last report low-ward (index `jobs_unreported`).
-pub(super) const UNREPORTED: &str = "reported_state IS NOT state \
-     AND state IN ('running', 'finished', 'released', 'withheld', 'failed', 'cancelled')";
+pub(super) fn unreported() -> String {
+    format!(
+        "reported_state IS NOT state AND {}",
+        state_in(&JobState::REPORTED_BY_HIGH)
+    )
+}
 
 /// Cancellations still to carry to the high side (index `jobs_cancel_pending`).
-pub(super) const CANCELS_PENDING: &str = "cancel_requested = 1 AND cancel_sent = 0 \
-     AND state IN ('exported', 'running', 'finished')";
+pub(super) fn cancels_pending() -> String {
+    format!(
+        "cancel_requested = 1 AND cancel_sent = 0 AND {}",
+        state_in(&JobState::ON_HIGH_SIDE)
+    )
+}
 
 pub(super) const JOB_COLUMNS: &str =
     "job_id, researcher, title, description, runtime, code, assets, state, reason, \
@@ -250,7 +258,7 @@ impl Store {
     /// High side: jobs whose state changed since the last report low-ward.
     pub fn pending_reports(&self) -> Result<u64> {
         let n: i64 = self.conn.query_row(
-            &format!("SELECT COUNT(*) FROM jobs WHERE {UNREPORTED}"),
+            &format!("SELECT COUNT(*) FROM jobs WHERE {}", unreported()),
             [],
             |r| r.get(0),
         )?;
@@ -260,7 +268,7 @@ impl Store {
     /// Low side: cancellations not yet carried to the high side.
     pub fn pending_cancels(&self) -> Result<u64> {
         let n: i64 = self.conn.query_row(
-            &format!("SELECT COUNT(*) FROM jobs WHERE {CANCELS_PENDING}"),
+            &format!("SELECT COUNT(*) FROM jobs WHERE {}", cancels_pending()),
             [],
             |r| r.get(0),
         )?;
@@ -296,7 +304,7 @@ impl Tx<'_> {
         self.tx.execute(
             "INSERT INTO jobs (job_id, researcher, title, description, runtime, code, assets, \
              request_sha256, state, submitted_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'submitted', ?9, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?9, ?9)",
             params![
                 job_id,
                 researcher,
@@ -306,7 +314,8 @@ impl Tx<'_> {
                 request.code,
                 serde_json::to_string(&request.assets).expect("names serialize"),
                 digest,
-                at
+                at,
+                JobState::Submitted.as_str()
             ],
         )?;
         event(&self.tx, &job_id, researcher, JobState::Submitted, None)?;
@@ -333,8 +342,8 @@ impl Tx<'_> {
                 self.tx.execute(
                     "INSERT INTO jobs (job_id, researcher, title, description, runtime, code, assets, \
                      request_sha256, state, reason, submitted_at, updated_at) \
-                     VALUES (?1, ?2, ?3, '', '', '', '[]', '', 'failed', ?4, ?5, ?5)",
-                    params![id, researcher, title, reason, at],
+                     VALUES (?1, ?2, ?3, '', '', '', '[]', '', ?6, ?4, ?5, ?5)",
+                    params![id, researcher, title, reason, at, JobState::Failed.as_str()],
                 )?;
                 event(&self.tx, id, "intake", JobState::Failed, Some(reason))?;
             }
@@ -350,7 +359,8 @@ impl Tx<'_> {
         enqueue(&self.tx, researcher, job_id, &update)
     }
 
-    /// Moves a job from one of `from` to `to`, recording who and why, and notifying the researcher (low side).
+    /// Moves a job from one of `from` to `to`, recording who and why, and notifying the researcher (low side). The
+    /// job must be in one of `from`, and the state machine must have the step ([`JobState::can_move_to`]).
     pub fn transition(
         &self,
         job_id: &str,
@@ -371,6 +381,13 @@ impl Tx<'_> {
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(" or "),
+            });
+        }
+        if !job.state.can_move_to(to) {
+            return Err(StoreError::NoSuchStep {
+                job_id: job_id.to_string(),
+                from: job.state,
+                to,
             });
         }
         self.tx.execute(
@@ -397,9 +414,11 @@ impl Tx<'_> {
     pub fn approval(&self, job_id: &str) -> Result<(String, i64)> {
         Ok(self
             .tx
-            .query_row(APPROVAL_SQL, params![job_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                LATEST_EVENT_SQL,
+                params![job_id, JobState::Approved.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?
             .unwrap_or_else(|| ("unknown".to_string(), now())))
     }
@@ -415,9 +434,10 @@ impl Tx<'_> {
 
     /// Cancellations to carry to the high side, marking them sent.
     pub fn take_cancels(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .tx
-            .prepare(&format!("SELECT job_id FROM jobs WHERE {CANCELS_PENDING}"))?;
+        let mut stmt = self.tx.prepare(&format!(
+            "SELECT job_id FROM jobs WHERE {}",
+            cancels_pending()
+        ))?;
         let ids: Vec<String> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -440,7 +460,7 @@ impl Tx<'_> {
         self.tx.execute(
             "INSERT INTO jobs (job_id, researcher, title, description, runtime, code, assets, \
              request_sha256, state, submitted_at, updated_at, reported_state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', 'exported', ?8, ?8, 'exported')",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', ?9, ?8, ?8, ?9)",
             params![
                 job.job_id,
                 job.researcher,
@@ -449,7 +469,8 @@ impl Tx<'_> {
                 job.runtime,
                 job.code,
                 serde_json::to_string(&job.assets).expect("names serialize"),
-                at
+                at,
+                JobState::Exported.as_str()
             ],
         )?;
         event(
@@ -498,8 +519,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Applies a status report from the high side (low side). Reports that would move a job backwards, or out of a
-    /// final state, change nothing; returns whether it changed the job.
+    /// Applies a status report from the high side (low side). The report may skip steps (the high side reports
+    /// where a job stands at the time of its export), but a report of a state that does not lie ahead of the job's
+    /// ([`JobState::can_reach`]) changes nothing: a late or repeated one, or any for a job in a final state.
+    /// Returns whether it changed the job.
     pub fn apply_status(&self, status: &StatusTransfer, files: &[OutputRow]) -> Result<bool> {
         let Some(job) = get_job_in(&self.tx, &status.job_id)? else {
             return Ok(false);
@@ -508,8 +531,7 @@ impl Tx<'_> {
             .state
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("status report: {e}")))?;
-        // Final states never change; otherwise only forward (a cancellation may come at any point).
-        if job.state.is_final() || (to.rank() <= job.state.rank() && to != JobState::Cancelled) {
+        if !job.state.can_reach(to) {
             return Ok(false);
         }
         if let (JobState::Released, Some(r)) = (to, &status.result) {
@@ -534,7 +556,10 @@ impl Tx<'_> {
 
     /// Jobs whose high-side state changed since the last report, marking them reported (high side).
     pub fn take_status_changes(&self) -> Result<Vec<JobRow>> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {UNREPORTED} ORDER BY updated_at");
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY updated_at",
+            unreported()
+        );
         let jobs: Vec<JobRow> = {
             let mut stmt = self.tx.prepare(&sql)?;
             let rows = stmt.query_map([], job_from_row)?;
@@ -694,5 +719,167 @@ mod tests {
         assert!(!tx.apply_status(&status("running"), &[]).unwrap());
         assert_eq!(tx.job(&id).unwrap().unwrap().state, JobState::Finished);
         tx.commit().unwrap();
+    }
+
+    /// A low-side job moved to `exported`, as an export leaves it.
+    fn exported_job(store: &mut Store) -> String {
+        let req = request();
+        let id = req.job_id.to_string();
+        let tx = store.begin(Role::Low).unwrap();
+        tx.submit(&req, "alice").unwrap();
+        tx.transition(&id, &[JobState::Submitted], JobState::Approved, "o", None)
+            .unwrap();
+        tx.transition(
+            &id,
+            &[JobState::Approved],
+            JobState::Exported,
+            "export",
+            None,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        id
+    }
+
+    fn status(job_id: &str, state: JobState, result: Option<ResultTransfer>) -> StatusTransfer {
+        StatusTransfer {
+            job_id: job_id.to_string(),
+            state: state.as_str().into(),
+            reason: None,
+            at: 1,
+            result,
+        }
+    }
+
+    #[test]
+    fn a_step_the_state_machine_lacks_is_refused_naming_both_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let req = request();
+        let id = req.job_id.to_string();
+        let tx = store.begin(Role::Low).unwrap();
+        tx.submit(&req, "alice").unwrap();
+        let err = tx
+            .transition(
+                &id,
+                &[JobState::Submitted],
+                JobState::Exported,
+                "export",
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::NoSuchStep {
+                    from: JobState::Submitted,
+                    to: JobState::Exported,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("from submitted to exported"),
+            "{err}"
+        );
+        assert_eq!(tx.job(&id).unwrap().unwrap().state, JobState::Submitted);
+        tx.commit().unwrap();
+        assert_eq!(store.events(&id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn status_reports_may_skip_steps_but_never_leave_the_diagram() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let id = exported_job(&mut store);
+        let tx = store.begin(Role::Low).unwrap();
+        // An exported job was never under code review again: a rejection cannot apply to it.
+        assert!(!tx
+            .apply_status(&status(&id, JobState::Rejected, None), &[])
+            .unwrap());
+        assert_eq!(tx.job(&id).unwrap().unwrap().state, JobState::Exported);
+        // Running and finished happened between two exports: released arrives alone.
+        let result = ResultTransfer {
+            exit_code: Some(0),
+            summary: "exited with 0".into(),
+            stdout: b"hello".to_vec(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            outputs: Vec::new(),
+        };
+        assert!(tx
+            .apply_status(&status(&id, JobState::Released, Some(result)), &[])
+            .unwrap());
+        let job = tx.job(&id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Released);
+        assert_eq!(job.result.unwrap().stdout, b"hello");
+        // A released result is not withheld afterwards.
+        assert!(!tx
+            .apply_status(&status(&id, JobState::Withheld, None), &[])
+            .unwrap());
+        assert_eq!(tx.job(&id).unwrap().unwrap().state, JobState::Released);
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn cancellations_cross_only_for_jobs_on_the_high_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let away = exported_job(&mut store);
+        let back = exported_job(&mut store);
+        let tx = store.begin(Role::Low).unwrap();
+        tx.apply_status(&status(&back, JobState::Withheld, None), &[])
+            .unwrap();
+        tx.request_cancel(&away).unwrap();
+        tx.request_cancel(&back).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store.pending_cancels().unwrap(), 1);
+        let tx = store.begin(Role::Low).unwrap();
+        assert_eq!(tx.take_cancels().unwrap(), vec![away]);
+        tx.commit().unwrap();
+        assert_eq!(store.pending_cancels().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_high_side_reports_each_change_after_the_import_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let id = uuid::Uuid::new_v4().to_string();
+        let tx = store.begin(Role::High).unwrap();
+        let imported = tx
+            .import_job(&JobTransfer {
+                job_id: id.clone(),
+                researcher: "alice".into(),
+                title: "t".into(),
+                description: "d".into(),
+                runtime: "python".into(),
+                code: "print(1)".into(),
+                assets: Vec::new(),
+                approved_by: "owner:root".into(),
+                approved_at: 1,
+            })
+            .unwrap();
+        assert!(imported);
+        tx.commit().unwrap();
+        assert_eq!(
+            store.pending_reports().unwrap(),
+            0,
+            "the import itself is not news"
+        );
+        for next in [JobState::Running, JobState::Finished, JobState::Released] {
+            let tx = store.begin(Role::High).unwrap();
+            let from = tx.job(&id).unwrap().unwrap().state;
+            tx.transition(&id, &[from], next, "worker", None).unwrap();
+            tx.commit().unwrap();
+            assert_eq!(store.pending_reports().unwrap(), 1, "{next}");
+            let tx = store.begin(Role::High).unwrap();
+            let changed = tx.take_status_changes().unwrap();
+            assert_eq!(changed.len(), 1);
+            assert_eq!(changed[0].state, next);
+            tx.commit().unwrap();
+            assert_eq!(store.pending_reports().unwrap(), 0);
+        }
     }
 }

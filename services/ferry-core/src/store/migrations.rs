@@ -321,13 +321,13 @@ mod tests {
         let store = Store::open(&dir.path().join("state.db")).unwrap();
         let queries = [
             (jobs::EVENTS_SQL.to_string(), "events_job"),
-            (jobs::APPROVAL_SQL.to_string(), "events_job"),
+            (jobs::LATEST_EVENT_SQL.to_string(), "events_job"),
             (
-                format!("SELECT job_id FROM jobs WHERE {}", jobs::UNREPORTED),
+                format!("SELECT job_id FROM jobs WHERE {}", jobs::unreported()),
                 "jobs_unreported",
             ),
             (
-                format!("SELECT job_id FROM jobs WHERE {}", jobs::CANCELS_PENDING),
+                format!("SELECT job_id FROM jobs WHERE {}", jobs::cancels_pending()),
                 "jobs_cancel_pending",
             ),
             (

@@ -52,6 +52,18 @@ pub enum StoreError {
         /// The states that would allow it.
         expected: String,
     },
+    /// The job state machine has no step from the job's state to the one asked for.
+    #[error(
+        "job {job_id} cannot move from {from} to {to}: the job state machine has no such step"
+    )]
+    NoSuchStep {
+        /// The job.
+        job_id: String,
+        /// Its current state.
+        from: JobState,
+        /// The state asked for.
+        to: JobState,
+    },
     /// A stored value could not be read back.
     #[error("state database holds a bad value: {0}")]
     Corrupt(String),
@@ -92,6 +104,18 @@ fn rfc3339(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `state IN ('a', 'b', ...)`, from the states' own names (lower-case words, so nothing needs quoting).
+fn state_in(states: &[JobState]) -> String {
+    let names: Vec<String> = states
+        .iter()
+        .map(|s| {
+            debug_assert!(s.as_str().bytes().all(|b| b.is_ascii_lowercase()));
+            format!("'{}'", s.as_str())
+        })
+        .collect();
+    format!("state IN ({})", names.join(", "))
 }
 
 fn event(

@@ -123,8 +123,8 @@ impl Store {
             if let Some(job) = get_job_in(&tx.tx, job_id)? {
                 if job.state == JobState::Released {
                     tx.tx.execute(
-                        "UPDATE jobs SET state = 'delivered', updated_at = ?2 WHERE job_id = ?1",
-                        params![job_id, now()],
+                        "UPDATE jobs SET state = ?3, updated_at = ?2 WHERE job_id = ?1",
+                        params![job_id, now(), JobState::Delivered.as_str()],
                     )?;
                     event(&tx.tx, job_id, "delivery", JobState::Delivered, None)?;
                 }
