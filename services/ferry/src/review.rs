@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use ferry_core::store::{JobRow, Role};
+use ferry_core::store::JobRow;
 use ferry_core::{JobState, Side};
 
 use crate::cli::ReviewAction;
@@ -227,11 +227,7 @@ fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> 
         }
     }
     let id = side.resolve_job(id)?;
-    let role = match side.config.side {
-        Side::Low => Role::Low,
-        Side::High => Role::High,
-    };
-    let tx = side.store.begin(role)?;
+    let tx = side.store.begin(side.config.side)?;
     let job = tx.transition(&id, &[from], to, &owner_actor(), reason)?;
     tx.commit()?;
     println!("job {} is now {}", job.job_id, job.state);

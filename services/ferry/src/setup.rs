@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ferry_bundle::{PublicIdentity, SideKeys};
-use ferry_core::store::{AssetRow, Role};
+use ferry_core::store::AssetRow;
 use ferry_core::{names, Config, Side, Store};
 
 use crate::cli::SideArg;
@@ -229,7 +229,7 @@ pub fn asset_add(
         mock_sha256: ferry_core::sha256_hex(&mock_data),
         updated_at: ferry_core::now(),
     };
-    let tx = side.store.begin(Role::High)?;
+    let tx = side.store.begin(Side::High)?;
     tx.put_asset(&row)?;
     tx.commit()?;
     println!(

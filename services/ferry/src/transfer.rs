@@ -17,17 +17,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, Limits};
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
-use ferry_core::store::{output_row, AssetRow, ExportRecord, LedgerEntry, OutputRow, Role};
+use ferry_core::store::{output_row, AssetRow, ExportRecord, LedgerEntry, OutputRow};
 use ferry_core::{names, now, JobState, Side};
 
 use crate::side::SideDir;
-
-fn role(side: Side) -> Role {
-    match side {
-        Side::Low => Role::Low,
-        Side::High => Role::High,
-    }
-}
 
 /// What `ferry export` would carry now, one phrase per kind.
 pub fn pending_summary(side: &SideDir) -> Result<Vec<String>> {
@@ -91,7 +84,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     let peer = side.peer()?;
     let channel = side.outgoing();
     let SideDir { config, store } = side;
-    let tx = store.begin(role(config.side))?;
+    let tx = store.begin(config.side)?;
     let (last_seq, last_hash) = tx.channel_out(channel.as_str())?;
     remove_orphans(&config.outbox(), channel, last_seq);
     let mut batch = Batch::default();
@@ -415,7 +408,7 @@ pub fn resend_bundle(side: &mut SideDir, seq: u64) -> Result<PathBuf> {
     }
     let records_bytes = export.records.clone();
     let entries = bundle_entries(&records_bytes, &blobs, &files);
-    let tx = store.begin(role(config.side))?;
+    let tx = store.begin(config.side)?;
     write_and_record(config, tx, &keys, &peer, channel, export, &entries)
 }
 
@@ -700,7 +693,7 @@ fn import_one(
     }
     // 4. Apply everything in one transaction.
     let SideDir { config, store } = side;
-    let tx = store.begin(role(config.side)).map_err(store_err)?;
+    let tx = store.begin(config.side).map_err(store_err)?;
     let mut summary = Vec::new();
     let mut rotation = None;
     let mut mock_moves: Vec<(PathBuf, PathBuf)> = Vec::new();

@@ -605,7 +605,7 @@ pub fn output_row(name: &str, data: Vec<u8>) -> OutputRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Role;
+    use crate::Side;
 
     fn request() -> JobRequest {
         JobRequest {
@@ -623,7 +623,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let req = request();
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         assert!(matches!(
             tx.submit(&req, "alice").unwrap(),
             Submitted::New(_)
@@ -652,7 +652,7 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let req = request();
         let id = req.job_id.to_string();
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         tx.submit(&req, "alice").unwrap();
         tx.transition(
             &id,
@@ -696,7 +696,7 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let req = request();
         let id = req.job_id.to_string();
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         tx.submit(&req, "alice").unwrap();
         tx.transition(&id, &[JobState::Submitted], JobState::Approved, "o", None)
             .unwrap();
@@ -725,7 +725,7 @@ mod tests {
     fn exported_job(store: &mut Store) -> String {
         let req = request();
         let id = req.job_id.to_string();
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         tx.submit(&req, "alice").unwrap();
         tx.transition(&id, &[JobState::Submitted], JobState::Approved, "o", None)
             .unwrap();
@@ -757,7 +757,7 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let req = request();
         let id = req.job_id.to_string();
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         tx.submit(&req, "alice").unwrap();
         let err = tx
             .transition(
@@ -793,7 +793,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let id = exported_job(&mut store);
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         // An exported job was never under code review again: a rejection cannot apply to it.
         assert!(!tx
             .apply_status(&status(&id, JobState::Rejected, None), &[])
@@ -829,14 +829,14 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let away = exported_job(&mut store);
         let back = exported_job(&mut store);
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         tx.apply_status(&status(&back, JobState::Withheld, None), &[])
             .unwrap();
         tx.request_cancel(&away).unwrap();
         tx.request_cancel(&back).unwrap();
         tx.commit().unwrap();
         assert_eq!(store.pending_cancels().unwrap(), 1);
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         assert_eq!(tx.take_cancels().unwrap(), vec![away]);
         tx.commit().unwrap();
         assert_eq!(store.pending_cancels().unwrap(), 0);
@@ -847,7 +847,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let id = uuid::Uuid::new_v4().to_string();
-        let tx = store.begin(Role::High).unwrap();
+        let tx = store.begin(Side::High).unwrap();
         let imported = tx
             .import_job(&JobTransfer {
                 job_id: id.clone(),
@@ -869,12 +869,12 @@ mod tests {
             "the import itself is not news"
         );
         for next in [JobState::Running, JobState::Finished, JobState::Released] {
-            let tx = store.begin(Role::High).unwrap();
+            let tx = store.begin(Side::High).unwrap();
             let from = tx.job(&id).unwrap().unwrap().state;
             tx.transition(&id, &[from], next, "worker", None).unwrap();
             tx.commit().unwrap();
             assert_eq!(store.pending_reports().unwrap(), 1, "{next}");
-            let tx = store.begin(Role::High).unwrap();
+            let tx = store.begin(Side::High).unwrap();
             let changed = tx.take_status_changes().unwrap();
             assert_eq!(changed.len(), 1);
             assert_eq!(changed[0].state, next);

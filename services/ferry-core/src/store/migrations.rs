@@ -274,8 +274,9 @@ fn check_unversioned(conn: &Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Role, Store};
+    use crate::store::Store;
     use crate::JobState;
+    use crate::Side;
 
     const FIXTURE_V0: &str = include_str!("../../tests/fixtures/state-v0.sql");
     const JOB: &str = "6f1c2a7e-3b4d-4e8f-9a01-2b3c4d5e6f70";
@@ -411,7 +412,7 @@ mod tests {
         assert_eq!(store.pending_notifications(10).unwrap().len(), 4);
 
         // The upgraded store keeps working, and opening it again changes nothing.
-        let tx = store.begin(Role::Low).unwrap();
+        let tx = store.begin(Side::Low).unwrap();
         tx.transition(
             "0a0b0c0d-1111-4222-8333-444455556666",
             &[JobState::Submitted],

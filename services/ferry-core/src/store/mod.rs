@@ -19,6 +19,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
+use crate::config::Side;
 use crate::job::JobState;
 use crate::now;
 
@@ -149,19 +150,10 @@ fn meta_set(conn: &Connection, key: &str, value: i64) -> Result<()> {
     Ok(())
 }
 
-/// Which side's bookkeeping a store does: the low side notifies researchers of every change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Low side: notifies researchers.
-    Low,
-    /// High side: reports changes low-ward in bundles instead.
-    High,
-}
-
 /// An open transaction on the store; dropped without [`Tx::commit`], it rolls back.
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
-    role: Role,
+    side: Side,
 }
 
 impl Store {
@@ -178,12 +170,13 @@ impl Store {
         Ok(Store { conn })
     }
 
-    /// Starts an immediate (write-locking) transaction.
-    pub fn begin(&mut self, role: Role) -> Result<Tx<'_>> {
+    /// Starts an immediate (write-locking) transaction doing `side`'s bookkeeping: on the low side every change
+    /// of a job notifies its researcher; the high side reports changes low-ward in bundles instead.
+    pub fn begin(&mut self, side: Side) -> Result<Tx<'_>> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        Ok(Tx { tx, role })
+        Ok(Tx { tx, side })
     }
 }
 

@@ -4,7 +4,8 @@
 use rusqlite::{params, Connection};
 
 use super::jobs::{get_job_in, outputs_in, JobRow};
-use super::{event, rfc3339, Result, Role, Store, Tx};
+use super::{event, rfc3339, Result, Store, Tx};
+use crate::config::Side;
 use crate::job::JobState;
 use crate::now;
 use crate::wire::{JobResult, JobUpdate, OutputFileData};
@@ -107,7 +108,7 @@ impl Store {
     /// Marks notifications published (after the broker confirmed them), in one transaction. A released job whose
     /// result was just published becomes `delivered`.
     pub fn notifications_published(&mut self, published: &[Notification]) -> Result<()> {
-        let tx = self.begin(Role::Low)?;
+        let tx = self.begin(Side::Low)?;
         for n in published {
             tx.tx.execute(
                 "UPDATE notifications SET published_at = ?2 WHERE id = ?1",
@@ -152,7 +153,7 @@ impl Store {
 
 impl Tx<'_> {
     pub(super) fn notify(&self, job: &JobRow) -> Result<()> {
-        if self.role == Role::Low {
+        if self.side == Side::Low {
             let update = update_for(&self.tx, job)?;
             enqueue(&self.tx, &job.researcher, Some(&job.job_id), &update)?;
         }

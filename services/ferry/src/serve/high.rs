@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ferry_broker::{topology, Incoming, Outgoing, Session};
-use ferry_core::store::Role;
 use ferry_core::wire::HIGH_JOBS_QUEUE;
-use ferry_core::{Config, JobState, Store};
+use ferry_core::{Config, JobState, Side, Store};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -167,7 +166,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
     }
     let fail = |store: &mut Store, reason: String| -> Result<()> {
         tracing::warn!(job_id, reason, "job failed");
-        let tx = store.begin(Role::High)?;
+        let tx = store.begin(Side::High)?;
         tx.transition(
             &job_id,
             &[JobState::Exported, JobState::Running],
@@ -200,7 +199,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         }
     }
     {
-        let tx = store.begin(Role::High)?;
+        let tx = store.begin(Side::High)?;
         if job.state != JobState::Running {
             match tx.transition(
                 &job_id,
@@ -240,7 +239,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
     match outcome {
         Err(e) => fail(store, format!("the job could not be run: {e}")),
         Ok(outcome) if matches!(outcome.termination, ferry_sandbox::Termination::Cancelled) => {
-            let tx = store.begin(Role::High)?;
+            let tx = store.begin(Side::High)?;
             tx.transition(
                 &job_id,
                 &[JobState::Running],
@@ -254,7 +253,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         }
         Ok(outcome) => {
             let (result, outputs) = jobrun::stored(&outcome);
-            let tx = store.begin(Role::High)?;
+            let tx = store.begin(Side::High)?;
             tx.store_result(&job_id, &result, &outputs)?;
             tx.transition(
                 &job_id,

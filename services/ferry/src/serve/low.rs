@@ -5,11 +5,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use ferry_broker::{topology, BrokerError, Incoming, Outgoing, Session};
-use ferry_core::store::{Role, Submitted};
+use ferry_core::store::Submitted;
 use ferry_core::wire::{
     AssetInfo, Call, CallReply, JobRequest, MockData, CALLS_QUEUE, REQUESTS_QUEUE, RESULTS_EXCHANGE,
 };
-use ferry_core::{names, Config, JobState, Store};
+use ferry_core::{names, Config, JobState, Side, Store};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -158,7 +158,7 @@ fn record_batch(
                 .and_then(|req| check_request(config, store, msg, req))
         })
         .collect();
-    let tx = store.begin(Role::Low)?;
+    let tx = store.begin(Side::Low)?;
     let mut settle = Vec::with_capacity(batch.len());
     for ((msg, user), checked) in batch.iter().zip(senders).zip(checked) {
         let Some(user) = user else {
@@ -348,7 +348,7 @@ fn answer(config: &Config, store: &mut Store, user: &str, call: Call) -> Result<
         Call::Cancel { job_id } => {
             let job = own_job(store, &job_id)?;
             let id = job.job_id.clone();
-            let tx = store.begin(Role::Low)?;
+            let tx = store.begin(Side::Low)?;
             match job.state {
                 JobState::Submitted | JobState::Approved => {
                     tx.transition(
