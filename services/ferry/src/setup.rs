@@ -8,15 +8,10 @@ use ferry_bundle::{PublicIdentity, SideKeys};
 use ferry_core::store::AssetRow;
 use ferry_core::{names, Config, Side, Store};
 
-use crate::cli::SideArg;
 use crate::side::SideDir;
 
 /// `ferry init --side S --dir DIR [--amqp URL]`.
-pub fn init(side: SideArg, dir: &Path, amqp: &str) -> Result<()> {
-    let side = match side {
-        SideArg::Low => Side::Low,
-        SideArg::High => Side::High,
-    };
+pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<()> {
     let config_path = dir.join("ferry.toml");
     if config_path.exists() {
         bail!(
