@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::channel::Channel;
+
 /// Which side of the gap a directory belongs to. With the `clap` feature it is a `clap::ValueEnum` too, named as in
 /// [`Side::as_str`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +37,19 @@ impl Side {
             Side::Low => Side::High,
             Side::High => Side::Low,
         }
+    }
+
+    /// The channel this side sends on.
+    pub fn outgoing(self) -> Channel {
+        match self {
+            Side::Low => Channel::LowToHigh,
+            Side::High => Channel::HighToLow,
+        }
+    }
+
+    /// The channel this side receives on: the other side's outgoing one.
+    pub fn incoming(self) -> Channel {
+        self.peer().outgoing()
     }
 }
 

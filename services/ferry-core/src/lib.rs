@@ -12,6 +12,7 @@
 //!
 //! This crate does no network I/O and knows nothing of the bundle format's cryptography.
 
+pub mod channel;
 pub mod config;
 pub mod job;
 pub mod names;
@@ -19,6 +20,7 @@ pub mod records;
 pub mod store;
 pub mod wire;
 
+pub use channel::{Channel, ContentHash, Seq};
 pub use config::{Config, Side};
 pub use job::JobState;
 pub use store::{Store, StoreError};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use ferry_core::store::JobRow;
-use ferry_core::{JobState, Side};
+use ferry_core::{JobState, Seq, Side};
 
 use crate::cli::ReviewAction;
 use crate::side::{owner_actor, SideDir};
@@ -238,14 +238,17 @@ fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> 
 pub fn side_status(config: &Path, json: bool) -> Result<()> {
     let side = SideDir::open(config)?;
     let counts = side.store.counts()?;
-    let out_ch = side.outgoing().as_str();
-    let in_ch = side.incoming().as_str();
-    let (out_seq, _) = side.store.channel_out(out_ch)?;
-    let (in_seq, _) = side.store.channel_in(in_ch)?;
-    let missing_in = side.store.missing_seqs(in_ch)?;
-    let acked = side.store.acked_seqs(out_ch)?;
-    let peer_missing = side.store.peer_missing(out_ch)?;
-    let unacked: Vec<u64> = (1..=out_seq).filter(|s| !acked.contains(s)).collect();
+    let (out, inc) = (side.config.side.outgoing(), side.config.side.incoming());
+    let (out_ch, in_ch) = (out.as_str(), inc.as_str());
+    let (out_seq, _) = side.store.channel_out(out)?;
+    let (in_seq, _) = side.store.channel_in(inc)?;
+    let missing_in = side.store.missing_seqs(inc)?;
+    let acked = side.store.acked_seqs(out)?;
+    let peer_missing = side.store.peer_missing(out)?;
+    let unacked: Vec<Seq> = (1..=out_seq.get())
+        .map(Seq)
+        .filter(|s| !acked.contains(s))
+        .collect();
     let pending = crate::transfer::pending_summary(&side)?;
     let quarantined = std::fs::read_dir(side.config.quarantine())
         .map(|d| {

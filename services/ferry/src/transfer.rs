@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, Limits};
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
 use ferry_core::store::{output_row, AssetRow, ExportRecord, LedgerEntry, OutputRow};
-use ferry_core::{names, now, JobState, Side};
+use ferry_core::{names, now, ContentHash, JobState, Seq, Side};
 
 use crate::side::SideDir;
 
@@ -85,8 +85,8 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     let channel = side.outgoing();
     let SideDir { config, store } = side;
     let tx = store.begin(config.side)?;
-    let (last_seq, last_hash) = tx.channel_out(channel.as_str())?;
-    remove_orphans(&config.outbox(), channel, last_seq);
+    let (last_seq, last_hash) = tx.channel_out(config.side.outgoing())?;
+    remove_orphans(&config.outbox(), channel, last_seq.get());
     let mut batch = Batch::default();
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut files: Vec<(String, PathBuf)> = Vec::new();
@@ -179,12 +179,10 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     }
     // Acknowledge what arrived from the other side; a bundle of nothing but acknowledgements is still worth
     // carrying, since it tells the other side what to resend.
-    if let Some((seen, missing)) =
-        tx.take_ack(crate::side::outgoing_channel(config.side.peer()).as_str())?
-    {
+    if let Some((seen, missing)) = tx.take_ack(config.side.incoming())? {
         batch.records.push(Record::Ack {
             received: records::to_ranges(&seen),
-            missing,
+            missing: missing.into_iter().map(Seq::get).collect(),
         });
     }
     let rotating = match crate::rotate::pending_statement(config)? {
@@ -199,9 +197,9 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     }
     let records_bytes = batch.encode();
     let entries = bundle_entries(&records_bytes, &blobs, &files);
-    let seq = last_seq + 1;
+    let seq = last_seq.get() + 1;
     let export = ExportRecord {
-        seq,
+        seq: Seq(seq),
         content_hash: content_hash(seq, &records_bytes),
         prev_hash: last_hash,
         records: records_bytes.clone(),
@@ -286,11 +284,11 @@ fn remove_orphans(outbox: &Path, channel: Channel, last_seq: u64) {
 
 /// What chains one bundle to the next: SHA-256 over the sequence number and the records entry (which names every
 /// other entry by its SHA-256). Unlike the file's hash it survives a resend, which signs the same content anew.
-fn content_hash(seq: u64, records: &[u8]) -> String {
+fn content_hash(seq: u64, records: &[u8]) -> ContentHash {
     let mut data = b"ferry content v1\0".to_vec();
     data.extend_from_slice(&seq.to_le_bytes());
     data.extend_from_slice(records);
-    ferry_core::sha256_hex(&data)
+    ContentHash::sha256(&data)
 }
 
 /// Writes the bundle into outbox/ (temporary name, fsync, rename) and commits `tx` with the export recorded; on
@@ -306,16 +304,13 @@ fn write_and_record(
 ) -> Result<PathBuf> {
     let mut bundle_id = [0u8; 16];
     bundle_id.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let mut prev_hash = [0u8; 32];
-    if !export.prev_hash.is_empty() {
-        hex::decode_to_slice(&export.prev_hash, &mut prev_hash)
-            .context("stored channel hash is corrupt")?;
-    }
+    // The first bundle of a channel names no predecessor: zeros, as the bundle format says.
+    let prev_hash = export.prev_hash.map_or([0u8; 32], <[u8; 32]>::from);
     let created_at = now();
     let params = HeaderParams {
         bundle_id,
         channel,
-        seq: export.seq,
+        seq: export.seq.get(),
         prev_hash,
         created_at,
         expires_at: created_at + (config.bundle.expiry_hours as i64) * 3600,
@@ -352,7 +347,7 @@ fn write_and_record(
     sync_dir(&outbox);
     export.path = final_path.display().to_string();
     tx.record_export(
-        channel.as_str(),
+        config.side.outgoing(),
         &export,
         &hex::encode(bundle_id),
         &hex::encode(written.bundle_hash),
@@ -362,7 +357,7 @@ fn write_and_record(
         let _ = std::fs::remove_file(&final_path);
         return Err(e).context("recording the export");
     }
-    tracing::info!(bundle = %name, seq = export.seq, "exported");
+    tracing::info!(bundle = %name, seq = export.seq.get(), "exported");
     Ok(final_path)
 }
 
@@ -375,7 +370,7 @@ pub fn resend_bundle(side: &mut SideDir, seq: u64) -> Result<PathBuf> {
     let channel = side.outgoing();
     let SideDir { config, store } = side;
     let export = store
-        .export_record(channel.as_str(), seq)?
+        .export_record(config.side.outgoing(), Seq(seq))?
         .with_context(|| {
             format!(
                 "this side never exported sequence {seq} on {}",
@@ -587,7 +582,7 @@ fn import_one(
 ) -> std::result::Result<String, Refusal> {
     let io = |e: std::io::Error| Refusal::new("io", format!("reading {}: {e}", path.display()));
     let store_err = |e: ferry_core::StoreError| Refusal::new("store", e.to_string());
-    let expected = side.incoming();
+    let expected = side.config.side.incoming();
     // 1. Signature and payload hash against the pinned key, then the header policy, before anything is
     //    decrypted; 2. decryption, streaming every entry to disk and checking it against the inner manifest.
     let max = side.config.bundle.max_bundle_mb.saturating_mul(1024 * 1024);
@@ -665,7 +660,7 @@ fn import_one(
         Batch::decode(&records_bytes).map_err(|e| Refusal::new("bad_records", e.to_string()))?;
     // The chain: this bundle names its predecessor's content hash; check it when the predecessor is here.
     let this_content = content_hash(header.seq, &records_bytes);
-    let named_prev = hex::encode(header.prev_hash);
+    let named_prev = ContentHash::from(header.prev_hash);
     if header.seq == 1 && header.prev_hash != [0u8; 32] {
         return Err(Refusal::new(
             "chain_mismatch",
@@ -675,7 +670,7 @@ fn import_one(
     if header.seq > 1 {
         let prev = side
             .store
-            .imported_seq(expected.as_str(), header.seq - 1)
+            .imported_seq(expected, Seq(header.seq - 1))
             .map_err(store_err)?;
         if let Some(prev) = prev {
             if prev.content_hash != named_prev {
@@ -827,12 +822,11 @@ fn import_one(
                 if missing.len() as u64 > records::MAX_ACKED {
                     return Err(bad("too many missing sequence numbers".into()));
                 }
-                tx.apply_ack(
-                    crate::side::outgoing_channel(config.side).as_str(),
-                    received,
-                    missing,
-                )
-                .map_err(store_err)?;
+                let received: Vec<(Seq, Seq)> =
+                    received.iter().map(|&(a, b)| (Seq(a), Seq(b))).collect();
+                let missing: Vec<Seq> = missing.iter().copied().map(Seq).collect();
+                tx.apply_ack(config.side.outgoing(), &received, &missing)
+                    .map_err(store_err)?;
                 summary.push(format!("acknowledgement of {count} bundle(s)"));
             }
             (side, record) => {
@@ -854,10 +848,10 @@ fn import_one(
         ));
     }
     tx.record_import(
-        expected.as_str(),
+        expected,
         &LedgerEntry {
             bundle_id,
-            seq: header.seq,
+            seq: Seq(header.seq),
             bundle_hash: hex::encode(bundle_hash),
             content_hash: this_content,
             imported_at: t,
@@ -932,7 +926,7 @@ fn header_policy(
     }
     if let Some(prev) = side
         .store
-        .imported_seq(expected.as_str(), header.seq)
+        .imported_seq(side.config.side.incoming(), Seq(header.seq))
         .map_err(store_err)?
     {
         return Err(Refusal::new(
@@ -947,9 +941,9 @@ fn header_policy(
     }
     let (last_seq, _) = side
         .store
-        .channel_in(expected.as_str())
+        .channel_in(side.config.side.incoming())
         .map_err(store_err)?;
-    let gap = header.seq.saturating_sub(last_seq);
+    let gap = header.seq.saturating_sub(last_seq.get());
     if gap > side.config.bundle.max_seq_gap && !accept_gap {
         return Err(Refusal::new(
             "sequence_gap",

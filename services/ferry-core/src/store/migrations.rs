@@ -275,8 +275,8 @@ fn check_unversioned(conn: &Connection) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::Store;
-    use crate::JobState;
     use crate::Side;
+    use crate::{Channel, ContentHash, JobState, Seq};
 
     const FIXTURE_V0: &str = include_str!("../../tests/fixtures/state-v0.sql");
     const JOB: &str = "6f1c2a7e-3b4d-4e8f-9a01-2b3c4d5e6f70";
@@ -396,19 +396,29 @@ mod tests {
             .imported("ffeeddccbbaa99887766554433221100")
             .unwrap()
             .expect("the fixture's ledger row");
-        assert_eq!(entry.seq, 1);
-        assert_eq!(
-            entry.content_hash,
+        assert_eq!(entry.seq, Seq(1));
+        let incoming: ContentHash =
             "7686d19c1ce195c82d41e995014ffe10be844001b853b6670b63941d296b69b5"
+                .parse()
+                .unwrap();
+        assert_eq!(entry.content_hash, incoming);
+        assert_eq!(
+            store.channel_in(Channel::HighToLow).unwrap(),
+            (Seq(1), Some(incoming))
         );
-        assert_eq!(store.channel_in("high-to-low").unwrap().0, 1);
-        assert_eq!(store.channel_out("low-to-high").unwrap().0, 1);
-        assert_eq!(store.acked_seqs("low-to-high").unwrap(), vec![1]);
+        let (out_seq, out_hash) = store.channel_out(Channel::LowToHigh).unwrap();
+        assert_eq!(out_seq, Seq(1));
+        assert_eq!(store.acked_seqs(Channel::LowToHigh).unwrap(), vec![Seq(1)]);
         let export = store
-            .export_record("low-to-high", 1)
+            .export_record(Channel::LowToHigh, Seq(1))
             .unwrap()
             .expect("the fixture's export");
         assert_eq!(export.records, vec![1, 2, 3]);
+        assert_eq!(Some(export.content_hash), out_hash);
+        assert_eq!(
+            export.prev_hash, None,
+            "the first bundle names no predecessor"
+        );
         assert_eq!(store.pending_notifications(10).unwrap().len(), 4);
 
         // The upgraded store keeps working, and opening it again changes nothing.
