@@ -94,7 +94,13 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
     match config.side {
         Side::Low => {
             for job in tx.jobs_in_state(JobState::Approved)? {
-                let approved = tx.approval(&job.job_id)?;
+                let (approved_by, approved_at) = tx.approval(&job.job_id)?.with_context(|| {
+                    format!(
+                        "job {} is approved but its audit trail records no approval: not exporting it without \
+                         knowing who approved it",
+                        job.job_id
+                    )
+                })?;
                 batch.records.push(Record::Job(records::JobTransfer {
                     job_id: job.job_id.clone(),
                     researcher: job.researcher.clone(),
@@ -103,8 +109,8 @@ pub fn export(side: &mut SideDir) -> Result<Option<PathBuf>> {
                     runtime: job.runtime.clone(),
                     code: job.code.clone(),
                     assets: job.assets.clone(),
-                    approved_by: approved.0,
-                    approved_at: approved.1,
+                    approved_by,
+                    approved_at,
                 }));
                 tx.transition(
                     &job.job_id,

@@ -410,8 +410,8 @@ impl Tx<'_> {
         rows.map(|r| finish_job(r?)).collect()
     }
 
-    /// Who approved a job and when, from the audit trail.
-    pub fn approval(&self, job_id: &str) -> Result<(String, i64)> {
+    /// Who approved a job and when (unix seconds), from the audit trail; none when it records no approval.
+    pub fn approval(&self, job_id: &str) -> Result<Option<(String, i64)>> {
         Ok(self
             .tx
             .query_row(
@@ -419,8 +419,7 @@ impl Tx<'_> {
                 params![job_id, JobState::Approved.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?
-            .unwrap_or_else(|| ("unknown".to_string(), now())))
+            .optional()?)
     }
 
     /// Flags a cancellation request that must cross to the high side.
@@ -749,6 +748,31 @@ mod tests {
             at: 1,
             result,
         }
+    }
+
+    #[test]
+    fn an_approval_is_read_from_the_audit_trail_and_never_made_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let req = request();
+        let id = req.job_id.to_string();
+        let tx = store.begin(Side::Low).unwrap();
+        tx.submit(&req, "alice").unwrap();
+        assert_eq!(tx.approval(&id).unwrap(), None);
+        let before = now();
+        tx.transition(
+            &id,
+            &[JobState::Submitted],
+            JobState::Approved,
+            "owner:root",
+            None,
+        )
+        .unwrap();
+        let (by, at) = tx.approval(&id).unwrap().expect("approved");
+        assert_eq!(by, "owner:root");
+        assert!(at >= before, "{at} < {before}");
+        assert_eq!(tx.approval("no-such-job").unwrap(), None);
+        tx.commit().unwrap();
     }
 
     #[test]
