@@ -129,12 +129,14 @@ pub(super) fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(JobRow,
     let assets: String = row.get(6)?;
     let state: String = row.get(7)?;
     let has_result: bool = row.get(11)?;
+    // A stored result always has its summary and both outputs (empty ones are empty blobs, not NULL): a NULL
+    // here is an error, not an empty result.
     let result = if has_result {
         Some(StoredResult {
             exit_code: row.get(12)?,
-            summary: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
-            stdout: row.get::<_, Option<Vec<u8>>>(14)?.unwrap_or_default(),
-            stderr: row.get::<_, Option<Vec<u8>>>(15)?.unwrap_or_default(),
+            summary: row.get(13)?,
+            stdout: row.get(14)?,
+            stderr: row.get(15)?,
             stdout_truncated: row.get(16)?,
             stderr_truncated: row.get(17)?,
             unsandboxed: row.get(18)?,
@@ -773,6 +775,34 @@ mod tests {
         assert!(at >= before, "{at} < {before}");
         assert_eq!(tx.approval("no-such-job").unwrap(), None);
         tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_stored_result_with_its_summary_missing_is_an_error_not_an_empty_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let req = request();
+        let id = req.job_id.to_string();
+        let tx = store.begin(Side::High).unwrap();
+        tx.submit(&req, "alice").unwrap();
+        let result = StoredResult {
+            exit_code: Some(0),
+            summary: "exited with 0".into(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            unsandboxed: false,
+        };
+        tx.store_result(&id, &result, &[]).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store.job(&id).unwrap().unwrap().result, Some(result));
+        store
+            .conn
+            .execute("UPDATE jobs SET summary = NULL WHERE job_id = ?1", [&id])
+            .unwrap();
+        let err = store.job(&id).unwrap_err().to_string();
+        assert!(err.contains("summary"), "{err}");
     }
 
     #[test]
