@@ -18,6 +18,7 @@ pub mod job;
 pub mod names;
 pub mod records;
 pub mod store;
+pub mod time;
 pub mod wire;
 
 pub use channel::{Channel, ContentHash, Seq};
@@ -25,10 +26,7 @@ pub use config::{Config, Side};
 pub use job::JobState;
 pub use store::{Store, StoreError};
 
-/// Current time as unix seconds.
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
+pub use time::now;
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {

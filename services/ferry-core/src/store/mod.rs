@@ -21,7 +21,7 @@ use thiserror::Error;
 
 use crate::config::Side;
 use crate::job::JobState;
-use crate::now;
+use crate::time::{now, rfc3339};
 
 pub use catalog::{asset_transfer, AssetRow, AssetTransferRow};
 pub use channel::{ExportRecord, LedgerEntry};
@@ -99,12 +99,6 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// The side's state store.
 pub struct Store {
     conn: Connection,
-}
-
-fn rfc3339(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `state IN ('a', 'b', ...)`, from the states' own names (lower-case words, so nothing needs quoting).
