@@ -6,7 +6,11 @@
 //!
 //! [`Store`] and [`Tx`] are defined here; their methods live with the tables they touch: `jobs` (jobs, results,
 //! the audit trail), `outbox` (notifications and dispatch), `catalog` (assets) and `channel` (what was sent,
-//! acknowledged and imported).
+//! acknowledged and imported). `migrations` holds the schema as ordered migrations; [`Store::open`] applies the
+//! ones a database lacks.
+//!
+//! A transaction does one side's bookkeeping ([`Store::begin`] takes the [`Side`]): only the low side notifies
+//! researchers. Jobs move only along [`JobState`]'s transition table.
 
 mod catalog;
 mod channel;
