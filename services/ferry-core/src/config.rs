@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Which side of the gap a directory belongs to.
+use crate::channel::Channel;
+
+/// Which side of the gap a directory belongs to. With the `clap` feature it is a `clap::ValueEnum` too, named as in
+/// [`Side::as_str`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// Reached by researchers; holds only mocks.
@@ -33,6 +37,19 @@ impl Side {
             Side::Low => Side::High,
             Side::High => Side::Low,
         }
+    }
+
+    /// The channel this side sends on.
+    pub fn outgoing(self) -> Channel {
+        match self {
+            Side::Low => Channel::LowToHigh,
+            Side::High => Channel::HighToLow,
+        }
+    }
+
+    /// The channel this side receives on: the other side's outgoing one.
+    pub fn incoming(self) -> Channel {
+        self.peer().outgoing()
     }
 }
 
@@ -383,6 +400,19 @@ mod tests {
         .unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
         assert!(err.contains("worker.sandbox"), "{err}");
+    }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn sides_on_the_command_line_are_named_as_in_the_configuration() {
+        use clap::ValueEnum;
+        for side in Side::value_variants() {
+            let value = side.to_possible_value().expect("every side is offered");
+            assert_eq!(value.get_name(), side.as_str());
+            assert_eq!(Side::from_str(side.as_str(), false).unwrap(), *side);
+        }
+        assert_eq!(Side::value_variants(), [Side::Low, Side::High]);
+        assert!(Side::from_str("middle", false).is_err());
     }
 
     #[test]

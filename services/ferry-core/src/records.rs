@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::Seq;
+
 /// Name of the bundle entry holding the postcard-encoded [`Batch`].
 pub const RECORDS_ENTRY: &str = "records";
 /// Largest records entry a receiver decodes.
@@ -79,10 +81,10 @@ impl Record {
     }
 }
 
-/// Compresses sorted sequence numbers into inclusive ranges.
-pub fn to_ranges(seqs: &[u64]) -> Vec<(u64, u64)> {
+/// Compresses sorted sequence numbers into inclusive ranges, as [`Record::Ack`] carries them.
+pub fn to_ranges(seqs: &[Seq]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
-    for &s in seqs {
+    for s in seqs.iter().map(|s| s.get()) {
         match out.last_mut() {
             Some((_, end)) if *end + 1 == s => *end = s,
             _ => out.push((s, s)),
@@ -221,7 +223,7 @@ mod tests {
                     }],
                 },
                 Record::Ack {
-                    received: to_ranges(&[1, 2, 3, 5]),
+                    received: to_ranges(&[Seq(1), Seq(2), Seq(3), Seq(5)]),
                     missing: vec![4],
                 },
             ],
@@ -232,7 +234,8 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(to_ranges(&[1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
+        let seqs: Vec<Seq> = [1, 2, 3, 5, 7, 8].into_iter().map(Seq).collect();
+        assert_eq!(to_ranges(&seqs), vec![(1, 3), (5, 5), (7, 8)]);
         assert!(to_ranges(&[]).is_empty());
     }
 }

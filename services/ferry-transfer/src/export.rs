@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, PublicIdentity};
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
 use ferry_core::store::{ExportRecord, Tx};
-use ferry_core::{now, JobState, Side};
+use ferry_core::{now, ContentHash, JobState, Seq, Side};
 
 use crate::error::{IoContext, Result, TransferError};
 use crate::fs::{sync_dir, temp_path};
-use crate::side_dir::{outgoing_channel, BundleName, SideDir};
+use crate::side_dir::{BundleName, SideDir};
 
 /// A bundle written into `outbox/`.
 #[derive(Debug)]
@@ -72,8 +72,10 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
         store,
         layout,
     } = side;
-    let tx = store.begin(crate::side_dir::role(config.side))?;
-    let (last_seq, last_hash) = tx.channel_out(channel.as_str())?;
+    let tx = store.begin(config.side)?;
+    let (last_seq, last_hash) = tx.channel_out(config.side.outgoing())?;
+    let last_seq = last_seq.get();
+    recover_outbox(&tx, &layout.outbox(), channel)?;
     remove_orphans(&layout.outbox(), channel, last_seq);
     let mut batch = Batch::default();
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
@@ -82,7 +84,12 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     match config.side {
         Side::Low => {
             for job in tx.jobs_in_state(JobState::Approved)? {
-                let (approved_by, approved_at) = tx.approval(&job.job_id)?;
+                let (approved_by, approved_at) = tx.approval(&job.job_id)?.ok_or_else(|| {
+                    TransferError::Invalid(format!(
+                        "job {} is approved but the audit trail records no approval for it",
+                        job.job_id
+                    ))
+                })?;
                 batch.records.push(Record::Job(records::JobTransfer {
                     job_id: job.job_id.clone(),
                     researcher: job.researcher.clone(),
@@ -170,10 +177,10 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     }
     // Acknowledge what arrived from the other side; a bundle of nothing but acknowledgements is still worth
     // carrying, since it tells the other side what to resend.
-    if let Some((seen, missing)) = tx.take_ack(outgoing_channel(config.side.peer()).as_str())? {
+    if let Some((seen, missing)) = tx.take_ack(config.side.incoming())? {
         batch.records.push(Record::Ack {
             received: records::to_ranges(&seen),
-            missing,
+            missing: missing.into_iter().map(Seq::get).collect(),
         });
     }
     let rotating = rotation.is_some();
@@ -187,7 +194,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     let entries = bundle_entries(&records_bytes, &blobs, &files);
     let seq = last_seq + 1;
     let export = ExportRecord {
-        seq,
+        seq: Seq(seq),
         content_hash: content_hash(seq, &records_bytes),
         prev_hash: last_hash,
         records: records_bytes.clone(),
@@ -256,6 +263,48 @@ fn bundle_entries<'a>(
     entries
 }
 
+/// The state store's name for a bundle channel.
+pub(crate) fn channel_of(channel: Channel) -> ferry_core::Channel {
+    match channel {
+        Channel::LowToHigh => ferry_core::Channel::LowToHigh,
+        Channel::HighToLow => ferry_core::Channel::HighToLow,
+    }
+}
+
+/// Finishes or removes what a stopped export left in `outbox/`, under the export's write lock: a temporary file
+/// whose export was recorded is renamed into place (the crash came between commit and rename); one whose export
+/// was not is removed (the crash came before commit, and its sequence number will be used again).
+fn recover_outbox(tx: &Tx<'_>, outbox: &Path, channel: Channel) -> Result<()> {
+    let Ok(dir) = std::fs::read_dir(outbox) else {
+        return Ok(());
+    };
+    for entry in dir.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(parsed) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(BundleName::parse)
+        else {
+            continue;
+        };
+        if parsed.channel != channel {
+            continue;
+        }
+        let final_path = outbox.join(parsed.to_string());
+        let recorded = tx.export_path(channel_of(channel), Seq(parsed.seq))?;
+        if recorded.as_deref() == Some(final_path.to_string_lossy().as_ref())
+            && !final_path.exists()
+        {
+            std::fs::rename(entry.path(), &final_path).at("renaming into", &final_path)?;
+            tracing::warn!(bundle = %final_path.display(), "finished an export that stopped after its commit");
+        } else {
+            std::fs::remove_file(entry.path()).at("removing", &entry.path())?;
+            tracing::warn!(file = %name, "removed the temporary file of an export that never committed");
+        }
+    }
+    sync_dir(outbox)
+}
+
 /// Bundles in `outbox` numbered past the channel's recorded last sequence: left by an export that stopped between
 /// renaming its file and committing. Their numbers are about to be reused, so they must not travel.
 fn remove_orphans(outbox: &Path, channel: Channel, last_seq: u64) {
@@ -276,11 +325,11 @@ fn remove_orphans(outbox: &Path, channel: Channel, last_seq: u64) {
 
 /// What chains one bundle to the next: SHA-256 over the sequence number and the records entry (which names every
 /// other entry by its SHA-256). Unlike the file's hash it survives a resend, which signs the same content anew.
-pub fn content_hash(seq: u64, records: &[u8]) -> String {
+pub fn content_hash(seq: u64, records: &[u8]) -> ContentHash {
     let mut data = b"ferry content v1\0".to_vec();
     data.extend_from_slice(&seq.to_le_bytes());
     data.extend_from_slice(records);
-    ferry_core::sha256_hex(&data)
+    ContentHash::sha256(&data)
 }
 
 /// Writes the bundle into outbox/ (temporary name, fsync, rename) and commits `tx` with the export recorded; on
@@ -298,22 +347,18 @@ fn write_and_record(
 ) -> Result<PathBuf> {
     let mut bundle_id = [0u8; 16];
     bundle_id.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let mut prev_hash = [0u8; 32];
-    if !export.prev_hash.is_empty() {
-        hex::decode_to_slice(&export.prev_hash, &mut prev_hash).map_err(|_| {
-            TransferError::Invalid("the stored channel hash is corrupt".to_string())
-        })?;
-    }
+    let prev_hash = export.prev_hash.map_or([0u8; 32], <[u8; 32]>::from);
     let created_at = now();
     let params = HeaderParams {
         bundle_id,
         channel,
-        seq: export.seq,
+        seq: export.seq.get(),
         prev_hash,
         created_at,
         expires_at: created_at + (expiry_hours as i64) * 3600,
     };
-    let final_path = outbox.join(BundleName::new(channel, export.seq, &bundle_id).to_string());
+    let final_path =
+        outbox.join(BundleName::new(channel, export.seq.get(), &bundle_id).to_string());
     let tmp_path = temp_path(&final_path);
     let written = (|| -> Result<ferry_bundle::WrittenBundle> {
         let file = File::create(&tmp_path).at("creating", &tmp_path)?;
@@ -333,20 +378,23 @@ fn write_and_record(
             return Err(e);
         }
     };
-    std::fs::rename(&tmp_path, &final_path).at("renaming into", &final_path)?;
-    sync_dir(outbox)?;
+    // Recorded first, renamed after: a crash in between leaves a temporary file that the state store knows
+    // (recover_outbox puts it in place), never a carried bundle that it does not.
     export.path = final_path.display().to_string();
-    tx.record_export(
-        channel.as_str(),
-        &export,
-        &hex::encode(bundle_id),
-        &hex::encode(written.bundle_hash),
-    )?;
-    if let Err(e) = tx.commit() {
-        // The state did not move, so the bundle must not exist either.
-        let _ = std::fs::remove_file(&final_path);
+    let recorded = tx
+        .record_export(
+            channel_of(channel),
+            &export,
+            &hex::encode(bundle_id),
+            &hex::encode(written.bundle_hash),
+        )
+        .and_then(|()| tx.commit());
+    if let Err(e) = recorded {
+        let _ = std::fs::remove_file(&tmp_path);
         return Err(e.into());
     }
+    std::fs::rename(&tmp_path, &final_path).at("renaming into", &final_path)?;
+    sync_dir(outbox)?;
     Ok(final_path)
 }
 
@@ -362,12 +410,14 @@ pub fn resend(side: &mut SideDir, seq: u64) -> Result<Exported> {
         store,
         layout,
     } = side;
-    let export = store.export_record(channel.as_str(), seq)?.ok_or_else(|| {
-        TransferError::Invalid(format!(
-            "this side never exported sequence {seq} on {}",
-            channel.as_str()
-        ))
-    })?;
+    let export = store
+        .export_record(config.side.outgoing(), Seq(seq))?
+        .ok_or_else(|| {
+            TransferError::Invalid(format!(
+                "this side never exported sequence {seq} on {}",
+                channel.as_str()
+            ))
+        })?;
     let sources: Vec<EntrySourceRef> = serde_json::from_str(&export.files).map_err(|_| {
         TransferError::Invalid("the stored export's file list is corrupt".to_string())
     })?;
@@ -400,7 +450,8 @@ pub fn resend(side: &mut SideDir, seq: u64) -> Result<Exported> {
         .map(|b| b.records.len())
         .unwrap_or(0);
     let entries = bundle_entries(&records_bytes, &blobs, &files);
-    let tx = store.begin(crate::side_dir::role(config.side))?;
+    let tx = store.begin(config.side)?;
+    recover_outbox(&tx, &layout.outbox(), channel)?;
     let path = write_and_record(
         &layout.outbox(),
         config.bundle.expiry_hours,

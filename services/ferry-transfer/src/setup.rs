@@ -9,7 +9,7 @@ use ferry_core::{names, Config, Side, Store};
 
 use crate::error::{IoContext, Result, TransferError};
 use crate::fs::write_atomically;
-use crate::side_dir::{role, Layout, SideDir};
+use crate::side_dir::{Layout, SideDir};
 
 /// A side just made by [`init`].
 pub struct Initialised {
@@ -142,7 +142,7 @@ pub fn asset_add(
         mock_sha256: sha256,
         updated_at: ferry_core::now(),
     };
-    let tx = side.store.begin(role(Side::High))?;
+    let tx = side.store.begin(Side::High)?;
     tx.put_asset(&row)?;
     tx.commit()?;
     Ok(row)

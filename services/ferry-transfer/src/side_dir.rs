@@ -203,14 +203,6 @@ pub fn outgoing_channel(side: Side) -> Channel {
     }
 }
 
-/// The store's bookkeeping role for `side`.
-pub fn role(side: Side) -> ferry_core::store::Role {
-    match side {
-        Side::Low => ferry_core::store::Role::Low,
-        Side::High => ferry_core::store::Role::High,
-    }
-}
-
 /// A side's directory opened for a command: its configuration and state store.
 pub struct SideDir {
     /// The configuration.

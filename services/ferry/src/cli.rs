@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// Ferry carries evaluation jobs into an air-gapped lab and reviewed results back out.
 #[derive(Debug, Parser)]
@@ -11,15 +11,6 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Which side a directory is for.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum SideArg {
-    /// Reached by researchers; holds only mocks.
-    Low,
-    /// Inside the lab; holds the private assets.
-    High,
 }
 
 /// `--config`, for owner and ops commands.
@@ -50,7 +41,7 @@ pub enum Command {
     Init {
         /// low or high.
         #[arg(long)]
-        side: SideArg,
+        side: ferry_core::Side,
         /// Where to create it.
         #[arg(long)]
         dir: PathBuf,

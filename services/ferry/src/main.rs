@@ -64,13 +64,7 @@ fn init_tracing(default_level: &str) {
 async fn dispatch(command: Command) -> anyhow::Result<i32> {
     use cli::*;
     match command {
-        Command::Init { side, dir, amqp } => {
-            let side = match side {
-                SideArg::Low => ferry_core::Side::Low,
-                SideArg::High => ferry_core::Side::High,
-            };
-            setup::init(side, &dir, &amqp).map(|_| 0)
-        }
+        Command::Init { side, dir, amqp } => setup::init(side, &dir, &amqp).map(|_| 0),
         Command::Trust {
             action: TrustAction::Add {
                 config,

@@ -9,7 +9,6 @@ use std::time::Duration;
 use ferry_broker::{Incoming, Session};
 use ferry_core::wire::{HighJob, HIGH_JOBS_QUEUE};
 use ferry_core::{Config, JobState, Side, Store};
-use ferry_transfer::side_dir::role;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -73,7 +72,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
     }
     let fail = |store: &mut Store, reason: String| -> Result<()> {
         tracing::warn!(job_id, reason, "job failed");
-        let tx = store.begin(role(Side::High))?;
+        let tx = store.begin(Side::High)?;
         tx.transition(
             &job_id,
             &[JobState::Exported, JobState::Running],
@@ -106,7 +105,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         }
     }
     {
-        let tx = store.begin(role(Side::High))?;
+        let tx = store.begin(Side::High)?;
         if job.state != JobState::Running {
             match tx.transition(
                 &job_id,
@@ -146,7 +145,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
     match outcome {
         Err(e) => fail(store, format!("the job could not be run: {e}")),
         Ok(outcome) if matches!(outcome.termination, ferry_sandbox::Termination::Cancelled) => {
-            let tx = store.begin(role(Side::High))?;
+            let tx = store.begin(Side::High)?;
             tx.transition(
                 &job_id,
                 &[JobState::Running],
@@ -160,7 +159,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         }
         Ok(outcome) => {
             let (result, outputs) = jobrun::stored(&outcome);
-            let tx = store.begin(role(Side::High))?;
+            let tx = store.begin(Side::High)?;
             tx.store_result(&job_id, &result, &outputs)?;
             tx.transition(
                 &job_id,

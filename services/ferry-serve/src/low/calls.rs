@@ -6,7 +6,6 @@ use std::sync::Arc;
 use ferry_broker::{Outgoing, Session};
 use ferry_core::wire::{AssetInfo, Call, CallReply, MockData, CALLS_QUEUE};
 use ferry_core::{Config, JobState, Side, Store};
-use ferry_transfer::side_dir::role;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -133,7 +132,7 @@ fn answer(store: &mut Store, user: &str, call: Call) -> Result<CallReply, CallEr
         Call::Cancel { job_id } => {
             let job = own_job(store, &job_id)?;
             let id = job.job_id.clone();
-            let tx = store.begin(role(Side::Low))?;
+            let tx = store.begin(Side::Low)?;
             match job.state {
                 JobState::Submitted | JobState::Approved => {
                     tx.transition(

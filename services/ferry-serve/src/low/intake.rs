@@ -9,7 +9,6 @@ use ferry_broker::{topology, Incoming, Session};
 use ferry_core::store::Submitted;
 use ferry_core::wire::JobRequest;
 use ferry_core::{names, Config, Side, Store};
-use ferry_transfer::side_dir::role;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -122,7 +121,7 @@ fn record_batch(
                 .and_then(|req| check_request(config, store, msg, req))
         })
         .collect();
-    let tx = store.begin(role(Side::Low))?;
+    let tx = store.begin(Side::Low)?;
     let mut settle = Vec::with_capacity(batch.len());
     for ((msg, user), checked) in batch.iter().zip(senders).zip(checked) {
         let Some(user) = user else {

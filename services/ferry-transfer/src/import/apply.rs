@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use ferry_bundle::Header;
 use ferry_core::records::{self, Batch, Record};
 use ferry_core::store::{output_row, AssetRow, LedgerEntry, OutputRow};
-use ferry_core::{names, now, JobState, Side};
+use ferry_core::{names, now, JobState, Seq, Side};
 
 use super::staging::StagedEntry;
 use crate::refusal::Refusal;
-use crate::side_dir::{outgoing_channel, role, SideDir};
+use crate::side_dir::SideDir;
 
 /// The largest single output file a low side accepts into its state store.
 pub const MAX_OUTPUT_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -54,7 +54,7 @@ pub(crate) fn apply(
         store,
         layout,
     } = side;
-    let tx = store.begin(role(config.side))?;
+    let tx = store.begin(config.side)?;
     let mut summary = Vec::new();
     let mut rotation = None;
     let mut mock_moves: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -187,7 +187,10 @@ pub(crate) fn apply(
                 if missing.len() as u64 > records::MAX_ACKED {
                     return Err(bad("too many missing sequence numbers".into()));
                 }
-                tx.apply_ack(outgoing_channel(config.side).as_str(), received, missing)?;
+                let received: Vec<(Seq, Seq)> =
+                    received.iter().map(|&(a, b)| (Seq(a), Seq(b))).collect();
+                let missing: Vec<Seq> = missing.iter().copied().map(Seq).collect();
+                tx.apply_ack(config.side.outgoing(), &received, &missing)?;
                 summary.push(format!("acknowledgement of {count} bundle(s)"));
             }
             (side, record) => {
@@ -203,10 +206,10 @@ pub(crate) fn apply(
     }
     let header = bundle.header;
     tx.record_import(
-        outgoing_channel(config.side.peer()).as_str(),
+        config.side.incoming(),
         &LedgerEntry {
             bundle_id: hex::encode(header.bundle_id),
-            seq: header.seq,
+            seq: Seq(header.seq),
             bundle_hash: hex::encode(bundle.bundle_hash),
             content_hash: this_content,
             imported_at: now(),

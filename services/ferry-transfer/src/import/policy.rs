@@ -5,7 +5,7 @@
 
 use ferry_bundle::{Channel, Header};
 use ferry_core::config::BundlePolicy;
-use ferry_core::Store;
+use ferry_core::{ContentHash, Seq, Store};
 
 use crate::refusal::Refusal;
 
@@ -43,18 +43,20 @@ impl Policy<'_> {
         if let Some(prev) = self.store.imported(&bundle_id)? {
             return Err(Refusal::Replay {
                 bundle_id,
-                seq: prev.seq,
+                seq: prev.seq.get(),
                 at: when(prev.imported_at),
             });
         }
-        if let Some(prev) = self.store.imported_seq(expected.as_str(), header.seq)? {
+        let store_channel = crate::export::channel_of(expected);
+        if let Some(prev) = self.store.imported_seq(store_channel, Seq(header.seq))? {
             return Err(Refusal::Rollback {
                 seq: header.seq,
                 channel: expected.as_str(),
                 bundle_id: prev.bundle_id,
             });
         }
-        let (last_seq, _) = self.store.channel_in(expected.as_str())?;
+        let (last_seq, _) = self.store.channel_in(store_channel)?;
+        let last_seq = last_seq.get();
         let gap = header.seq.saturating_sub(last_seq);
         if gap > self.bundle.max_seq_gap && !self.accept_gap {
             return Err(Refusal::SequenceGap {
@@ -92,11 +94,11 @@ impl Policy<'_> {
             }
             return Ok(());
         }
-        let named_prev = hex::encode(header.prev_hash);
-        if let Some(prev) = self
-            .store
-            .imported_seq(self.expected.as_str(), header.seq - 1)?
-        {
+        let named_prev = ContentHash::from(header.prev_hash);
+        if let Some(prev) = self.store.imported_seq(
+            crate::export::channel_of(self.expected),
+            Seq(header.seq - 1),
+        )? {
             if prev.content_hash != named_prev {
                 return Err(Refusal::ChainMismatch(format!(
                     "bundle {} names {named_prev} as its predecessor, but sequence {} as imported hashes to {}",

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use ferry_core::store::JobRow;
-use ferry_core::{JobState, Side};
-use ferry_transfer::side_dir::role;
+use ferry_core::{JobState, Seq, Side};
 use ferry_transfer::SideDir;
 use serde::Serialize;
 
@@ -301,7 +300,7 @@ fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> 
         }
     }
     let id = side.resolve_job(id)?;
-    let tx = side.store.begin(role(side.config.side))?;
+    let tx = side.store.begin(side.config.side)?;
     let job = tx.transition(&id, &[from], to, &owner_actor(), reason)?;
     tx.commit()?;
     println!("job {} is now {}", job.job_id, job.state);
@@ -338,14 +337,17 @@ struct ChannelJson {
 pub fn side_status(config: &Path, json: bool) -> Result<()> {
     let side = SideDir::open(config)?;
     let counts = side.store.counts()?;
-    let out_ch = side.outgoing().as_str();
-    let in_ch = side.incoming().as_str();
-    let (out_seq, _) = side.store.channel_out(out_ch)?;
-    let (in_seq, _) = side.store.channel_in(in_ch)?;
-    let missing_in = side.store.missing_seqs(in_ch)?;
-    let acked = side.store.acked_seqs(out_ch)?;
-    let peer_missing = side.store.peer_missing(out_ch)?;
-    let unacked: Vec<u64> = (1..=out_seq).filter(|s| !acked.contains(s)).collect();
+    let (out, inc) = (side.config.side.outgoing(), side.config.side.incoming());
+    let (out_ch, in_ch) = (out.as_str(), inc.as_str());
+    let out_seq = side.store.channel_out(out)?.0.get();
+    let in_seq = side.store.channel_in(inc)?.0.get();
+    let plain = |seqs: Vec<Seq>| -> Vec<u64> { seqs.into_iter().map(Seq::get).collect() };
+    let missing_in = plain(side.store.missing_seqs(inc)?);
+    let acked = side.store.acked_seqs(out)?;
+    let peer_missing = plain(side.store.peer_missing(out)?);
+    let unacked: Vec<u64> = (1..=out_seq)
+        .filter(|s| !acked.contains(&Seq(*s)))
+        .collect();
     let pending = ferry_transfer::export::pending_summary(&side)?;
     let quarantined = std::fs::read_dir(side.layout.quarantine())
         .map(|d| {

@@ -1,0 +1,145 @@
+//! The asset catalog: names, descriptions and mocks (both sides), private files (high side), and its versions.
+
+use rusqlite::{params, Connection};
+
+use super::{meta_get, meta_set, Result, Store, Tx};
+use crate::records::AssetTransfer;
+
+/// A catalog entry as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssetRow {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Private file (high side only).
+    pub private_path: Option<String>,
+    /// Mock file on this side.
+    pub mock_path: String,
+    /// Mock size.
+    pub mock_size: u64,
+    /// Mock SHA-256, hex.
+    pub mock_sha256: String,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A catalog row, as read for export.
+pub type AssetTransferRow = AssetRow;
+
+pub(super) fn assets_in(conn: &Connection) -> Result<Vec<AssetRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, description, private_path, mock_path, mock_size, mock_sha256, updated_at \
+         FROM assets ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(AssetRow {
+            name: r.get(0)?,
+            description: r.get(1)?,
+            private_path: r.get(2)?,
+            mock_path: r.get(3)?,
+            mock_size: r.get::<_, i64>(4)? as u64,
+            mock_sha256: r.get(5)?,
+            updated_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+impl Store {
+    /// The catalog, by name.
+    pub fn assets(&self) -> Result<Vec<AssetRow>> {
+        assets_in(&self.conn)
+    }
+
+    /// One catalog entry.
+    pub fn asset(&self, name: &str) -> Result<Option<AssetRow>> {
+        Ok(self.assets()?.into_iter().find(|a| a.name == name))
+    }
+
+    /// The catalog version last applied from the high side (low side).
+    pub fn received_catalog_version(&self) -> Result<i64> {
+        meta_get(&self.conn, "catalog_received_version")
+    }
+
+    /// Owner-side catalog version and the version last exported (high side).
+    pub fn catalog_versions(&self) -> Result<(i64, i64)> {
+        Ok((
+            meta_get(&self.conn, "catalog_version")?,
+            meta_get(&self.conn, "catalog_sent_version")?,
+        ))
+    }
+}
+
+impl Tx<'_> {
+    /// Adds or replaces a catalog entry; on the high side this bumps the catalog version so the next export
+    /// carries it.
+    pub fn put_asset(&self, asset: &AssetRow) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO assets (name, description, private_path, mock_path, mock_size, mock_sha256, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO UPDATE SET description = ?2, \
+             private_path = ?3, mock_path = ?4, mock_size = ?5, mock_sha256 = ?6, updated_at = ?7",
+            params![
+                asset.name,
+                asset.description,
+                asset.private_path,
+                asset.mock_path,
+                asset.mock_size as i64,
+                asset.mock_sha256,
+                asset.updated_at
+            ],
+        )?;
+        let v = meta_get(&self.tx, "catalog_version")?;
+        meta_set(&self.tx, "catalog_version", v + 1)
+    }
+
+    /// Replaces the whole catalog with one received from the high side (low side).
+    pub fn replace_catalog(&self, assets: &[AssetRow]) -> Result<()> {
+        self.tx.execute("DELETE FROM assets", [])?;
+        for a in assets {
+            self.put_asset(a)?;
+        }
+        Ok(())
+    }
+
+    /// The catalog if it changed since the last export, marking it sent (high side).
+    pub fn take_catalog_change(&self) -> Result<Option<Vec<AssetTransferRow>>> {
+        let version = meta_get(&self.tx, "catalog_version")?;
+        let sent = meta_get(&self.tx, "catalog_sent_version")?;
+        if version == sent {
+            return Ok(None);
+        }
+        meta_set(&self.tx, "catalog_sent_version", version)?;
+        Ok(Some(assets_in(&self.tx)?))
+    }
+
+    /// Replaces the catalog if `version` is newer than the last one applied (low side); returns whether it did.
+    pub fn apply_catalog(&self, version: i64, assets: &[AssetRow]) -> Result<bool> {
+        if version <= meta_get(&self.tx, "catalog_received_version")? {
+            return Ok(false);
+        }
+        self.replace_catalog(assets)?;
+        meta_set(&self.tx, "catalog_received_version", version)?;
+        Ok(true)
+    }
+
+    /// The catalog version to send with the current catalog (high side).
+    pub fn catalog_version(&self) -> Result<i64> {
+        meta_get(&self.tx, "catalog_version")
+    }
+}
+
+/// A catalog entry as it travels, for a stored row whose mock lives at `mock_entry`.
+pub fn asset_transfer(row: &AssetRow, mock_entry: String) -> AssetTransfer {
+    AssetTransfer {
+        name: row.name.clone(),
+        description: row.description.clone(),
+        mock: crate::records::FileRef {
+            name: row.name.clone(),
+            entry: mock_entry,
+            size: row.mock_size,
+            sha256: row.mock_sha256.clone(),
+        },
+        updated_at: row.updated_at,
+    }
+}

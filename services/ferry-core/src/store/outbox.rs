@@ -1,0 +1,162 @@
+//! The transactional outbox: researcher notifications (low side) and jobs waiting for the workers' queue (high
+//! side), written in the same transaction as the change they announce and marked once the broker confirmed them.
+
+use rusqlite::{params, Connection};
+
+use super::jobs::{get_job_in, outputs_in, JobRow};
+use super::{event, rfc3339, Result, Store, Tx};
+use crate::config::Side;
+use crate::job::JobState;
+use crate::now;
+use crate::wire::{JobResult, JobUpdate, OutputFileData};
+
+/// Notifications not yet published, oldest first (index `notifications_pending`).
+pub(super) const PENDING_NOTIFICATIONS_SQL: &str =
+    "SELECT id, researcher, job_id, body FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT ?1";
+
+/// Jobs not yet published to the workers' queue (index `dispatch_pending`).
+pub(super) const PENDING_DISPATCH_SQL: &str =
+    "SELECT job_id FROM dispatch WHERE published_at IS NULL ORDER BY created_at";
+
+/// A notification waiting to be published to a researcher's results queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// Its row id.
+    pub id: i64,
+    /// The routing key: the researcher.
+    pub researcher: String,
+    /// The job, if any.
+    pub job_id: Option<String>,
+    /// The [`JobUpdate`] JSON.
+    pub body: String,
+}
+
+/// The researcher's view of a job; the result is included only once released.
+pub(super) fn update_for(conn: &Connection, job: &JobRow) -> Result<JobUpdate> {
+    let result = match (&job.result, job.state) {
+        (Some(r), JobState::Released | JobState::Delivered) => {
+            let outputs = outputs_in(conn, &job.job_id)?;
+            Some(JobResult {
+                exit_code: r.exit_code,
+                summary: r.summary.clone(),
+                stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+                stdout_truncated: r.stdout_truncated,
+                stderr_truncated: r.stderr_truncated,
+                outputs: outputs
+                    .into_iter()
+                    .map(|o| OutputFileData {
+                        size: o.data.len() as u64,
+                        data_base64: base64_encode(&o.data),
+                        name: o.name,
+                        sha256: o.sha256,
+                    })
+                    .collect(),
+            })
+        }
+        _ => None,
+    };
+    Ok(JobUpdate {
+        job_id: Some(job.job_id.clone()),
+        title: job.title.clone(),
+        state: job.state.as_str().to_string(),
+        reason: job.reason.clone(),
+        updated_at: rfc3339(job.updated_at),
+        result,
+    })
+}
+
+pub(super) fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+pub(super) fn enqueue(
+    conn: &Connection,
+    researcher: &str,
+    job_id: Option<&str>,
+    update: &JobUpdate,
+) -> Result<()> {
+    let body = serde_json::to_string(update).expect("update serializes");
+    conn.execute(
+        "INSERT INTO notifications (researcher, job_id, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![researcher, job_id, body, now()],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// The researcher's view of a job (with the result once released).
+    pub fn update_for(&self, job: &JobRow) -> Result<JobUpdate> {
+        update_for(&self.conn, job)
+    }
+
+    /// Notifications not yet published, oldest first.
+    pub fn pending_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
+        let mut stmt = self.conn.prepare(PENDING_NOTIFICATIONS_SQL)?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(Notification {
+                id: r.get(0)?,
+                researcher: r.get(1)?,
+                job_id: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks notifications published (after the broker confirmed them), in one transaction. A released job whose
+    /// result was just published becomes `delivered`.
+    pub fn notifications_published(&mut self, published: &[Notification]) -> Result<()> {
+        let tx = self.begin(Side::Low)?;
+        for n in published {
+            tx.tx.execute(
+                "UPDATE notifications SET published_at = ?2 WHERE id = ?1",
+                params![n.id, now()],
+            )?;
+            let Some(job_id) = &n.job_id else { continue };
+            let update: Option<JobUpdate> = serde_json::from_str(&n.body).ok();
+            let carried_result =
+                update.is_some_and(|u| u.state == "released" && u.result.is_some());
+            if !carried_result {
+                continue;
+            }
+            if let Some(job) = get_job_in(&tx.tx, job_id)? {
+                if job.state == JobState::Released {
+                    tx.tx.execute(
+                        "UPDATE jobs SET state = ?3, updated_at = ?2 WHERE job_id = ?1",
+                        params![job_id, now(), JobState::Delivered.as_str()],
+                    )?;
+                    event(&tx.tx, job_id, "delivery", JobState::Delivered, None)?;
+                }
+            }
+        }
+        tx.commit()
+    }
+
+    /// Jobs imported on the high side and not yet published to the workers' queue.
+    pub fn pending_dispatch(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(PENDING_DISPATCH_SQL)?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks a job published to the workers' queue (after the broker confirmed it).
+    pub fn dispatched(&self, job_id: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE dispatch SET published_at = ?2 WHERE job_id = ?1",
+            params![job_id, now()],
+        )?;
+        Ok(())
+    }
+}
+
+impl Tx<'_> {
+    pub(super) fn notify(&self, job: &JobRow) -> Result<()> {
+        if self.side == Side::Low {
+            let update = update_for(&self.tx, job)?;
+            enqueue(&self.tx, &job.researcher, Some(&job.job_id), &update)?;
+        }
+        Ok(())
+    }
+}
