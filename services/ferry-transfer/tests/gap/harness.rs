@@ -123,6 +123,40 @@ impl Sides {
         Some(accepted(outcome))
     }
 
+    /// The last sequence number `side` imported on the channel it receives on.
+    pub fn last_imported(&self, side: Side) -> u64 {
+        let dir = self.get(side);
+        dir.store.channel_in(side.incoming()).unwrap().0.get()
+    }
+
+    /// The sequence numbers below the last imported one that never arrived at `side` (`ferry status`'s
+    /// `missing`).
+    pub fn missing(&self, side: Side) -> Vec<u64> {
+        let dir = self.get(side);
+        seqs(dir.store.missing_seqs(side.incoming()).unwrap())
+    }
+
+    /// What the other side reported missing of what `side` sent (`ferry status`'s `reported_missing`).
+    pub fn reported_missing(&self, side: Side) -> Vec<u64> {
+        let dir = self.get(side);
+        seqs(dir.store.peer_missing(side.outgoing()).unwrap())
+    }
+
+    /// What `side` sent that the other side has not acknowledged (`ferry status`'s `unacknowledged`).
+    pub fn unacknowledged(&self, side: Side) -> Vec<u64> {
+        let dir = self.get(side);
+        let (last, _) = dir.store.channel_out(side.outgoing()).unwrap();
+        let acked = seqs(dir.store.acked_seqs(side.outgoing()).unwrap());
+        (1..=last.get()).filter(|s| !acked.contains(s)).collect()
+    }
+
+    fn get(&self, side: Side) -> &SideDir {
+        match side {
+            Side::Low => &self.low,
+            Side::High => &self.high,
+        }
+    }
+
     /// The names of the assets the low side knows.
     pub fn assets_on_low(&self) -> Vec<String> {
         self.low
@@ -133,6 +167,10 @@ impl Sides {
             .map(|a| a.name)
             .collect()
     }
+}
+
+fn seqs(list: Vec<ferry_core::Seq>) -> Vec<u64> {
+    list.into_iter().map(|s| s.get()).collect()
 }
 
 /// The summary of an accepted import; panics with the refusal otherwise.

@@ -15,29 +15,11 @@ fn a_jump_past_the_gap_is_held_for_the_owner_who_may_accept_it() {
     let far = forge.bundle("far.bundle", forge.params(40), ack(), &[]);
     let held = assert_refused(sides.import(Side::Low, &far), "sequence_gap");
     assert_eq!(held, sides.low.layout.quarantine().join("far.bundle"));
-    assert_eq!(
-        sides
-            .low
-            .store
-            .channel_in(ferry_core::Channel::HighToLow)
-            .unwrap()
-            .0
-            .get(),
-        0
-    );
+    assert_eq!(sides.last_imported(Side::Low), 0);
     // The owner reviewed it and accepts the jump for this file.
     let summary = accepted(sides.import_with(Side::Low, &held, ImportOptions { accept_gap: true }));
     assert!(summary.starts_with("sequence 40: "), "{summary}");
-    assert_eq!(
-        sides
-            .low
-            .store
-            .channel_in(ferry_core::Channel::HighToLow)
-            .unwrap()
-            .0
-            .get(),
-        40
-    );
+    assert_eq!(sides.last_imported(Side::Low), 40);
     // (That `ferry import --accept-gap` needs named files is the CLI's rule: see the ferry crate's
     // it::offline::transfer.)
 }
@@ -87,16 +69,7 @@ fn each_bundle_must_name_its_predecessor() {
     p.prev_hash = [7; 32];
     let two = forge.bundle("two.bundle", p, ack(), &[]);
     assert_refused(sides.import(Side::Low, &two), "chain_mismatch");
-    assert_eq!(
-        sides
-            .low
-            .store
-            .channel_in(ferry_core::Channel::HighToLow)
-            .unwrap()
-            .0
-            .get(),
-        1
-    );
+    assert_eq!(sides.last_imported(Side::Low), 1);
 
     // The first bundle of a channel names no predecessor.
     let mut fresh = Sides::create();
@@ -136,15 +109,6 @@ fn a_key_signs_only_its_own_direction_and_records_stay_in_scope() {
     );
     assert_refused(sides.import(Side::Low, &extra), "unlisted_entry");
     // None of it changed the channel or the jobs.
-    assert_eq!(
-        sides
-            .low
-            .store
-            .channel_in(ferry_core::Channel::HighToLow)
-            .unwrap()
-            .0
-            .get(),
-        0
-    );
+    assert_eq!(sides.last_imported(Side::Low), 0);
     assert!(sides.low.store.jobs(None, None).unwrap().is_empty());
 }

@@ -50,16 +50,7 @@ fn a_flipped_byte_or_a_truncated_file_is_quarantined_and_changes_nothing() {
         let quarantined = assert_refused(sides.import(Side::Low, &path), kind);
         assert_eq!(quarantined, sides.low.layout.quarantine().join(name));
         assert!(sides.assets_on_low().is_empty(), "{name} changed the state");
-        assert_eq!(
-            sides
-                .low
-                .store
-                .channel_in(ferry_core::Channel::HighToLow)
-                .unwrap()
-                .0
-                .get(),
-            0
-        );
+        assert_eq!(sides.last_imported(Side::Low), 0);
     }
     // The untouched bundle still imports, once.
     let summary = accepted(sides.import(Side::Low, &good));
@@ -95,15 +86,6 @@ fn a_bundle_from_an_unpinned_key_or_for_another_side_is_refused() {
     // (`ferry bundle verify` and `ferry bundle inspect` on such files: the ferry crate's it::offline::transfer.)
 }
 
-/// The sequence numbers `side` exported that the other side has not acknowledged, as `ferry status` shows them.
-fn unacknowledged(sides: &Sides, channel: ferry_core::Channel) -> Vec<u64> {
-    let (last, _) = sides.high.store.channel_out(channel).unwrap();
-    let acked = sides.high.store.acked_seqs(channel).unwrap();
-    (1..=last.get())
-        .filter(|s| !acked.contains(&ferry_core::Seq(*s)))
-        .collect()
-}
-
 #[test]
 fn a_lost_bundle_is_named_resent_and_never_applied_twice() {
     let mut sides = Sides::create();
@@ -113,28 +95,14 @@ fn a_lost_bundle_is_named_resent_and_never_applied_twice() {
     // The first bundle is lost on the way; the second arrives.
     let summary = accepted(sides.import(Side::Low, &second));
     assert!(summary.contains("catalog of 2 asset"), "{summary}");
-    assert_eq!(
-        sides
-            .low
-            .store
-            .missing_seqs(ferry_core::Channel::HighToLow)
-            .unwrap(),
-        [ferry_core::Seq(1)]
-    );
+    assert_eq!(sides.missing(Side::Low), [1]);
     // The acknowledgement rides the other channel and tells the high side what to resend.
     let summary = sides
         .carry(Side::Low, Side::High)
         .expect("an acknowledgement bundle");
     assert!(summary.contains("acknowledgement of 1 bundle"), "{summary}");
-    assert_eq!(
-        sides
-            .high
-            .store
-            .peer_missing(ferry_core::Channel::HighToLow)
-            .unwrap(),
-        [ferry_core::Seq(1)]
-    );
-    assert_eq!(unacknowledged(&sides, ferry_core::Channel::HighToLow), [1]);
+    assert_eq!(sides.reported_missing(Side::High), [1]);
+    assert_eq!(sides.unacknowledged(Side::High), [1]);
     assert!(
         sides.export(Side::High).is_none(),
         "acknowledgements are not acknowledged back"
@@ -146,23 +114,13 @@ fn a_lost_bundle_is_named_resent_and_never_applied_twice() {
     let summary = accepted(sides.import(Side::Low, &resent));
     assert!(summary.contains("older catalog"), "{summary}");
     assert_eq!(sides.assets_on_low(), ["data.csv", "more.csv"]);
-    assert!(sides
-        .low
-        .store
-        .missing_seqs(ferry_core::Channel::HighToLow)
-        .unwrap()
-        .is_empty());
+    assert!(sides.missing(Side::Low).is_empty());
     // The original, found again later, changes nothing: its sequence number is taken.
     assert_refused(sides.import(Side::Low, &first), "rollback");
     assert_eq!(sides.assets_on_low(), ["data.csv", "more.csv"]);
     sides
         .carry(Side::Low, Side::High)
         .expect("an acknowledgement bundle");
-    assert!(unacknowledged(&sides, ferry_core::Channel::HighToLow).is_empty());
-    assert!(sides
-        .high
-        .store
-        .peer_missing(ferry_core::Channel::HighToLow)
-        .unwrap()
-        .is_empty());
+    assert!(sides.unacknowledged(Side::High).is_empty());
+    assert!(sides.reported_missing(Side::High).is_empty());
 }
