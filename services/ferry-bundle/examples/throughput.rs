@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use ferry_bundle::{
-    new_bundle_id, open_bundle, write_bundle, BundleError, Channel, Entry, EntrySink, EntrySource,
-    HeaderParams, Limits, SideKeys,
+    new_bundle_id, open, write_bundle, BundleError, Channel, Entry, EntrySink, EntrySource,
+    HeaderParams, OpenOptions, SideKeys,
 };
 
 /// Writes the single entry of a bundle to a staging file beside `out`, and renames it into
@@ -117,7 +117,7 @@ fn unpack(dir: &Path, bundle: &Path, out: &Path) -> Result<(), BundleError> {
     let high = SideKeys::load(&dir.join("high"))?;
     let file = File::open(bundle).map_err(|e| io_error("opening the bundle", e))?;
     let mut sink = FileSink::new(out.to_owned());
-    open_bundle(file, &low.signing, &high, &Limits::default(), &mut sink)?;
+    open(file, OpenOptions::new(low.signing, &[&high], &mut sink))?;
     Ok(())
 }
 

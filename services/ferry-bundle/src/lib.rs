@@ -1,6 +1,6 @@
 //! Ferry transfer bundles: signed, age-encrypted files that carry entries across an air gap.
 //!
-//! Start from [`write_bundle`] (sender) and [`open_bundle`] (receiver). The byte layout is
+//! Start from [`write_bundle`] (sender) and [`open`] with [`OpenOptions`] (receiver). The byte layout is
 //! specified in `schemas/bundle-format.md`; a bundle is a signed 1024-byte header block
 //! followed by a standard age v1 file whose plaintext holds the entries and a signed
 //! manifest.
@@ -11,15 +11,15 @@
 //! - `format`: the wire format: [`Header`], [`Channel`], [`Limits`], path rules
 //!   ([`check_path`]) and the encoding and signing of the header block and manifest.
 //! - `write`: [`write_bundle`], which streams [`Entry`]s through age into the output.
-//! - `read`: [`inspect`], [`verify_bundle`], [`open_bundle`] and [`open_bundle_checked`],
-//!   which verify before decrypting and stream entries into an [`EntrySink`] such as
-//!   [`MemorySink`].
+//! - `read`: [`inspect`], [`verify_bundle`] and [`open`], the one way to open a bundle
+//!   ([`OpenOptions`]: pinned signer, current and retired identities, limits, header
+//!   check, sink), which verifies before decrypting and streams entries into an
+//!   [`EntrySink`] such as [`MemorySink`].
 //! - `parts`: [`split_bundle`] and [`join_parts`], which cut a bundle file into signed
 //!   parts that fit on removable media and put it back together, naming any missing,
 //!   foreign, duplicate or corrupted part.
 //! - `rotation`: [`RotationStatement`] (a key change signed by the old and the new key,
-//!   R9), [`open_bundle_multi`] (decrypt with the current or a retired age key) and
-//!   [`retire_keys`].
+//!   R9) and [`retire_keys`].
 //! - `hash`: SHA-256 plumbing: the entry hash and the ciphertext hash each run on a helper
 //!   thread of their own for large bundles, fed through short queues of 1 MiB buffers.
 //!   SHA-256 dominates the cost of packing and opening; the `ring-sha256` feature (on by
@@ -56,12 +56,9 @@ pub use parts::{
     PART_SIZE_DVD, PART_SIZE_FAT32,
 };
 pub use read::{
-    inspect, open_bundle, open_bundle_checked, verify_bundle, EntrySink, MemorySink, OpenedBundle,
+    inspect, open, verify_bundle, EntrySink, HeaderCheck, MemorySink, OpenOptions, OpenedBundle,
 };
-pub use rotation::{
-    open_bundle_multi, open_bundle_multi_checked, retire_keys, RotationStatement, MAX_ROTATION_LEN,
-    ROTATION_VERSION,
-};
+pub use rotation::{retire_keys, RotationStatement, MAX_ROTATION_LEN, ROTATION_VERSION};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use write::seal_plaintext_for_fuzzing;

@@ -134,7 +134,7 @@ impl EntrySink for MemorySink {
     }
 }
 
-/// What [`open_bundle`] verified and delivered.
+/// What [`open`] verified and delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenedBundle {
     /// The authenticated header; its policy fields are for the caller to check.
@@ -168,64 +168,100 @@ pub fn verify_bundle<R: Read + Seek>(
     Ok((header, bundle_hash))
 }
 
-/// Verifies signature (against `trusted_signer`) and payload hash BEFORE decrypting
-/// anything, then decrypts with `keys` and streams entries into `sink`, checking every
-/// cap and the inner manifest. Returns the verified header and bundle hash.
+/// The caller's policy on an authenticated header: see [`OpenOptions::header_check`].
+pub type HeaderCheck<'a, E> = Box<dyn FnOnce(&Header, &[u8; 32]) -> Result<(), E> + 'a>;
+
+/// Everything [`open`] needs besides the bundle itself: whom to trust, which keys to
+/// decrypt with, what to accept, what to check before decrypting, and where the entries go.
 ///
-/// The bundle starts at `r`'s current position; reading needs `Seek` to hash the
-/// payload first and then go back to decrypt it. `r` need not be buffered (reads are
-/// 256 KiB). On success the sink's `commit` has been called; on any refusal its `abort`
-/// has, and the error says why. Replay, sequence, expiry and channel direction are the
-/// caller's to check against its ledger; [`open_bundle_checked`] runs such a check
-/// between verification and decryption while hashing the payload only once.
-pub fn open_bundle<R: Read + Seek>(
-    r: R,
-    trusted_signer: &[u8; 32],
-    keys: &SideKeys,
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-) -> Result<OpenedBundle, BundleError> {
-    open_bundle_checked(r, trusted_signer, keys, limits, sink, |_, _| Ok(()))
+/// Start from [`OpenOptions::new`] and adjust with [`OpenOptions::limits`] and
+/// [`OpenOptions::header_check`], or fill in the fields directly.
+pub struct OpenOptions<'a, E = BundleError> {
+    /// The Ed25519 key pinned for the sender; the header must be signed by it (R1).
+    pub trusted_signer: [u8; 32],
+    /// The age identities to decrypt with, all tried against the age header in one pass:
+    /// this side's current keys first, then keys it retired, for bundles encrypted to an
+    /// old recipient while a rotation is in flight. None fits → [`BundleError::NotForUs`]
+    /// (also when the list is empty).
+    pub identities: &'a [&'a SideKeys],
+    /// Receiver caps, enforced before allocating and while streaming (R7).
+    pub limits: Limits,
+    /// The caller's policy (channel, replay, sequence, chain, expiry), called with the
+    /// authenticated header and the bundle hash after the header's signature has been
+    /// verified and before anything is decrypted. Its error refuses the bundle as it is.
+    pub header_check: Option<HeaderCheck<'a, E>>,
+    /// Receives the entries: `commit` once everything verified, `abort` on any refusal.
+    pub sink: &'a mut dyn EntrySink,
 }
 
-/// Like [`open_bundle`], but calls `check` with the authenticated header and bundle hash
-/// after verification and before decryption, and refuses the bundle if it fails.
+impl<'a> OpenOptions<'a, BundleError> {
+    /// Options with the default [`Limits`] and no header check.
+    pub fn new(
+        trusted_signer: [u8; 32],
+        identities: &'a [&'a SideKeys],
+        sink: &'a mut dyn EntrySink,
+    ) -> OpenOptions<'a, BundleError> {
+        OpenOptions {
+            trusted_signer,
+            identities,
+            limits: Limits::default(),
+            header_check: None,
+            sink,
+        }
+    }
+}
+
+impl<'a, E> OpenOptions<'a, E> {
+    /// Replaces the receiver caps.
+    pub fn limits(mut self, limits: Limits) -> OpenOptions<'a, E> {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the header check; its error type becomes the error type of [`open`], which
+    /// must be able to hold a [`BundleError`] too.
+    pub fn header_check<F, E2>(self, check: F) -> OpenOptions<'a, E2>
+    where
+        F: FnOnce(&Header, &[u8; 32]) -> Result<(), E2> + 'a,
+    {
+        OpenOptions {
+            trusted_signer: self.trusted_signer,
+            identities: self.identities,
+            limits: self.limits,
+            header_check: Some(Box::new(check)),
+            sink: self.sink,
+        }
+    }
+}
+
+/// Opens a bundle: verifies the header signature against `options.trusted_signer`, runs
+/// `options.header_check`, verifies the payload against the signed header BEFORE
+/// decrypting anything, then decrypts with `options.identities` and streams the entries
+/// into `options.sink`, checking every cap and the inner manifest. Returns the verified
+/// header, bundle hash and manifest.
 ///
-/// This is where the caller's policy belongs (channel, replay, sequence, chain, expiry):
-/// a stale or replayed bundle is then refused without being decrypted, and the payload is
-/// hashed once instead of twice as with [`verify_bundle`] followed by [`open_bundle`].
-pub fn open_bundle_checked<R, E, F>(
-    r: R,
-    trusted_signer: &[u8; 32],
-    keys: &SideKeys,
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-    check: F,
-) -> Result<OpenedBundle, E>
+/// The bundle starts at `r`'s current position; reading needs `Seek` to hash the payload
+/// first and then go back to decrypt it. `r` need not be buffered (reads are 256 KiB). On
+/// success the sink's `commit` has been called; on any refusal its `abort` has, and the
+/// error says why. Replay, sequence, expiry and channel direction are the caller's to check
+/// against its ledger, in the header check.
+pub fn open<R, E>(mut r: R, options: OpenOptions<'_, E>) -> Result<OpenedBundle, E>
 where
     R: Read + Seek,
     E: From<BundleError>,
-    F: FnOnce(&Header, &[u8; 32]) -> Result<(), E>,
 {
-    open_with_keys(r, trusted_signer, &[keys], limits, sink, check)
-}
-
-/// [`open_bundle_checked`] with several age identities, tried together in one pass over
-/// the age header (for `open_bundle_multi` while a key rotation is in flight).
-pub(crate) fn open_with_keys<R, E, F>(
-    mut r: R,
-    trusted_signer: &[u8; 32],
-    keys: &[&SideKeys],
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-    check: F,
-) -> Result<OpenedBundle, E>
-where
-    R: Read + Seek,
-    E: From<BundleError>,
-    F: FnOnce(&Header, &[u8; 32]) -> Result<(), E>,
-{
-    let result = open_and_stream(&mut r, trusted_signer, keys, limits, sink, check)
+    let OpenOptions {
+        trusted_signer,
+        identities,
+        limits,
+        header_check,
+        sink,
+    } = options;
+    let check = |header: &Header, hash: &[u8; 32]| match header_check {
+        Some(check) => check(header, hash),
+        None => Ok(()),
+    };
+    let result = open_and_stream(&mut r, &trusted_signer, identities, &limits, sink, check)
         .and_then(|opened| sink.commit().map(|()| opened).map_err(E::from));
     if result.is_err() {
         sink.abort();

@@ -608,16 +608,14 @@ fn import_one(
     candidates.extend(retired.iter());
     let mut seen_header = None;
     let mut sink = StagingSink::new(&side.config.work_dir()).map_err(io)?;
-    let result = ferry_bundle::open_bundle_multi_checked(
+    let result = ferry_bundle::open(
         File::open(path).map_err(io)?,
-        &peer.signing,
-        &candidates,
-        &limits,
-        &mut sink,
-        |header, _hash| {
-            seen_header = Some(header.clone());
-            header_policy(side, header, accept_gap)
-        },
+        ferry_bundle::OpenOptions::new(peer.signing, &candidates, &mut sink)
+            .limits(limits)
+            .header_check(|header, _hash| {
+                seen_header = Some(header.clone());
+                header_policy(side, header, accept_gap)
+            }),
     );
     let opened = match result {
         Ok(opened) => opened,

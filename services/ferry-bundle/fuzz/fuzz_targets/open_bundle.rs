@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use ferry_bundle::{
-    inspect, open_bundle, seal_plaintext_for_fuzzing, verify_bundle, Channel, HeaderParams, Limits,
-    MemorySink, PublicIdentity, SideKeys, PAYLOAD_MAGIC,
+    inspect, open, seal_plaintext_for_fuzzing, verify_bundle, Channel, HeaderParams, Limits,
+    MemorySink, OpenOptions, PublicIdentity, SideKeys, PAYLOAD_MAGIC,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -60,12 +60,9 @@ fn open(f: &Fixture, bundle: &[u8]) {
     let _ = inspect(bundle);
     let _ = verify_bundle(Cursor::new(bundle), &f.signer);
     let mut sink = MemorySink::new(4 << 20);
-    let opened = open_bundle(
+    let opened = open(
         Cursor::new(bundle),
-        &f.signer,
-        &f.receiver,
-        &f.limits,
-        &mut sink,
+        OpenOptions::new(f.signer, &[&f.receiver], &mut sink).limits(f.limits.clone()),
     );
     // A refused bundle commits nothing.
     assert!(opened.is_ok() || sink.entries.is_empty());

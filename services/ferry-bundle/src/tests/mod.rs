@@ -87,12 +87,9 @@ fn open_vec(
     limits: &Limits,
 ) -> (Result<OpenedBundle, BundleError>, MemorySink) {
     let mut sink = MemorySink::new(1 << 30);
-    let result = open_bundle(
+    let result = open(
         Cursor::new(bytes),
-        &p.low.public().signing,
-        &p.high,
-        limits,
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink).limits(limits.clone()),
     );
     (result, sink)
 }

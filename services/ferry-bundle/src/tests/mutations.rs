@@ -50,12 +50,9 @@ fn must_refuse(p: &Pair, bytes: &[u8], case: &str) -> Result<(), String> {
     let opened = catch_unwind(AssertUnwindSafe(|| {
         let _ = inspect(bytes);
         let _ = verify_bundle(Cursor::new(bytes), &p.low.public().signing);
-        open_bundle(
+        open(
             Cursor::new(bytes),
-            &p.low.public().signing,
-            &p.high,
-            &Limits::default(),
-            &mut sink,
+            OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
         )
     }));
     match opened {

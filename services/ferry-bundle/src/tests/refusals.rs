@@ -17,12 +17,9 @@ fn flipped_header_byte_is_bad_signature() {
         let mut bad = bytes.clone();
         bad[offset] ^= 0x01;
         let mut sink = CountingSink::default();
-        let err = open_bundle(
+        let err = open(
             Cursor::new(&bad),
-            &p.low.public().signing,
-            &p.high,
-            &Limits::default(),
-            &mut sink,
+            OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
         )
         .unwrap_err();
         assert_eq!(err.kind(), "bad_signature", "offset {offset}: {err}");
@@ -126,12 +123,9 @@ fn flipped_payload_byte_is_hash_mismatch() {
         let mut bad = bytes.clone();
         bad[offset] ^= 0x80;
         let mut sink = CountingSink::default();
-        let err = open_bundle(
+        let err = open(
             Cursor::new(&bad),
-            &p.low.public().signing,
-            &p.high,
-            &Limits::default(),
-            &mut sink,
+            OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
         )
         .unwrap_err();
         assert_eq!(err.kind(), "payload_hash_mismatch", "offset {offset}");
@@ -145,12 +139,9 @@ fn wrong_recipient_is_not_for_us() {
     let bytes = small_bundle(&p);
     let mut sink = MemorySink::new(1 << 20);
     let stranger = SideKeys::generate();
-    let err = open_bundle(
+    let err = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &stranger,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&stranger], &mut sink),
     )
     .unwrap_err();
     assert_eq!(err.kind(), "not_for_us");

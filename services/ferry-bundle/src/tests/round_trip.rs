@@ -71,12 +71,9 @@ fn round_trip_bytes_and_files() {
     assert_eq!(h.signer, p.low.public().signing);
 
     let mut sink = MemorySink::new(64 << 20);
-    let opened = open_bundle(
+    let opened = open(
         fs::File::open(&bundle_path).unwrap(),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
     )
     .unwrap();
     assert_eq!(opened.header, written.header);
@@ -116,12 +113,9 @@ fn round_trip_with_no_entries_and_at_an_offset() {
     let mut r = Cursor::new(out.into_inner());
     r.seek(SeekFrom::Start(6)).unwrap();
     let mut sink = MemorySink::new(0);
-    let opened = open_bundle(
+    let opened = open(
         &mut r,
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
     )
     .unwrap();
     assert_eq!(opened.header, written.header);
@@ -161,12 +155,9 @@ fn memory_sink_cap_is_enforced() {
         }],
     );
     let mut sink = MemorySink::new(999);
-    let err = open_bundle(
+    let err = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
     )
     .unwrap_err();
     assert_eq!(err.kind(), "total_too_large");
@@ -178,32 +169,27 @@ fn policy_check_runs_before_decryption() {
     let p = pair();
     let bytes = small_bundle(&p);
     let mut sink = CountingSink::default();
-    let err = open_bundle_checked(
+    let err = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
-        |header, hash| {
-            assert_eq!(hash, &<[u8; 32]>::from(Sha256::digest(&bytes[..1024])));
-            Err(BundleError::Malformed(format!(
-                "replay of sequence {}",
-                header.seq
-            )))
-        },
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink).header_check(
+            |header, hash| {
+                assert_eq!(hash, &<[u8; 32]>::from(Sha256::digest(&bytes[..1024])));
+                Err(BundleError::Malformed(format!(
+                    "replay of sequence {}",
+                    header.seq
+                )))
+            },
+        ),
     )
     .unwrap_err();
     assert!(err.to_string().contains("replay of sequence 7"), "{err}");
     assert_eq!(sink.calls, 0);
 
     let mut sink = MemorySink::new(1 << 20);
-    let opened = open_bundle_checked(
+    let opened = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
-        |_, _| Ok::<(), BundleError>(()),
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink)
+            .header_check(|_, _| Ok::<(), BundleError>(())),
     )
     .unwrap();
     assert_eq!(opened.entries.len(), 2);

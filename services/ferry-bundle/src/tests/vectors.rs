@@ -10,7 +10,7 @@ use base64::Engine as _;
 use super::*;
 use crate::format::{encode_header_block, HEADER_DOMAIN};
 
-/// Every kind of refusal that a bundle file can earn from `open_bundle`; each must have at
+/// Every kind of refusal that a bundle file can earn from `open`; each must have at
 /// least one vector. (`io`, `key`, `bad_public_identity` and the part and rotation kinds
 /// are about other files.)
 const BUNDLE_REFUSALS: &[&str] = &[
@@ -174,12 +174,9 @@ fn run_vector(keys: &Pair, v: &Vector) -> Result<(), String> {
         ));
     }
     let mut sink = MemorySink::new(1 << 30);
-    let opened = open_bundle(
+    let opened = open(
         Cursor::new(&v.bytes),
-        &signer,
-        &keys.high,
-        &limits,
-        &mut sink,
+        OpenOptions::new(signer, &[&keys.high], &mut sink).limits(limits),
     );
     match (&opened, v.expect.as_str()) {
         (Ok(opened), "success") => {
