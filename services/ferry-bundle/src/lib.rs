@@ -32,6 +32,7 @@
 //! it"; whether its sequence number, expiry and channel are acceptable (R3–R5, R8) is the
 //! caller's decision, made on the returned [`Header`].
 
+mod age_v1;
 mod error;
 mod format;
 mod hash;

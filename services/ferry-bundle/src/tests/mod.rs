@@ -1,5 +1,6 @@
 //! Tests with real age, real Ed25519 and real temporary files, and their shared helpers.
 
+mod age_v1;
 mod crafted;
 mod interop;
 mod keys;
