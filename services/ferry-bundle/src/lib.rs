@@ -37,6 +37,7 @@ mod error;
 mod format;
 mod hash;
 mod keys;
+mod parallel;
 mod parts;
 mod read;
 mod rotation;

@@ -5,6 +5,7 @@ mod crafted;
 mod interop;
 mod keys;
 mod mutations;
+mod parallel;
 mod parts;
 mod refusals;
 mod rotation;
