@@ -56,7 +56,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     }
 });
 
-fn open(f: &Fixture, bundle: &[u8]) {
+fn open_all(f: &Fixture, bundle: &[u8]) {
     let _ = inspect(bundle);
     let _ = verify_bundle(Cursor::new(bundle), &f.signer);
     let mut sink = MemorySink::new(4 << 20);
@@ -73,8 +73,8 @@ fuzz_target!(|data: &[u8]| {
     if data.starts_with(PAYLOAD_MAGIC) {
         let sealed = seal_plaintext_for_fuzzing(&f.sender, &f.receiver_public, &f.params, data)
             .expect("sealing in memory cannot fail");
-        open(f, &sealed);
+        open_all(f, &sealed);
     } else {
-        open(f, data);
+        open_all(f, data);
     }
 });
