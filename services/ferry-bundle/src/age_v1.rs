@@ -13,9 +13,6 @@
 //! The primitives are ring's (ChaCha20-Poly1305, HKDF-SHA256, HMAC-SHA256) and
 //! curve25519-dalek's X25519 (RFC 7748).
 
-// Used by the tests only until the bundle writer and reader move onto it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
 use curve25519_dalek::montgomery::MontgomeryPoint;

@@ -154,7 +154,6 @@ impl SideKeys {
     }
 
     /// The age identity as raw X25519 key material, for decrypting age headers.
-    #[cfg_attr(not(test), allow(dead_code))] // Until the reader moves onto age_v1.
     pub(crate) fn x25519_identity(&self) -> Result<X25519Identity, BundleError> {
         // age does not expose the scalar; its canonical text is Bech32 ("AGE-SECRET-KEY-1").
         let text = self.age.to_string();
@@ -331,7 +330,6 @@ pub(crate) fn age_recipient(text: &str) -> Result<age::x25519::Recipient, Bundle
 }
 
 /// The raw X25519 public key of an `age1...` recipient that is safe to encrypt to.
-#[cfg_attr(not(test), allow(dead_code))] // Until the writer moves onto age_v1.
 pub(crate) fn recipient_point(text: &str) -> Result<[u8; 32], BundleError> {
     x25519_bytes(&age_recipient(text)?)
 }

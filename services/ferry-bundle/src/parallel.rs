@@ -9,9 +9,6 @@
 //! cores, both cores stay busy. The number of items in flight is bounded by the caller,
 //! who owns the buffers; a helper only ever holds the one it works on.
 
-// Used by the tests only until the bundle writer and reader move onto it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::BTreeMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,12 +25,17 @@ pub(crate) type Work<'w, T> = &'w (dyn Fn(&mut T) -> Result<(), BundleError> + S
 type Done<T> = (u64, Result<T, BundleError>);
 
 /// Helper threads worth starting for `items` items of about 1 MiB each: none for a few
-/// (starting threads would cost more than it saves), else one per core, at most four.
-pub(crate) fn helpers_for(items: u64) -> usize {
+/// (starting threads would cost more than it saves); else one per core, less one if the
+/// calling thread has about as much work of its own as the helpers have together (as when
+/// it reads, hashes and writes while they encrypt and hash), so that no core has two busy
+/// threads to share; at least one, at most four.
+pub(crate) fn helpers_for(items: u64, caller_works: bool) -> usize {
     if items < 4 {
         return 0;
     }
-    thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let helpers = if caller_works { cores - 1 } else { cores };
+    helpers.clamp(1, 4)
 }
 
 /// The calling thread's end: submit items, take results in order.

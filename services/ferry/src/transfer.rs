@@ -1090,7 +1090,7 @@ pub fn inspect_cmd(file: &Path, json: bool) -> Result<()> {
         "expires_at": at(h.expires_at),
         "signer": hex::encode(h.signer),
         "payload_len": h.payload_len,
-        "payload_sha256": hex::encode(h.payload_sha256),
+        "segment_table_sha256": hex::encode(h.table_sha256),
         "verified": false,
     });
     if json {

@@ -44,15 +44,32 @@ fn round_trip_bytes_and_files() {
     drop(file);
 
     let bytes = fs::read(&bundle_path).unwrap();
-    assert_eq!(bytes.len() as u64, 1024 + written.header.payload_len);
+    let table_len = written.header.table_len().unwrap() as usize;
+    assert_eq!(
+        bytes.len() as u64,
+        1024 + table_len as u64 + written.header.payload_len
+    );
+    assert_eq!(Some(bytes.len() as u64), written.header.bundle_len());
     assert_eq!(
         written.bundle_hash,
         <[u8; 32]>::from(Sha256::digest(&bytes[..1024]))
     );
+    let table = &bytes[1024..1024 + table_len];
     assert_eq!(
-        written.header.payload_sha256,
-        <[u8; 32]>::from(Sha256::digest(&bytes[1024..]))
+        written.header.table_sha256,
+        <[u8; 32]>::from(Sha256::digest(table))
     );
+    // Each table entry is the SHA-256 of its segment of the payload.
+    let segments = segment_ranges(&bytes);
+    assert_eq!(segments.len() * 32, table_len);
+    assert!(segments.len() > 6, "5 MiB make several segments");
+    for (i, range) in segments.iter().enumerate() {
+        assert_eq!(
+            &table[i * 32..i * 32 + 32],
+            &Sha256::digest(&bytes[range.clone()])[..]
+        );
+    }
+    assert_eq!(segments.last().unwrap().end, bytes.len());
     let h = &written.header;
     assert_eq!(
         (h.version, h.bundle_id, h.channel, h.seq, h.prev_hash),
