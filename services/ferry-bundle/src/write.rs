@@ -244,6 +244,10 @@ fn seal<W: Write + Seek>(
     })
 }
 
+/// Bytes per write of the output: whole segments cost the kernel more to copy into the
+/// page cache than pieces that stay in the CPU's cache (measured: about 2.5 times).
+const WRITE_LEN: usize = 64 * 1024;
+
 /// Segments in flight (being filled, queued, encrypted or waiting to be written): enough
 /// to keep every core busy, about 8 MiB.
 fn queue_depth(layout: &Layout) -> usize {
@@ -396,9 +400,11 @@ impl<W: Write> PlainWriter<'_, '_, W> {
             None => return Err(planned_length_differs()),
         };
         let (_, len) = self.layout.segment(segment.index);
-        self.out
-            .write_all(&segment.buf[..len])
-            .map_err(|e| BundleError::io("writing the bundle payload", e))?;
+        for piece in segment.buf[..len].chunks(WRITE_LEN) {
+            self.out
+                .write_all(piece)
+                .map_err(|e| BundleError::io("writing the bundle payload", e))?;
+        }
         self.table.extend_from_slice(&segment.hash);
         self.free.push(segment.buf);
         Ok(())
