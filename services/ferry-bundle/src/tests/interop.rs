@@ -94,3 +94,49 @@ echo ' signature-ok'
     assert_eq!(&plain[8..8 + record.len()], &record[..]);
     assert!(plain[8 + record.len()..8 + record.len() + data.len()] == data[..]);
 }
+
+/// `age -d` (the Go reference implementation) decrypts our payloads whose plaintext ends
+/// at, just before and just after a STREAM chunk boundary, and the empty plaintext.
+#[test]
+fn age_cli_decrypts_payloads_at_chunk_boundaries() {
+    let have_age = std::process::Command::new("sh")
+        .args(["-c", "command -v age"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_age {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "age must be installed in CI (scripts/prereqs)"
+        );
+        eprintln!("skipping: age is not installed");
+        return;
+    }
+    let p = pair();
+    let tmp = tempfile::tempdir().unwrap();
+    p.high.save(&tmp.path().join("keys")).unwrap();
+    let chunk = crate::age_v1::CHUNK_LEN;
+    for size in [0, 1, chunk - 1, chunk, chunk + 1, 17 * chunk] {
+        let plain = noise(size, size as u64 + 3);
+        let mut out = Cursor::new(Vec::new());
+        write_envelope(&mut out, &p.low, &p.high.public(), &params(), &plain).unwrap();
+        let bundle = out.into_inner();
+        let payload = tmp.path().join("payload.age");
+        fs::write(&payload, &bundle[payload_offset(&bundle)..]).unwrap();
+        let decrypted = std::process::Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(tmp.path().join("keys").join(AGE_KEY_FILE))
+            .arg(&payload)
+            .output()
+            .unwrap();
+        assert!(
+            decrypted.status.success(),
+            "size {size}: {}",
+            String::from_utf8_lossy(&decrypted.stderr)
+        );
+        assert!(
+            decrypted.stdout == plain,
+            "size {size}: age -d gave other bytes"
+        );
+    }
+}
