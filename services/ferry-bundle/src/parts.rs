@@ -372,7 +372,7 @@ pub fn is_part_file(path: &Path) -> bool {
 /// there), and the directory synced (R11). On error the temporary file is removed.
 ///
 /// The joined file is still only a bundle file: the caller verifies it as usual (header
-/// signature and payload hash) before trusting anything in it.
+/// signature, segment table and segments) before trusting anything in it.
 pub fn join_parts(
     parts: &[PathBuf],
     trusted_signer: &[u8; 32],
