@@ -1,0 +1,10 @@
+//! What the owner reads before deciding on a job, made safe to read and checked automatically.
+//!
+//! - [`escape`]: the one escaping function family for everything a person reads (titles, names, code,
+//!   stdout, output contents): controls, bidi controls and invisible characters shown as `\x1b`,
+//!   `\u{202e}`.
+//!
+//! This crate does no I/O of its own beyond what its callers hand it, and knows nothing of the store or
+//! the bundle format.
+
+pub mod escape;
