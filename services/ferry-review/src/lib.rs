@@ -3,8 +3,10 @@
 //! - [`escape`]: the one escaping function family for everything a person reads (titles, names, code,
 //!   stdout, output contents): controls, bidi controls and invisible characters shown as `\x1b`,
 //!   `\u{202e}`.
+//! - [`code`]: refusing job code with control or bidi characters (Trojan Source) at intake.
 //!
 //! This crate does no I/O of its own beyond what its callers hand it, and knows nothing of the store or
 //! the bundle format.
 
+pub mod code;
 pub mod escape;
