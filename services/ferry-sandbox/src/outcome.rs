@@ -1,4 +1,4 @@
-//! How a job that ran ended, and what it left: `JobOutcome`, `Termination`, `OutputFile`.
+//! How a job that ran ended, and what it left: `JobOutcome`, `Termination`, `OutputFile`, `RefusedOutput`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,6 +13,17 @@ pub struct OutputFile {
     pub name: String,
     /// The file's content.
     pub data: Vec<u8>,
+}
+
+/// A file or directory under `outputs/` that was not collected because its name breaks the output-name
+/// rule (`ferry_core::names::output_path`) or collides with an earlier output's (`OutputNames`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedOutput {
+    /// Its path under `outputs/`, escaped for display (`ferry_review::escape::line`; invalid UTF-8 as
+    /// `\xNN`), cut at 120 characters; a directory's ends with `/`.
+    pub name_escaped: String,
+    /// Exactly what is wrong with the name.
+    pub why: String,
 }
 
 /// How the job ended.
@@ -50,6 +61,8 @@ pub struct JobOutcome {
     /// and the like are skipped). After [`Termination::OutputLimit`] this holds only the files that fit
     /// under the cap.
     pub outputs: Vec<OutputFile>,
+    /// Files and directories under `outputs/` left out because of their names, with why.
+    pub refused_outputs: Vec<RefusedOutput>,
     /// True when the job ran without isolation ([`crate::Isolation::Unsandboxed`], development only).
     pub unsandboxed: bool,
     /// From start to end of the job's process tree.
@@ -168,6 +181,7 @@ mod tests {
             stdout_truncated: false,
             stderr_truncated: false,
             outputs: Vec::new(),
+            refused_outputs: Vec::new(),
             unsandboxed: false,
             duration: Duration::ZERO,
             limits: Limits {
