@@ -20,7 +20,7 @@ use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
 
 use ferry_core::names::{self, OutputNames};
 
-use crate::{OutputFile, RefusedOutput};
+use crate::{OutputCap, OutputFile, RefusedOutput};
 
 /// Most entries (files and directories) `outputs/` may hold.
 pub const MAX_OUTPUT_ENTRIES: u64 = 10_000;
@@ -48,7 +48,20 @@ pub(crate) struct Usage {
 impl Usage {
     /// Whether this passes a cap of `max_bytes` or the entry and depth caps.
     pub(crate) fn over(&self, max_bytes: u64) -> bool {
-        self.bytes > max_bytes || self.entries > MAX_OUTPUT_ENTRIES || self.too_deep
+        self.exceeded(max_bytes).is_some()
+    }
+
+    /// Which cap this passes, if any (the byte cap first).
+    pub(crate) fn exceeded(&self, max_bytes: u64) -> Option<OutputCap> {
+        if self.bytes > max_bytes {
+            Some(OutputCap::Bytes)
+        } else if self.entries > MAX_OUTPUT_ENTRIES {
+            Some(OutputCap::Entries)
+        } else if self.too_deep {
+            Some(OutputCap::Depth)
+        } else {
+            None
+        }
     }
 }
 
@@ -58,6 +71,8 @@ pub(crate) struct Collected {
     pub files: Vec<OutputFile>,
     /// The caps were exceeded (some files were left out).
     pub over_limit: bool,
+    /// The first cap found exceeded, when `over_limit`.
+    pub over: Option<OutputCap>,
     /// Files and directories not collected because of their names, in the order met.
     pub refused: Vec<RefusedOutput>,
 }
@@ -96,7 +111,7 @@ impl OutputsDir {
             files: Vec::new(),
             budget: max_bytes,
             entries: 0,
-            over_limit: false,
+            over: None,
             names: OutputNames::new(),
             refused: Vec::new(),
         };
@@ -104,7 +119,8 @@ impl OutputsDir {
         walk.files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Collected {
             files: walk.files,
-            over_limit: walk.over_limit,
+            over_limit: walk.over.is_some(),
+            over: walk.over,
             refused: walk.refused,
         })
     }
@@ -165,12 +181,16 @@ struct Collect {
     files: Vec<OutputFile>,
     budget: u64,
     entries: u64,
-    over_limit: bool,
+    over: Option<OutputCap>,
     names: OutputNames,
     refused: Vec<RefusedOutput>,
 }
 
 impl Collect {
+    fn exceeded(&mut self, cap: OutputCap) {
+        self.over.get_or_insert(cap);
+    }
+
     fn refuse(&mut self, error: names::NameError, is_dir: bool) {
         let mut name = error.name;
         if is_dir {
@@ -207,7 +227,7 @@ impl Collect {
         for raw in names {
             self.entries += 1;
             if self.entries > MAX_OUTPUT_ENTRIES {
-                self.over_limit = true;
+                self.exceeded(OutputCap::Entries);
                 return Ok(());
             }
             let Some(name) = cstr(&raw) else { continue };
@@ -220,7 +240,7 @@ impl Collect {
             match FileType::from_raw_mode(stat.st_mode) {
                 FileType::Directory => {
                     if depth + 1 > MAX_OUTPUT_DEPTH {
-                        self.over_limit = true;
+                        self.exceeded(OutputCap::Depth);
                         continue;
                     }
                     if let Err(e) = names::output_path_bytes(&path) {
@@ -243,7 +263,7 @@ impl Collect {
                     }
                     let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
                     if size > self.budget {
-                        self.over_limit = true;
+                        self.exceeded(OutputCap::Bytes);
                         continue;
                     }
                     // Read at most what fits, plus one byte to notice a file that grew since the stat.
@@ -253,7 +273,7 @@ impl Collect {
                         .read_to_end(&mut data)?;
                     let len = data.len() as u64;
                     if len > self.budget {
-                        self.over_limit = true;
+                        self.exceeded(OutputCap::Bytes);
                         continue;
                     }
                     self.budget -= len;
@@ -417,6 +437,36 @@ mod tests {
                  was collected)"
             )]
         );
+    }
+
+    #[test]
+    fn entry_and_depth_caps_are_told_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut deep = tmp.path().to_path_buf();
+        for _ in 0..=MAX_OUTPUT_DEPTH {
+            deep.push("d");
+        }
+        fs::create_dir_all(&deep).unwrap();
+        let dir = OutputsDir::open(tmp.path()).unwrap();
+        assert_eq!(dir.usage(1 << 20).exceeded(1 << 20), Some(OutputCap::Depth));
+        let collected = dir.collect(1 << 20).unwrap();
+        assert_eq!(collected.over, Some(OutputCap::Depth));
+
+        let tmp = tempfile::tempdir().unwrap();
+        for i in 0..=MAX_OUTPUT_ENTRIES {
+            fs::write(tmp.path().join(i.to_string()), b"").unwrap();
+        }
+        let dir = OutputsDir::open(tmp.path()).unwrap();
+        assert_eq!(dir.usage(1 << 20).exceeded(1 << 20), Some(OutputCap::Entries));
+        let collected = dir.collect(1 << 20).unwrap();
+        assert_eq!(collected.over, Some(OutputCap::Entries));
+        assert!(collected.over_limit);
+
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("big"), vec![0u8; 2000]).unwrap();
+        let dir = OutputsDir::open(tmp.path()).unwrap();
+        assert_eq!(dir.usage(1000).exceeded(1000), Some(OutputCap::Bytes));
+        assert_eq!(dir.collect(1000).unwrap().over, Some(OutputCap::Bytes));
     }
 
     #[test]
