@@ -4,9 +4,12 @@
 //!   stdout, output contents): controls, bidi controls and invisible characters shown as `\x1b`,
 //!   `\u{202e}`.
 //! - [`code`]: refusing job code with control or bidi characters (Trojan Source) at intake.
+//! - [`preview`]: an output rendered for the owner: text escaped and line-numbered (head and tail of a
+//!   long one, with exact counts), binary as its detected type, size, SHA-256 and a hex dump.
 //!
 //! This crate does no I/O of its own beyond what its callers hand it, and knows nothing of the store or
 //! the bundle format.
 
 pub mod code;
 pub mod escape;
+pub mod preview;
