@@ -26,12 +26,13 @@
 //!
 //! # Hashes and false positives
 //!
-//! Spans are hashed with a polynomial hash modulo 2^61 − 1 whose base comes from a random key stored in
-//! the index (a job cannot aim at it), rolled byte by byte for windows. Each table keeps, per entry, 32
-//! bits of the mixed 64-bit hash in a bucket chosen by `bucket_bits` more: with about 4 entries per
-//! bucket a lookup that should miss hits with probability about 2^-30 (one in a billion). Checking a
+//! Windows are hashed with a polynomial hash modulo 2^64 whose odd base comes from a random key stored
+//! in the index (a job cannot aim at it), rolled byte by byte, and each value mixed (splitmix64); whole
+//! values with a keyed multiply-and-shift over 8-byte words. Each table keeps, per entry, 32 bits of
+//! the 64-bit hash in a bucket chosen by `bucket_bits` more: with 4 to 8 entries a
+//! bucket a lookup that should miss hits with probability below 2^-29 (two in a billion). Checking a
 //! 64 MiB output makes on the order of a million lookups, so a false `private_echo` on such an output
-//! has odds of about 1 in 1000, and on ordinary outputs far less; candidates are not confirmed against
+//! has odds of about 1 in 500, and on ordinary outputs far less; candidates are not confirmed against
 //! the asset. Every finding names the output line and shows its text, so the owner can judge it.
 //!
 //! # Size
@@ -74,7 +75,6 @@ use std::path::Path;
 
 use sha2::Digest;
 
-use crate::preview::split_fields;
 
 /// First bytes of an index file.
 pub const INDEX_MAGIC: &[u8; 8] = b"FERRYEIX";
@@ -162,21 +162,6 @@ impl IndexParams {
     }
 }
 
-const P: u64 = (1 << 61) - 1;
-
-#[inline]
-fn mulmod(a: u64, b: u64) -> u64 {
-    // Both operands stay below 2^62, so the product is below 2^124 and `x >> 61` fits in a u64.
-    let x = u128::from(a) * u128::from(b);
-    let r = (x as u64 & P) + (x >> 61) as u64;
-    let r = (r & P) + (r >> 61);
-    if r >= P {
-        r - P
-    } else {
-        r
-    }
-}
-
 #[inline]
 fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -188,8 +173,12 @@ fn splitmix(mut x: u64) -> u64 {
 /// The keyed hash functions of one index.
 #[derive(Clone, Debug)]
 struct Hasher {
+    /// Odd multiplier of the rolling hash.
     base: u64,
+    /// Mixed into every finished hash.
     mix: u64,
+    /// Multiplier of the value hash.
+    value_mul: u64,
     window: usize,
     /// `(b + 1) * base^(window - 1)` for each byte value: what leaves the window.
     out: Box<[u64; 256]>,
@@ -199,68 +188,73 @@ impl Hasher {
     fn new(key: &[u8; 16], window: usize) -> Hasher {
         let k0 = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
         let k1 = u64::from_le_bytes(key[8..].try_into().expect("8 bytes"));
-        // A base in [2^32, P - 1).
-        let base = (1 << 32) + k0 % (P - 1 - (1 << 32));
+        let base = splitmix(k0) | 1;
         let mut pow = 1u64;
         for _ in 1..window {
-            pow = mulmod(pow, base);
+            pow = pow.wrapping_mul(base);
         }
         let mut out = Box::new([0u64; 256]);
         for (b, slot) in out.iter_mut().enumerate() {
-            *slot = mulmod(b as u64 + 1, pow);
+            *slot = (b as u64 + 1).wrapping_mul(pow);
         }
         Hasher {
             base,
             mix: splitmix(k1),
+            value_mul: splitmix(k1 ^ k0) | 1,
             window,
             out,
         }
     }
 
-    #[inline]
-    fn finish(&self, h: u64, tag: u64) -> u64 {
-        splitmix(h ^ self.mix ^ splitmix(tag))
-    }
-
-    /// A whole field's or record's hash.
+    /// A whole field's or record's hash: 8 bytes at a time, multiplied and mixed, then finished with
+    /// the length.
     fn value(&self, bytes: &[u8]) -> u64 {
-        let mut h = 0;
-        for &b in bytes {
-            h = mulmod(h, self.base) + u64::from(b) + 1;
+        let mut h = self.mix;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            h = (h ^ w).wrapping_mul(self.value_mul);
+            h ^= h >> 32;
         }
-        self.finish(h % P, bytes.len() as u64)
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            h = (h ^ u64::from_le_bytes(last)).wrapping_mul(self.value_mul);
+            h ^= h >> 32;
+        }
+        splitmix(h ^ (bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
-    /// Every window's hash in `line`, in order, into `out` (cleared first).
+    /// Every window's hash in `line`, in order, into `out` (cleared first): a polynomial hash modulo
+    /// 2^64 with the odd `base`, rolled one byte at a time, each value then mixed.
     fn windows(&self, line: &[u8], out: &mut Vec<u64>) {
         out.clear();
         let w = self.window;
         if line.len() < w {
             return;
         }
+        out.reserve(line.len() - w + 1);
         let mut h = 0u64;
         for &b in &line[..w] {
-            h = mulmod(h, self.base) + u64::from(b) + 1;
+            h = h.wrapping_mul(self.base).wrapping_add(u64::from(b) + 1);
         }
-        h %= P;
-        let tag = u64::MAX; // windows and values never share a table, but keep them apart anyway
-        out.push(self.finish(h, tag));
-        for i in w..line.len() {
-            // Remove the byte leaving, shift, add the byte entering.
-            let leaving = self.out[usize::from(line[i - w])];
-            h = if h >= leaving { h - leaving } else { h + P - leaving };
-            h = mulmod(h, self.base) + u64::from(line[i]) + 1;
-            if h >= P {
-                h -= P;
-            }
-            out.push(self.finish(h, tag));
+        out.push(splitmix(h ^ self.mix));
+        for (&leaving, &entering) in line.iter().zip(&line[w..]) {
+            h = h
+                .wrapping_sub(self.out[usize::from(leaving)])
+                .wrapping_mul(self.base)
+                .wrapping_add(u64::from(entering) + 1);
+            out.push(splitmix(h ^ self.mix));
         }
     }
 }
 
-/// Characters in `bytes`, counting each invalid byte as one.
-fn chars(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| (b & 0xc0) != 0x80).count()
+/// Whether `bytes` holds at least `min` characters, counting each invalid byte as one.
+fn at_least_chars(bytes: &[u8], min: usize) -> bool {
+    // A character is at most 4 bytes.
+    bytes.len() >= min.saturating_mul(4)
+        || (bytes.len() >= min && bytes.iter().filter(|&&b| (b & 0xc0) != 0x80).count() >= min)
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -274,6 +268,8 @@ struct LineScanner {
     params: IndexParams,
     hashes: Vec<u64>,
     deque: VecDeque<(u64, usize)>,
+    /// A quoted field with doubled quotes, unescaped.
+    scratch: Vec<u8>,
 }
 
 /// What [`LineScanner::scan`] reports.
@@ -302,6 +298,7 @@ impl LineScanner {
             params,
             hashes: Vec::new(),
             deque: VecDeque::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -313,9 +310,10 @@ impl LineScanner {
         if trimmed.len() >= min {
             let mut long_field = false;
             let hasher = &self.hasher;
+            let scratch = &mut self.scratch;
             let mut on_field = |v: &[u8]| {
                 let v = trim(v);
-                if v.len() >= min && chars(v) >= min {
+                if at_least_chars(v, min) {
                     long_field = true;
                     emit(Item::Value(hasher.value(v), v, EchoKind::Field));
                 }
@@ -328,15 +326,12 @@ impl LineScanner {
                 } else {
                     b','
                 };
-                let fields = split_fields(line, delimiter);
-                if fields.len() >= 2 {
-                    for f in &fields {
-                        on_field(f);
-                    }
+                if memchr::memchr(delimiter, line).is_some() {
+                    for_each_field(line, delimiter, scratch, &mut on_field);
                 }
             }
             let short = line.len() < self.params.window as usize;
-            if (!long_field || short) && chars(trimmed) >= min {
+            if (!long_field || short) && at_least_chars(trimmed, min) {
                 emit(Item::Value(
                     self.hasher.value(trimmed),
                     trimmed,
@@ -382,6 +377,57 @@ impl LineScanner {
                     last = at;
                 }
             }
+        }
+    }
+}
+
+/// Calls `f` with each field of a CSV line, as [`crate::preview::split_fields`] cuts and unquotes them, without
+/// allocating unless a quoted field holds a doubled quote.
+fn for_each_field(line: &[u8], delimiter: u8, scratch: &mut Vec<u8>, f: &mut impl FnMut(&[u8])) {
+    let mut i = 0;
+    loop {
+        if line.get(i) == Some(&b'"') {
+            // Find the closing quote, skipping doubled ones.
+            let start = i + 1;
+            let mut j = start;
+            let mut doubled = false;
+            let close = loop {
+                match memchr::memchr(b'"', &line[j..]) {
+                    None => break line.len(),
+                    Some(at) if line.get(j + at + 1) == Some(&b'"') => {
+                        doubled = true;
+                        j += at + 2;
+                    }
+                    Some(at) => break j + at,
+                }
+            };
+            let after = (close + 1).min(line.len());
+            let end = memchr::memchr(delimiter, &line[after..]).map_or(line.len(), |at| after + at);
+            if doubled || after < end {
+                scratch.clear();
+                let mut k = start;
+                while k < close {
+                    scratch.push(line[k]);
+                    k += if line[k] == b'"' { 2 } else { 1 };
+                }
+                scratch.extend_from_slice(&line[after..end]);
+                f(scratch);
+            } else {
+                f(&line[start..close]);
+            }
+            i = end;
+        } else {
+            let end = memchr::memchr(delimiter, &line[i..]).map_or(line.len(), |at| i + at);
+            f(&line[i..end]);
+            i = end;
+        }
+        if i >= line.len() {
+            return;
+        }
+        i += 1;
+        if i == line.len() {
+            f(&line[i..]);
+            return;
         }
     }
 }
@@ -968,6 +1014,7 @@ impl EchoIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::preview::split_fields;
 
     const KEY: [u8; 16] = *b"0123456789abcdef";
 
@@ -1003,6 +1050,27 @@ mod tests {
             let mut fresh = Vec::new();
             h.windows(&line[i..i + 16], &mut fresh);
             assert_eq!(fresh, [r], "window {i}");
+        }
+    }
+
+    #[test]
+    fn the_field_walker_cuts_fields_like_split_fields() {
+        let lines: [&[u8]; 8] = [
+            b"a,b,c",
+            b"\"x,y\",z",
+            b"\"say \"\"hi\"\"\",2",
+            b"\"open quote,runs",
+            b"\"q\"tail,next",
+            b",,",
+            b"trailing,",
+            b"",
+        ];
+        for line in lines {
+            let expected: Vec<Vec<u8>> =
+                split_fields(line, b',').iter().map(|f| f.to_vec()).collect();
+            let mut got = Vec::new();
+            for_each_field(line, b',', &mut Vec::new(), &mut |f| got.push(f.to_vec()));
+            assert_eq!(got, expected, "{}", String::from_utf8_lossy(line));
         }
     }
 
