@@ -502,48 +502,50 @@ fn small_counts(data: &[u8], shape: &CsvShape, k: u64, examples: usize) -> Vec<S
         })
         .map(|(i, _)| i)
         .collect();
-    let rows: Vec<(u64, Vec<std::borrow::Cow<'_, [u8]>>)> = preview::lines(data)
-        .enumerate()
-        .skip(1)
-        .filter(|(_, l)| !l.is_empty())
-        .map(|(n, l)| (n as u64 + 1, preview::split_fields(l, shape.delimiter)))
-        .collect();
-    if columns.is_empty() && shape.columns == 2 && !rows.is_empty() {
-        let numbers = |col: usize| {
-            rows.iter()
-                .filter(|(_, f)| f.get(col).and_then(|c| whole_number(c)).is_some())
-                .count()
-        };
-        let categories = rows.len() - numbers(0);
-        if categories * 2 > rows.len() && numbers(1) == rows.len() {
+    // Data rows with their 1-based line numbers, walked again for each pass (nothing is collected).
+    let rows = || {
+        preview::lines(data)
+            .enumerate()
+            .skip(1)
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(n, l)| (n as u64 + 1, preview::split_fields(l, shape.delimiter)))
+    };
+    if columns.is_empty() && shape.columns == 2 {
+        let (mut total, mut categories, mut counts) = (0usize, 0usize, 0usize);
+        for (_, f) in rows() {
+            total += 1;
+            categories += usize::from(f.first().and_then(|c| whole_number(c)).is_none());
+            counts += usize::from(f.get(1).and_then(|c| whole_number(c)).is_some());
+        }
+        if total > 0 && categories * 2 > total && counts == total {
             columns.push(1);
         }
     }
     let mut findings = Vec::new();
     for col in columns {
-        let small: Vec<(u64, u64)> = rows
-            .iter()
-            .filter_map(|(line, f)| {
-                let v = whole_number(f.get(col)?)?;
-                (1..k).contains(&v).then_some((*line, v))
-            })
-            .collect();
-        if small.is_empty() {
+        let mut small = 0usize;
+        let mut shown: Vec<String> = Vec::new();
+        for (line, f) in rows() {
+            let Some(v) = f.get(col).and_then(|c| whole_number(c)) else {
+                continue;
+            };
+            if (1..k).contains(&v) {
+                small += 1;
+                if shown.len() < examples {
+                    shown.push(format!("line {line}: {v}"));
+                }
+            }
+        }
+        if small == 0 {
             continue;
         }
-        let shown: Vec<String> = small
-            .iter()
-            .take(examples)
-            .map(|(line, v)| format!("line {line}: {v}"))
-            .collect();
         findings.push(format!(
-            "column `{}`: {} count{} from 1 to {} (k = {k}): {}{}",
+            "column `{}`: {small} count{} from 1 to {} (k = {k}): {}{}",
             escape::line(&shape.header[col]),
-            small.len(),
-            if small.len() == 1 { "" } else { "s" },
+            if small == 1 { "" } else { "s" },
             k - 1,
             shown.join(", "),
-            if small.len() > examples { ", ..." } else { "" }
+            if small > examples { ", ..." } else { "" }
         ));
     }
     findings
