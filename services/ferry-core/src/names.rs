@@ -188,16 +188,14 @@ pub fn output_path(path: &str) -> Result<(), NameError> {
 
 /// [`output_path`] for a name read from a file system, which may not be UTF-8; returns it as text.
 pub fn output_path_bytes(raw: &[u8]) -> Result<&str, NameError> {
-    let path = std::str::from_utf8(raw).map_err(|e| {
-        NameError {
-            what: "output file",
-            name: shown_escaped(&ferry_review::escape::line_bytes(raw)),
-            why: format!(
-                "it is not valid UTF-8 (byte {} is \\x{:02x})",
-                e.valid_up_to() + 1,
-                raw[e.valid_up_to()]
-            ),
-        }
+    let path = std::str::from_utf8(raw).map_err(|e| NameError {
+        what: "output file",
+        name: shown_escaped(&ferry_review::escape::line_bytes(raw)),
+        why: format!(
+            "it is not valid UTF-8 (byte {} is \\x{:02x})",
+            e.valid_up_to() + 1,
+            raw[e.valid_up_to()]
+        ),
     })?;
     output_path(path)?;
     Ok(path)
@@ -345,15 +343,33 @@ mod tests {
             why("a\x1b[2Kb"),
             "it contains the control character \\x1b (character 2)"
         );
-        assert_eq!(why("a\tb"), "it contains the control character \\x09 (character 2)");
-        assert_eq!(why("nb\u{a0}sp"), "it contains the unusual space \\u{00a0} (character 3)");
-        assert_eq!(why("soft\u{ad}"), "it contains the invisible character \\u{00ad} (character 5)");
-        assert_eq!(why("emoji\u{fe0f}"), "it contains the invisible character \\u{fe0f} (character 6)");
-        assert_eq!(why("tag\u{e0041}"), "it contains the invisible character \\u{e0041} (character 4)");
+        assert_eq!(
+            why("a\tb"),
+            "it contains the control character \\x09 (character 2)"
+        );
+        assert_eq!(
+            why("nb\u{a0}sp"),
+            "it contains the unusual space \\u{00a0} (character 3)"
+        );
+        assert_eq!(
+            why("soft\u{ad}"),
+            "it contains the invisible character \\u{00ad} (character 5)"
+        );
+        assert_eq!(
+            why("emoji\u{fe0f}"),
+            "it contains the invisible character \\u{fe0f} (character 6)"
+        );
+        assert_eq!(
+            why("tag\u{e0041}"),
+            "it contains the invisible character \\u{e0041} (character 4)"
+        );
         assert_eq!(why("a\\b"), "it contains a backslash (character 2)");
         assert_eq!(why("x/../y"), "it has a `..` component");
         assert_eq!(why("x/./y"), "it has a `.` component");
-        assert_eq!(why("x//y"), "it has an empty component (`//` or a trailing `/`)");
+        assert_eq!(
+            why("x//y"),
+            "it has an empty component (`//` or a trailing `/`)"
+        );
         assert_eq!(why("/etc/passwd"), "it is absolute (starts with `/`)");
         assert_eq!(why("dir /a"), "a component begins or ends with a space");
         assert_eq!(why(" a"), "a component begins or ends with a space");
@@ -386,7 +402,13 @@ mod tests {
 
     #[test]
     fn every_valid_name_is_shown_without_escapes() {
-        for name in ["a.txt", "sub/b.json", "résumé/年度.csv", "x y.txt", "😀.png"] {
+        for name in [
+            "a.txt",
+            "sub/b.json",
+            "résumé/年度.csv",
+            "x y.txt",
+            "😀.png",
+        ] {
             output_path(name).unwrap();
             assert!(matches!(
                 ferry_review::escape::line(name),

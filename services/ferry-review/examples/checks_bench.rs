@@ -22,12 +22,62 @@ use ferry_review::checks::{run_checks, CheckKind, EchoIndex, Output, Thresholds}
 
 /// Words the synthetic texts are made of.
 const WORDS: &[&str] = &[
-    "the", "model", "patient", "reported", "pain", "after", "dose", "account", "balance", "transfer",
-    "weather", "station", "reading", "error", "request", "timeout", "server", "message", "private",
-    "contract", "signed", "delivery", "late", "refund", "issued", "ticket", "closed", "open", "user",
-    "login", "failed", "password", "reset", "address", "changed", "phone", "number", "verified",
-    "order", "shipped", "returned", "invoice", "paid", "overdue", "meeting", "moved", "tomorrow",
-    "diagnosis", "confirmed", "allergy", "noted", "results", "normal", "follow", "up", "scheduled",
+    "the",
+    "model",
+    "patient",
+    "reported",
+    "pain",
+    "after",
+    "dose",
+    "account",
+    "balance",
+    "transfer",
+    "weather",
+    "station",
+    "reading",
+    "error",
+    "request",
+    "timeout",
+    "server",
+    "message",
+    "private",
+    "contract",
+    "signed",
+    "delivery",
+    "late",
+    "refund",
+    "issued",
+    "ticket",
+    "closed",
+    "open",
+    "user",
+    "login",
+    "failed",
+    "password",
+    "reset",
+    "address",
+    "changed",
+    "phone",
+    "number",
+    "verified",
+    "order",
+    "shipped",
+    "returned",
+    "invoice",
+    "paid",
+    "overdue",
+    "meeting",
+    "moved",
+    "tomorrow",
+    "diagnosis",
+    "confirmed",
+    "allergy",
+    "noted",
+    "results",
+    "normal",
+    "follow",
+    "up",
+    "scheduled",
 ];
 const SOURCES: &[&str] = &["wiki", "forum", "email", "chat", "support", "clinic"];
 
@@ -68,9 +118,7 @@ fn private_row(i: u64, out: &mut Vec<u8>) {
     let mut rng = Rng::new(i);
     let user = rng.below(1_000_000);
     let source = SOURCES[rng.below(SOURCES.len())];
-    out.extend_from_slice(
-        format!("{i},user_{user},user{user}@example.org,{source},\"").as_bytes(),
-    );
+    out.extend_from_slice(format!("{i},user_{user},user{user}@example.org,{source},\"").as_bytes());
     text(&mut rng, out);
     out.extend_from_slice(format!("\",0.{:03}\n", rng.below(1000)).as_bytes());
 }
@@ -276,8 +324,11 @@ fn run(mib: u64) -> Result<bool, String> {
         dir.path().display()
     );
     // Both sides read the asset from the page cache.
-    std::io::copy(&mut File::open(&asset).map_err(|e| e.to_string())?, &mut std::io::sink())
-        .map_err(|e| e.to_string())?;
+    std::io::copy(
+        &mut File::open(&asset).map_err(|e| e.to_string())?,
+        &mut std::io::sink(),
+    )
+    .map_err(|e| e.to_string())?;
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let (sha_secs, _) = timed(Command::new("sha256sum").arg(&asset))?;
     let (build_secs, build_out) = timed(Command::new(&me).arg("build").arg(&asset).arg(&index))?;
@@ -352,7 +403,10 @@ fn main() -> ExitCode {
             Ok(rows) => check(rows, &PathBuf::from(index)),
             Err(_) => Err(format!("not a row count: {rows}")),
         },
-        _ => Err("usage: checks_bench run [MIB] | gen ASSET MIB | build ASSET INDEX | check ROWS INDEX".into()),
+        _ => Err(
+            "usage: checks_bench run [MIB] | gen ASSET MIB | build ASSET INDEX | check ROWS INDEX"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -95,7 +95,8 @@ mod tests {
 
     #[test]
     fn trojan_source_bidi_override_is_refused_with_line_and_column() {
-        let code = "access = 'user'\nif access != 'none\u{202e} \u{2066}# admin\u{2069} \u{2066}':\n";
+        let code =
+            "access = 'user'\nif access != 'none\u{202e} \u{2066}# admin\u{2069} \u{2066}':\n";
         let e = check(code).unwrap_err();
         assert_eq!((e.line, e.column), (2, 19));
         assert_eq!(e.escaped, "\\u{202e}");

@@ -321,9 +321,8 @@ fn preview_bytes_name(shown_name: &str, data: &[u8], opts: &PreviewOptions) -> P
         Kind::Text => text_preview(shown_name, data, sha256, opts),
         Kind::Binary => {
             let detected = detect_type(data);
-            let mut rendered = format!(
-                "{shown_name}: {detected}, {bytes} bytes, sha256 {sha256}\n"
-            );
+            let mut rendered =
+                format!("{shown_name}: {detected}, {bytes} bytes, sha256 {sha256}\n");
             let shown = data.len().min(opts.hex_bytes);
             hex_dump(&mut rendered, &data[..shown]);
             if shown < data.len() {
@@ -421,7 +420,13 @@ fn text_preview(shown_name: &str, data: &[u8], sha256: String, opts: &PreviewOpt
             escape::line(&opts.extract_hint),
         );
         for (n, line) in lines(&data[tail_start..]).enumerate() {
-            numbered(&mut rendered, head + left_lines + n as u64 + 1, width, line, opts);
+            numbered(
+                &mut rendered,
+                head + left_lines + n as u64 + 1,
+                width,
+                line,
+                opts,
+            );
         }
     }
     Preview {
@@ -576,7 +581,11 @@ mod tests {
 
     #[test]
     fn non_utf8_stdout_is_shown_truthfully() {
-        let p = preview_stream("stdout", b"caf\xe9 cr\xe8me\nok\n", &PreviewOptions::default());
+        let p = preview_stream(
+            "stdout",
+            b"caf\xe9 cr\xe8me\nok\n",
+            &PreviewOptions::default(),
+        );
         assert_eq!(p.kind, Kind::Text);
         assert!(p.rendered.contains("text, not valid UTF-8"));
         assert!(p.rendered.contains("   1 | caf\\xe9 cr\\xe8me\n"));
@@ -587,19 +596,20 @@ mod tests {
     fn binary_output_shows_type_size_hash_and_hex() {
         let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
         png.extend(0u8..40);
-        let p = preview("plot.png", &png, &PreviewOptions {
-            hex_bytes: 32,
-            ..PreviewOptions::default()
-        });
+        let p = preview(
+            "plot.png",
+            &png,
+            &PreviewOptions {
+                hex_bytes: 32,
+                ..PreviewOptions::default()
+            },
+        );
         assert_eq!(p.kind, Kind::Binary);
         assert_eq!(p.detected, "PNG image");
         let lines: Vec<&str> = p.rendered.lines().collect();
         assert_eq!(
             lines[0],
-            format!(
-                "plot.png: PNG image, 56 bytes, sha256 {}",
-                sha256_hex(&png)
-            )
+            format!("plot.png: PNG image, 56 bytes, sha256 {}", sha256_hex(&png))
         );
         assert_eq!(
             lines[1],
@@ -664,12 +674,19 @@ mod tests {
         assert_eq!((shape.delimiter, shape.columns), (b'\t', 3));
         let shape = csv_shape(b"name,note\n\"Smith, J\",\"said \"\"hi\"\"\"\n").unwrap();
         assert_eq!(shape.columns, 2);
-        assert_eq!(csv_shape(b"just some prose, with a comma\nand another line\n"), None);
+        assert_eq!(
+            csv_shape(b"just some prose, with a comma\nand another line\n"),
+            None
+        );
         assert_eq!(csv_shape(b"\x00\x01"), None);
-        let p = preview("t.csv", b"source,count\nwiki,12\n", &PreviewOptions::default());
-        assert!(p
-            .rendered
-            .starts_with("t.csv: CSV table, 21 bytes, 2 lines (2 columns, 1 rows after the header)"));
+        let p = preview(
+            "t.csv",
+            b"source,count\nwiki,12\n",
+            &PreviewOptions::default(),
+        );
+        assert!(p.rendered.starts_with(
+            "t.csv: CSV table, 21 bytes, 2 lines (2 columns, 1 rows after the header)"
+        ));
     }
 
     #[test]
@@ -684,14 +701,21 @@ mod tests {
     #[test]
     fn long_lines_are_cut_at_a_character_boundary() {
         let line = "é".repeat(400);
-        let p = preview("x.txt", line.as_bytes(), &PreviewOptions {
-            max_line_bytes: 101,
-            ..PreviewOptions::default()
-        });
+        let p = preview(
+            "x.txt",
+            line.as_bytes(),
+            &PreviewOptions {
+                max_line_bytes: 101,
+                ..PreviewOptions::default()
+            },
+        );
         let shown = p.rendered.lines().nth(1).unwrap();
         assert_eq!(
             shown,
-            format!("   1 | {} ... (700 more bytes on this line)", "é".repeat(50))
+            format!(
+                "   1 | {} ... (700 more bytes on this line)",
+                "é".repeat(50)
+            )
         );
     }
 

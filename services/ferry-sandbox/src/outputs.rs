@@ -358,8 +358,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("ok.txt"), b"ok").unwrap();
         fs::write(
-            tmp.path()
-                .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+            tmp.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
             b"x",
         )
         .unwrap();
@@ -416,7 +415,9 @@ mod tests {
         assert_eq!(collected.files[0].name, "Summary.txt");
         assert_eq!(collected.refused.len(), 2);
         for r in &collected.refused {
-            assert!(r.why.starts_with("it looks the same as the output `Summary.txt`"));
+            assert!(r
+                .why
+                .starts_with("it looks the same as the output `Summary.txt`"));
         }
     }
 
@@ -457,7 +458,10 @@ mod tests {
             fs::write(tmp.path().join(i.to_string()), b"").unwrap();
         }
         let dir = OutputsDir::open(tmp.path()).unwrap();
-        assert_eq!(dir.usage(1 << 20).exceeded(1 << 20), Some(OutputCap::Entries));
+        assert_eq!(
+            dir.usage(1 << 20).exceeded(1 << 20),
+            Some(OutputCap::Entries)
+        );
         let collected = dir.collect(1 << 20).unwrap();
         assert_eq!(collected.over, Some(OutputCap::Entries));
         assert!(collected.over_limit);

@@ -75,7 +75,6 @@ use std::path::Path;
 
 use sha2::Digest;
 
-
 /// First bytes of an index file.
 pub const INDEX_MAGIC: &[u8; 8] = b"FERRYEIX";
 /// The format version this build writes and reads.
@@ -561,7 +560,9 @@ impl Table {
     fn read(r: &mut Reader<'_>) -> Result<Table, IndexError> {
         let n = r.u64()?;
         if n > MAX_TABLE_ENTRIES {
-            return Err(malformed(format!("a table of {n} entries (the cap is 2^31)")));
+            return Err(malformed(format!(
+                "a table of {n} entries (the cap is 2^31)"
+            )));
         }
         let bits = r.u8()?;
         if bits > MAX_BUCKET_BITS {
@@ -716,7 +717,11 @@ fn excerpt(span: &[u8]) -> String {
 impl EchoIndex {
     /// Builds the index of the asset read from `reader` (read once, in 1 MiB blocks), named `label`
     /// (at most 255 bytes; the asset's name, for reports), with a fresh random key.
-    pub fn build(label: &str, reader: impl Read, params: IndexParams) -> Result<EchoIndex, IndexError> {
+    pub fn build(
+        label: &str,
+        reader: impl Read,
+        params: IndexParams,
+    ) -> Result<EchoIndex, IndexError> {
         let mut key = [0u8; 16];
         getrandom::getrandom(&mut key).map_err(|e| IndexError::Io {
             context: "drawing an index key".into(),
@@ -834,7 +839,15 @@ impl EchoIndex {
 
     /// Size of the index file, in bytes.
     pub fn file_len(&self) -> u64 {
-        8 + 2 + 2 + 2 + self.label.len() as u64 + 16 + 16 + 8 + 8 + 32
+        8 + 2
+            + 2
+            + 2
+            + self.label.len() as u64
+            + 16
+            + 16
+            + 8
+            + 8
+            + 32
             + self.fields.file_len()
             + self.windows.file_len()
             + 32
@@ -936,9 +949,7 @@ impl EchoIndex {
             field_min: r.u32()?,
             common_rows: r.u32()?,
         };
-        params
-            .validate()
-            .map_err(|e| malformed(e.to_string()))?;
+        params.validate().map_err(|e| malformed(e.to_string()))?;
         let key: [u8; 16] = r.take(16)?.try_into().expect("16");
         let asset_bytes = r.u64()?;
         let asset_lines = r.u64()?;
@@ -1036,7 +1047,8 @@ mod tests {
     }
 
     fn index(data: &str) -> EchoIndex {
-        EchoIndex::build_with_key("train.csv", data.as_bytes(), IndexParams::default(), KEY).unwrap()
+        EchoIndex::build_with_key("train.csv", data.as_bytes(), IndexParams::default(), KEY)
+            .unwrap()
     }
 
     #[test]
@@ -1066,8 +1078,10 @@ mod tests {
             b"",
         ];
         for line in lines {
-            let expected: Vec<Vec<u8>> =
-                split_fields(line, b',').iter().map(|f| f.to_vec()).collect();
+            let expected: Vec<Vec<u8>> = split_fields(line, b',')
+                .iter()
+                .map(|f| f.to_vec())
+                .collect();
             let mut got = Vec::new();
             for_each_field(line, b',', &mut Vec::new(), &mut |f| got.push(f.to_vec()));
             assert_eq!(got, expected, "{}", String::from_utf8_lossy(line));
@@ -1091,7 +1105,11 @@ mod tests {
     fn a_row_of_short_values_copied_whole_is_an_echo() {
         let mut csv = String::from("id,first,last,city,zip\n");
         for i in 0..500 {
-            csv.push_str(&format!("{i},Ann{i},Lee{},Springfield,{:05}\n", i * 3, i * 11));
+            csv.push_str(&format!(
+                "{i},Ann{i},Lee{},Springfield,{:05}\n",
+                i * 3,
+                i * 11
+            ));
         }
         let idx = index(&csv);
         let row = csv.lines().nth(42).unwrap();
@@ -1113,8 +1131,10 @@ mod tests {
         for i in 0..1000 {
             csv.push_str(&format!(
                 "{i},{}\n",
-                ["Customer complaints about delivery times", "Questions about billing and invoices"]
-                    [i % 2]
+                [
+                    "Customer complaints about delivery times",
+                    "Questions about billing and invoices"
+                ][i % 2]
             ));
         }
         let idx = index(&csv);
@@ -1127,7 +1147,12 @@ mod tests {
     fn a_long_span_inside_other_text_is_found_by_winnowing() {
         // One long private line (a document); the output quotes 400 bytes of it inside its own text.
         let doc: String = (0..300)
-            .map(|i| format!("sentence {i} of a private document about topic {};", i * 13 % 71))
+            .map(|i| {
+                format!(
+                    "sentence {i} of a private document about topic {};",
+                    i * 13 % 71
+                )
+            })
             .collect();
         let idx = index(&format!("{doc}\n"));
         let quote = &doc[5000..5400];
@@ -1137,7 +1162,14 @@ mod tests {
         assert_eq!(scan.hits[0].kind, EchoKind::Window);
         // A span shorter than the winnowing guarantee inside unrelated text need not be found, but an
         // unrelated line never is.
-        assert_eq!(idx.scan(b"an unrelated line of text that is long enough to have windows in it, surely\n", 10).lines_hit, 0);
+        assert_eq!(
+            idx.scan(
+                b"an unrelated line of text that is long enough to have windows in it, surely\n",
+                10
+            )
+            .lines_hit,
+            0
+        );
     }
 
     #[test]
@@ -1191,17 +1223,26 @@ mod tests {
         let mut bad = bytes.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 1;
-        assert!(EchoIndex::from_bytes(&bad).unwrap_err().to_string().contains("checksum"));
+        assert!(EchoIndex::from_bytes(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         let mut v2 = bytes.clone();
         v2[8] = 2;
-        assert!(EchoIndex::from_bytes(&v2).unwrap_err().to_string().contains("version 2"));
+        assert!(EchoIndex::from_bytes(&v2)
+            .unwrap_err()
+            .to_string()
+            .contains("version 2"));
         assert!(EchoIndex::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(EchoIndex::from_bytes(b"FERRYEIX").is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("train.eix");
         idx.save(&path).unwrap();
         assert_eq!(EchoIndex::load(&path, 1 << 30).unwrap(), idx);
-        assert!(EchoIndex::load(&path, 100).unwrap_err().to_string().contains("cap"));
+        assert!(EchoIndex::load(&path, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("cap"));
     }
 
     #[test]
@@ -1232,13 +1273,20 @@ mod tests {
         }
         let csv = private_csv(200);
         let whole = index(&csv);
-        let trickled =
-            EchoIndex::build_with_key("train.csv", Trickle(csv.as_bytes()), IndexParams::default(), KEY)
-                .unwrap();
+        let trickled = EchoIndex::build_with_key(
+            "train.csv",
+            Trickle(csv.as_bytes()),
+            IndexParams::default(),
+            KEY,
+        )
+        .unwrap();
         assert_eq!(whole, trickled);
         assert_eq!(whole.asset_lines(), 201);
         assert_eq!(whole.asset_bytes(), csv.len() as u64);
-        assert_eq!(whole.asset_sha256(), hex::encode(sha2::Sha256::digest(csv.as_bytes())));
+        assert_eq!(
+            whole.asset_sha256(),
+            hex::encode(sha2::Sha256::digest(csv.as_bytes()))
+        );
     }
 
     #[test]
@@ -1248,7 +1296,9 @@ mod tests {
             ..IndexParams::default()
         };
         assert!(EchoIndex::build_with_key("x", &b""[..], bad, KEY).is_err());
-        assert!(EchoIndex::build_with_key(&"x".repeat(256), &b""[..], IndexParams::default(), KEY)
-            .is_err());
+        assert!(
+            EchoIndex::build_with_key(&"x".repeat(256), &b""[..], IndexParams::default(), KEY)
+                .is_err()
+        );
     }
 }

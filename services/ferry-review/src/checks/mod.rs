@@ -232,7 +232,9 @@ pub struct Canary {
 
 /// A canary too short to be told from chance.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a canary for `{asset}` is {len} bytes; canaries must be at least {MIN_CANARY_BYTES} bytes")]
+#[error(
+    "a canary for `{asset}` is {len} bytes; canaries must be at least {MIN_CANARY_BYTES} bytes"
+)]
 pub struct ShortCanary {
     /// The asset, escaped.
     pub asset: String,
@@ -422,9 +424,7 @@ fn canary_findings(data: &[u8], canaries: &[Canary]) -> Vec<String> {
         if needle.iter().any(u8::is_ascii_alphabetic) {
             let lower = lower.get_or_insert_with(|| data.to_ascii_lowercase());
             if let Some(at) = memchr::memmem::find(lower, &needle.to_ascii_lowercase()) {
-                found.push(format!(
-                    "holds {name} at byte {at}, in other letter case"
-                ));
+                found.push(format!("holds {name} at byte {at}, in other letter case"));
             }
         }
     }
@@ -604,7 +604,9 @@ mod tests {
         );
         let e = parse_block_on(&["private_echo", "privat\u{1b}_echo"]).unwrap_err();
         assert_eq!(e.name, "privat\\x1b_echo");
-        assert!(e.to_string().starts_with("unknown check kind `privat\\x1b_echo`"));
+        assert!(e
+            .to_string()
+            .starts_with("unknown check kind `privat\\x1b_echo`"));
         let block_on = default_block_on();
         let check = |kind| Check {
             kind,
@@ -640,7 +642,12 @@ mod tests {
         let (csv, idx) = private();
         let t = Thresholds::default();
         let aggregate = b"source,count\nwiki,1000\nforum,1000\n";
-        let checks = run_checks(&[Output::file("by_source.csv", aggregate)], &[&idx], &[], &t);
+        let checks = run_checks(
+            &[Output::file("by_source.csv", aggregate)],
+            &[&idx],
+            &[],
+            &t,
+        );
         assert_eq!(checks, []);
         let row = csv.lines().nth(1234).unwrap();
         let leak = format!("id,source,text\n{row}\n");
@@ -665,7 +672,12 @@ mod tests {
         ];
         assert!(Canary::new("train.csv", "short").is_err());
         let out = b"model said ferry-canary-7F3A and also zebra-quartz-19!";
-        let checks = run_checks(&[Output::file("o.txt", out)], &[], &canaries, &Thresholds::default());
+        let checks = run_checks(
+            &[Output::file("o.txt", out)],
+            &[],
+            &canaries,
+            &Thresholds::default(),
+        );
         assert_eq!(kinds(&checks), [CheckKind::Canary, CheckKind::Canary]);
         assert_eq!(
             checks[0].detail,
@@ -709,7 +721,8 @@ mod tests {
                 Check {
                     kind: CheckKind::ManyRows,
                     output: "outputs/rows.csv".into(),
-                    detail: "a table of 4 rows after the header, over the threshold of 3 rows".into(),
+                    detail: "a table of 4 rows after the header, over the threshold of 3 rows"
+                        .into(),
                 },
                 Check {
                     kind: CheckKind::LargeOutput,
@@ -731,7 +744,10 @@ mod tests {
             "column `n_patients`: 2 counts from 1 to 9 (k = 10): line 3: 3, line 4: 7"
         );
         // camelCase header words.
-        assert_eq!(kinds(&run(b"group,userCount\na,2\nb,50\n")), [CheckKind::SmallCount]);
+        assert_eq!(
+            kinds(&run(b"group,userCount\na,2\nb,50\n")),
+            [CheckKind::SmallCount]
+        );
         // The shape of `group,count` without a count-like header.
         let checks = run(b"diagnosis,seen\nflu,40\nrare disease,1\n");
         assert_eq!(kinds(&checks), [CheckKind::SmallCount]);
@@ -742,7 +758,11 @@ mod tests {
         // Counts at or above k, and zero, are fine.
         assert_eq!(run(b"source,count\nwiki,12\nforum,10\nnews,0\n"), []);
         // Mean age is not a count even though its values are small.
-        assert_eq!(run(b"region,mean_age\nnorth,5\nsouth,6\n").len(), 1, "2-column shape applies");
+        assert_eq!(
+            run(b"region,mean_age\nnorth,5\nsouth,6\n").len(),
+            1,
+            "2-column shape applies"
+        );
         assert_eq!(run(b"region,mean_age,sd\nnorth,5,1\nsouth,6,2\n"), []);
     }
 
