@@ -483,20 +483,22 @@ impl Table {
     /// From hashes in any order, dropping those that occur `common` times or more.
     fn build(mut hashes: Vec<u64>, common: u32) -> Table {
         hashes.sort_unstable();
-        let mut kept: Vec<u64> = Vec::with_capacity(hashes.len());
-        let mut i = 0;
+        // Keep one of each hash seen fewer than `common` times, compacting in place.
+        let (mut i, mut kept) = (0, 0);
         while i < hashes.len() {
             let mut j = i + 1;
             while j < hashes.len() && hashes[j] == hashes[i] {
                 j += 1;
             }
             if j - i < common as usize {
-                kept.push(hashes[i]);
+                hashes[kept] = hashes[i];
+                kept += 1;
             }
             i = j;
         }
-        drop(hashes);
-        // About 4 entries a bucket.
+        hashes.truncate(kept);
+        let kept = hashes;
+        // 4 to 8 entries a bucket.
         let n = kept.len() as u64;
         let mut bits = 0u8;
         while bits < MAX_BUCKET_BITS && (1u64 << (bits + 1)) * 4 <= n {
@@ -518,10 +520,19 @@ impl Table {
                 offsets[b] = entries.len() as u32;
                 b += 1;
             }
-            let mut fps: Vec<u32> = kept[start..end].iter().map(|&h| h as u32).collect();
-            fps.sort_unstable();
-            fps.dedup();
-            entries.extend_from_slice(&fps);
+            let first = entries.len();
+            entries.extend(kept[start..end].iter().map(|&h| h as u32));
+            entries[first..].sort_unstable();
+            // Two hashes of one bucket may share their low 32 bits: keep the fingerprint once.
+            let (mut last, mut k) = (first, first + 1);
+            while k < entries.len() {
+                if entries[k] != entries[last] {
+                    last += 1;
+                    entries[last] = entries[k];
+                }
+                k += 1;
+            }
+            entries.truncate(last + 1);
             start = end;
         }
         while b <= buckets {
@@ -1063,6 +1074,31 @@ mod tests {
             h.windows(&line[i..i + 16], &mut fresh);
             assert_eq!(fresh, [r], "window {i}");
         }
+    }
+
+    #[test]
+    fn tables_drop_common_hashes_and_share_equal_fingerprints() {
+        let mut hashes: Vec<u64> = (0..1000u64).map(splitmix).collect();
+        // Seen 3 times with common = 3: dropped; seen twice: kept once.
+        hashes.extend([7, 7, 7, 9, 9]);
+        // Same bucket and low 32 bits, other middle bits: one fingerprint for both.
+        let twin_a = splitmix(5000);
+        let twin_b = twin_a ^ (1 << 40);
+        hashes.extend([twin_a, twin_b]);
+        let t = Table::build(hashes, 3);
+        assert!(t.bits >= 6, "{} bucket bits for ~1000 entries", t.bits);
+        for i in 0..1000 {
+            assert!(t.contains(splitmix(i)));
+        }
+        assert!(!t.contains(7));
+        assert!(t.contains(9));
+        assert!(t.contains(twin_a) && t.contains(twin_b));
+        assert_eq!(t.entries.len(), 1000 + 1 + 1);
+        assert_eq!(*t.offsets.last().unwrap() as usize, t.entries.len());
+        let misses = (1_000_000..1_100_000u64)
+            .filter(|&i| t.contains(splitmix(i)))
+            .count();
+        assert_eq!(misses, 0, "false hits in 100000 lookups");
     }
 
     #[test]
