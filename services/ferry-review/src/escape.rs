@@ -17,7 +17,7 @@
 //!
 //! Two modes:
 //!
-//! - [`line`]: a single-line field (a title, a name, a table cell). Newline, tab and carriage return are
+//! - [`line()`]: a single-line field (a title, a name, a table cell). Newline, tab and carriage return are
 //!   escaped like any control (`\x0a`, `\x09`, `\x0d`), and a backslash is shown as `\\`, so the output
 //!   is one line and unambiguous: every backslash in it starts an escape, and the input can be read back
 //!   exactly. Fields are short and rarely hold a backslash (output names never do), so doubling costs
