@@ -36,6 +36,17 @@ pub enum BundleError {
         found: u16,
     },
 
+    /// The bundle uses an older format version, which this build no longer reads.
+    #[error(
+        "bundle format version {found} was made by an older version of Ferry; this one reads \
+         only version {} (ask the sender to upgrade Ferry and send the bundle again)",
+        crate::FORMAT_VERSION
+    )]
+    OldVersion {
+        /// The version found in the file.
+        found: u16,
+    },
+
     /// The declared header length does not fit in the fixed 1024-byte header block.
     #[error("bundle header declares {len} header bytes, more than the {max} that fit in the header block")]
     HeaderTooLarge {
@@ -58,9 +69,16 @@ pub enum BundleError {
     #[error("bundle header signature does not verify with the pinned signing key (forged or corrupted header)")]
     BadSignature,
 
-    /// The encrypted payload does not hash to the signed `payload_sha256`.
-    #[error("bundle payload does not match the SHA-256 in its signed header (corrupted or substituted payload)")]
-    PayloadHashMismatch,
+    /// The segment table does not hash to the signed `table_sha256`.
+    #[error("bundle segment table does not match the SHA-256 in its signed header (corrupted or substituted table)")]
+    SegmentTableMismatch,
+
+    /// A segment of the encrypted payload does not hash to its entry in the signed table.
+    #[error("bundle payload segment {segment} does not match its SHA-256 in the signed segment table (corrupted, reordered or substituted payload)")]
+    PayloadHashMismatch {
+        /// The segment, 0 being the age header.
+        segment: u64,
+    },
 
     /// The file or the decrypted payload ends before the data it declares.
     #[error("bundle is truncated: the data ends before what its header or records declare (half-written or cut-short copy?)")]
@@ -289,10 +307,12 @@ impl BundleError {
             BundleError::Io { .. } => "io",
             BundleError::NotABundle => "not_a_bundle",
             BundleError::NewerVersion { .. } => "newer_version",
+            BundleError::OldVersion { .. } => "old_version",
             BundleError::HeaderTooLarge { .. } => "header_too_large",
             BundleError::UntrustedSigner { .. } => "untrusted_signer",
             BundleError::BadSignature => "bad_signature",
-            BundleError::PayloadHashMismatch => "payload_hash_mismatch",
+            BundleError::SegmentTableMismatch => "segment_table_mismatch",
+            BundleError::PayloadHashMismatch { .. } => "payload_hash_mismatch",
             BundleError::Truncated => "truncated",
             BundleError::NotForUs => "not_for_us",
             BundleError::Decrypt(_) => "decrypt",

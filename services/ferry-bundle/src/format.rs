@@ -9,6 +9,7 @@ use std::str::FromStr;
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
+use crate::age_v1::{self, ENC_CHUNK_LEN};
 use crate::keys::{verifying_key, SideKeys};
 use crate::{BundleError, FORMAT_VERSION};
 
@@ -16,7 +17,7 @@ use crate::{BundleError, FORMAT_VERSION};
 pub const BUNDLE_MAGIC: &[u8; 8] = b"FERRYBDL";
 /// Magic at the start of the decrypted payload.
 pub const PAYLOAD_MAGIC: &[u8; 8] = b"FERRYPL1";
-/// Size of the fixed header block; the age payload starts at this offset.
+/// Size of the fixed header block; the segment table starts at this offset.
 pub const HEADER_BLOCK_LEN: usize = 1024;
 /// Largest `header_len` that fits in the header block next to the prefix and signature.
 pub const MAX_HEADER_LEN: u16 = (HEADER_BLOCK_LEN - PREFIX_LEN - SIGNATURE_LEN) as u16;
@@ -24,8 +25,21 @@ pub const MAX_HEADER_LEN: u16 = (HEADER_BLOCK_LEN - PREFIX_LEN - SIGNATURE_LEN) 
 /// longer than the entries they read can need (see `schemas/bundle-format.md`).
 pub const MAX_MANIFEST_LEN: u32 = 16 * 1024 * 1024;
 
+/// Longest segment table: 32768 segment hashes (512 GiB of payload at the largest segments).
+pub const MAX_TABLE_LEN: u32 = 1 << 20;
+/// Most STREAM chunks in one segment (16 MiB of plaintext), so that a reader never holds
+/// more than a few segments of that size.
+pub const MAX_SEGMENT_CHUNKS: u32 = 256;
+/// Longest age header plus nonce (the payload's first segment) a reader accepts.
+pub const MAX_STREAM_OFFSET: u32 = 64 * 1024;
+/// STREAM chunks per segment in the bundles this build writes, unless the payload is so
+/// large that its table would exceed [`MAX_TABLE_LEN`]: 16 chunks, 1 MiB of plaintext.
+pub(crate) const SEGMENT_CHUNKS: u32 = 16;
+/// Bytes of one segment hash in the table.
+pub(crate) const SEGMENT_HASH_LEN: usize = 32;
+
 /// Domain separation for the header signature.
-pub(crate) const HEADER_DOMAIN: &[u8] = b"ferry-bundle/v1 header\0";
+pub(crate) const HEADER_DOMAIN: &[u8] = b"ferry-bundle/v2 header\0";
 /// Domain separation for the manifest signature.
 pub(crate) const MANIFEST_DOMAIN: &[u8] = b"ferry-bundle/v1 manifest\0";
 /// Payload record tag: one entry follows.
@@ -33,8 +47,8 @@ pub(crate) const TAG_ENTRY: u8 = 1;
 /// Payload record tag: the manifest and its signature follow, then the payload ends.
 pub(crate) const TAG_END: u8 = 2;
 
-/// magic + version + header_len.
-const PREFIX_LEN: usize = 8 + 2 + 2;
+/// magic + version + header_len + table_len.
+pub(crate) const PREFIX_LEN: usize = 8 + 2 + 2 + 4;
 const SIGNATURE_LEN: usize = 64;
 
 /// The direction a bundle travels. A key signs only its own direction (R8).
@@ -98,16 +112,168 @@ pub struct Header {
     pub expires_at: i64,
     /// Ed25519 public key of the signer.
     pub signer: [u8; 32],
-    /// Length of the age ciphertext that follows the header block.
+    /// Length of the payload (the age file) that follows the segment table.
     pub payload_len: u64,
-    /// SHA-256 of the age ciphertext bytes.
-    pub payload_sha256: [u8; 32],
+    /// Where the first STREAM chunk starts in the payload: the age header's length plus
+    /// its 16-byte nonce. These bytes are segment 0.
+    pub stream_offset: u32,
+    /// STREAM chunks in each later segment (the last may have fewer).
+    pub segment_chunks: u32,
+    /// SHA-256 of the segment table, which holds the SHA-256 of every payload segment.
+    pub table_sha256: [u8; 32],
 }
 
 impl Header {
     /// The bundle id as a UUID, for display and ledgers.
     pub fn bundle_uuid(&self) -> uuid::Uuid {
         uuid::Uuid::from_bytes(self.bundle_id)
+    }
+
+    /// Length of the segment table that this header describes, if its layout is valid.
+    pub fn table_len(&self) -> Option<u64> {
+        Layout::of(self).ok().map(|l| l.table_len())
+    }
+
+    /// Length of the whole bundle file (header block, segment table and payload), if the
+    /// header's layout is valid.
+    pub fn bundle_len(&self) -> Option<u64> {
+        Layout::of(self).ok().map(|l| l.bundle_len())
+    }
+}
+
+/// Where a payload's segments and STREAM chunks are, from the signed header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Bytes of the age file.
+    pub(crate) payload_len: u64,
+    /// Bytes of segment 0: the age header and nonce.
+    pub(crate) stream_offset: u64,
+    /// STREAM chunks per later segment.
+    pub(crate) segment_chunks: u64,
+    /// STREAM chunks in the payload.
+    pub(crate) chunks: u64,
+    /// Segments, segment 0 included.
+    pub(crate) segments: u64,
+    /// Plaintext bytes.
+    pub(crate) plain_len: u64,
+}
+
+impl Layout {
+    /// The layout a header declares, or why it is impossible.
+    pub(crate) fn of(header: &Header) -> Result<Layout, BundleError> {
+        let bad = |why: String| BundleError::Malformed(format!("header layout: {why}"));
+        let stream_offset = u64::from(header.stream_offset);
+        if header.stream_offset == 0 || header.stream_offset > MAX_STREAM_OFFSET {
+            return Err(bad(format!(
+                "stream_offset {} is not between 1 and {MAX_STREAM_OFFSET}",
+                header.stream_offset
+            )));
+        }
+        if header.segment_chunks == 0 || header.segment_chunks > MAX_SEGMENT_CHUNKS {
+            return Err(bad(format!(
+                "segment_chunks {} is not between 1 and {MAX_SEGMENT_CHUNKS}",
+                header.segment_chunks
+            )));
+        }
+        let stream_len = header
+            .payload_len
+            .checked_sub(stream_offset)
+            .ok_or_else(|| bad("payload_len is shorter than stream_offset".to_owned()))?;
+        let plain_len = age_v1::plain_len(stream_len).ok_or_else(|| {
+            bad(format!(
+                "{stream_len} bytes after stream_offset are not a whole age STREAM"
+            ))
+        })?;
+        let chunks = stream_len.div_ceil(ENC_CHUNK_LEN as u64);
+        let segment_chunks = u64::from(header.segment_chunks);
+        let segments = 1 + chunks.div_ceil(segment_chunks);
+        if segments * SEGMENT_HASH_LEN as u64 > u64::from(MAX_TABLE_LEN) {
+            return Err(bad(format!(
+                "{segments} segments need a table longer than {MAX_TABLE_LEN} bytes"
+            )));
+        }
+        Ok(Layout {
+            payload_len: header.payload_len,
+            stream_offset,
+            segment_chunks,
+            chunks,
+            segments,
+            plain_len,
+        })
+    }
+
+    /// The layout this build writes for `plain_len` plaintext bytes behind an age header
+    /// and nonce of `stream_offset` bytes: 16 chunks a segment, more if the table would be
+    /// too long.
+    pub(crate) fn for_plaintext(
+        plain_len: u64,
+        stream_offset: usize,
+    ) -> Result<Layout, BundleError> {
+        let chunks = age_v1::chunk_count(plain_len);
+        let mut segment_chunks = SEGMENT_CHUNKS;
+        while (1 + chunks.div_ceil(u64::from(segment_chunks))) * SEGMENT_HASH_LEN as u64
+            > u64::from(MAX_TABLE_LEN)
+        {
+            segment_chunks *= 2;
+            if segment_chunks > MAX_SEGMENT_CHUNKS {
+                return Err(BundleError::Malformed(format!(
+                    "{plain_len} bytes are more than one bundle can carry"
+                )));
+            }
+        }
+        let payload_len = stream_offset as u64 + plain_len + chunks * age_v1::TAG_LEN as u64;
+        Layout::of(&Header {
+            version: FORMAT_VERSION,
+            bundle_id: [0; 16],
+            channel: Channel::LowToHigh,
+            seq: 0,
+            prev_hash: [0; 32],
+            created_at: 0,
+            expires_at: 0,
+            signer: [0; 32],
+            payload_len,
+            stream_offset: u32::try_from(stream_offset).unwrap_or(u32::MAX),
+            segment_chunks,
+            table_sha256: [0; 32],
+        })
+    }
+
+    /// Bytes of the segment table.
+    pub(crate) fn table_len(&self) -> u64 {
+        self.segments * SEGMENT_HASH_LEN as u64
+    }
+
+    /// Bytes of the whole bundle file.
+    pub(crate) fn bundle_len(&self) -> u64 {
+        HEADER_BLOCK_LEN as u64 + self.table_len() + self.payload_len
+    }
+
+    /// Bytes of the largest segment after segment 0.
+    pub(crate) fn max_segment_len(&self) -> usize {
+        (self.segment_chunks.min(self.chunks) as usize) * ENC_CHUNK_LEN
+    }
+
+    /// Offset in the payload and length of segment `index`.
+    pub(crate) fn segment(&self, index: u64) -> (u64, usize) {
+        if index == 0 {
+            return (0, self.stream_offset as usize);
+        }
+        let span = self.segment_chunks * ENC_CHUNK_LEN as u64;
+        let start = self.stream_offset + (index - 1) * span;
+        let end = (start + span).min(self.payload_len);
+        (start, (end - start) as usize)
+    }
+
+    /// The first STREAM chunk of segment `index` (at least 1) and how many it holds.
+    pub(crate) fn chunks_of(&self, index: u64) -> (u64, usize) {
+        let first = (index - 1) * self.segment_chunks;
+        (first, self.segment_chunks.min(self.chunks - first) as usize)
+    }
+
+    /// Plaintext bytes in STREAM chunk `chunk`.
+    pub(crate) fn chunk_plain_len(&self, chunk: u64) -> usize {
+        let full = age_v1::CHUNK_LEN as u64;
+        (self.plain_len - chunk * full).min(full) as usize
     }
 }
 
@@ -170,7 +336,9 @@ pub(crate) struct WireHeader {
     expires_at: i64,
     signer: [u8; 32],
     payload_len: u64,
-    payload_sha256: [u8; 32],
+    stream_offset: u32,
+    segment_chunks: u32,
+    table_sha256: [u8; 32],
 }
 
 impl From<&Header> for WireHeader {
@@ -185,7 +353,9 @@ impl From<&Header> for WireHeader {
             expires_at: h.expires_at,
             signer: h.signer,
             payload_len: h.payload_len,
-            payload_sha256: h.payload_sha256,
+            stream_offset: h.stream_offset,
+            segment_chunks: h.segment_chunks,
+            table_sha256: h.table_sha256,
         }
     }
 }
@@ -202,7 +372,9 @@ impl From<WireHeader> for Header {
             expires_at: w.expires_at,
             signer: w.signer,
             payload_len: w.payload_len,
-            payload_sha256: w.payload_sha256,
+            stream_offset: w.stream_offset,
+            segment_chunks: w.segment_chunks,
+            table_sha256: w.table_sha256,
         }
     }
 }
@@ -221,10 +393,13 @@ pub(crate) fn encode_header_block(
             max: MAX_HEADER_LEN,
         });
     }
+    let table_len = u32::try_from(Layout::of(header)?.table_len())
+        .map_err(|_| BundleError::Malformed("the segment table is too long".to_owned()))?;
     let mut block = [0u8; HEADER_BLOCK_LEN];
     block[..8].copy_from_slice(BUNDLE_MAGIC);
     block[8..10].copy_from_slice(&header.version.to_le_bytes());
     block[10..12].copy_from_slice(&(bytes.len() as u16).to_le_bytes());
+    block[12..16].copy_from_slice(&table_len.to_le_bytes());
     let end = PREFIX_LEN + bytes.len();
     block[PREFIX_LEN..end].copy_from_slice(&bytes);
     let signature = keys.sign(&signed_header_message(&block[..end]));
@@ -234,8 +409,11 @@ pub(crate) fn encode_header_block(
 
 /// A header block that passed the structural checks, not yet authenticated.
 pub(crate) struct RawHeaderBlock<'b> {
-    /// magic || version || header_len || header bytes: what the signature covers.
+    /// magic || version || header_len || table_len || header bytes: what the signature
+    /// covers.
     pub(crate) signed: &'b [u8],
+    /// The declared length of the segment table that follows the block.
+    pub(crate) table_len: u32,
     /// The postcard header bytes.
     pub(crate) header_bytes: &'b [u8],
     /// The Ed25519 signature.
@@ -266,6 +444,9 @@ pub(crate) fn split_header_block(
             "format version 0 does not exist".to_owned(),
         ));
     }
+    if version < FORMAT_VERSION {
+        return Err(BundleError::OldVersion { found: version });
+    }
     let header_len = u16::from_le_bytes([block[10], block[11]]);
     if header_len > MAX_HEADER_LEN {
         return Err(BundleError::HeaderTooLarge {
@@ -275,6 +456,16 @@ pub(crate) fn split_header_block(
     }
     if header_len == 0 {
         return Err(BundleError::Malformed("header length is zero".to_owned()));
+    }
+    let table_len = u32::from_le_bytes([block[12], block[13], block[14], block[15]]);
+    if !table_len.is_multiple_of(SEGMENT_HASH_LEN as u32)
+        || table_len < 2 * SEGMENT_HASH_LEN as u32
+        || table_len > MAX_TABLE_LEN
+    {
+        return Err(BundleError::Malformed(format!(
+            "segment table length {table_len} is not a multiple of 32 between 64 and \
+             {MAX_TABLE_LEN}"
+        )));
     }
     let end = PREFIX_LEN + usize::from(header_len);
     // The padding is not signed but is part of the bundle hash, so it must be exactly
@@ -288,6 +479,7 @@ pub(crate) fn split_header_block(
     signature.copy_from_slice(&block[end..end + SIGNATURE_LEN]);
     Ok(RawHeaderBlock {
         signed: &block[..end],
+        table_len,
         header_bytes: &block[PREFIX_LEN..end],
         signature,
     })
@@ -309,6 +501,14 @@ pub(crate) fn parse_header(raw: &RawHeaderBlock<'_>) -> Result<Header, BundleErr
         return Err(BundleError::Malformed(format!(
             "header says version {} but the block says version {version}",
             header.version
+        )));
+    }
+    let table_len = Layout::of(&header)?.table_len();
+    if table_len != u64::from(raw.table_len) {
+        return Err(BundleError::Malformed(format!(
+            "the block declares a {}-byte segment table, but the header's layout needs \
+             {table_len} bytes",
+            raw.table_len
         )));
     }
     Ok(header)

@@ -11,8 +11,9 @@ use age::secrecy::ExposeSecret;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
+use crate::age_v1::X25519Identity;
 use crate::BundleError;
 
 /// File name of the Ed25519 signing key inside a key directory.
@@ -150,6 +151,30 @@ impl SideKeys {
             signing: self.signing.verifying_key().to_bytes(),
             recipient: self.age.to_public().to_string(),
         }
+    }
+
+    /// The age identity as raw X25519 key material, for decrypting age headers.
+    pub(crate) fn x25519_identity(&self) -> Result<X25519Identity, BundleError> {
+        // age does not expose the scalar; its canonical text is Bech32 ("AGE-SECRET-KEY-1").
+        let text = self.age.to_string();
+        let (_, mut data) = bech32::decode(text.expose_secret()).map_err(|_| {
+            BundleError::BadPublicIdentity("the age identity is not valid Bech32".to_owned())
+        })?;
+        let mut secret = Zeroizing::new([0u8; 32]);
+        let fits = data.len() == 32;
+        if fits {
+            secret.copy_from_slice(&data);
+        }
+        data.zeroize();
+        if !fits {
+            return Err(BundleError::BadPublicIdentity(
+                "the age identity does not hold 32 bytes".to_owned(),
+            ));
+        }
+        Ok(X25519Identity {
+            secret,
+            public: x25519_bytes(&self.age.to_public())?,
+        })
     }
 
     /// Signs `message` with the Ed25519 key.
@@ -302,6 +327,11 @@ pub(crate) fn age_recipient(text: &str) -> Result<age::x25519::Recipient, Bundle
         ));
     }
     Ok(recipient)
+}
+
+/// The raw X25519 public key of an `age1...` recipient that is safe to encrypt to.
+pub(crate) fn recipient_point(text: &str) -> Result<[u8; 32], BundleError> {
+    x25519_bytes(&age_recipient(text)?)
 }
 
 /// The raw 32-byte X25519 public key inside an age recipient.

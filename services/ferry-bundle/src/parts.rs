@@ -154,16 +154,16 @@ pub fn split_bundle(
         .map_err(|e| BundleError::io(format!("opening bundle {}", bundle.display()), e))?;
 
     // Authenticate the bundle's header: its id names the parts in every message, and its
-    // payload length tells how long the file must be.
+    // layout tells how long the file must be.
     let mut block = [0u8; HEADER_BLOCK_LEN];
     let filled = read_full(&mut file, &mut block)
         .map_err(|e| BundleError::io(format!("reading bundle {}", bundle.display()), e))?;
     let raw = split_header_block(&block, filled)?;
     let signer = keys.public().signing;
     let header = authenticate_header(&raw, &signer)?;
-    let bundle_len = (HEADER_BLOCK_LEN as u64)
-        .checked_add(header.payload_len)
-        .ok_or(BundleError::TrailingData)?;
+    let bundle_len = header
+        .bundle_len()
+        .ok_or_else(|| BundleError::Malformed("the header's layout is invalid".to_owned()))?;
     let actual_len = file
         .metadata()
         .map_err(|e| BundleError::io(format!("reading bundle {}", bundle.display()), e))?
@@ -372,7 +372,7 @@ pub fn is_part_file(path: &Path) -> bool {
 /// there), and the directory synced (R11). On error the temporary file is removed.
 ///
 /// The joined file is still only a bundle file: the caller verifies it as usual (header
-/// signature and payload hash) before trusting anything in it.
+/// signature, segment table and segments) before trusting anything in it.
 pub fn join_parts(
     parts: &[PathBuf],
     trusted_signer: &[u8; 32],

@@ -1,22 +1,23 @@
-//! Reading a bundle: inspect the header, verify signature and payload hash, then decrypt
-//! and stream the entries into a sink under caps.
+//! Reading a bundle: inspect the header; verify the signature, the segment table and each
+//! payload segment before it is decrypted; decrypt segments on helper threads and stream
+//! the entries into a sink under caps, in one pass over the file.
 
 use std::collections::HashSet;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 
+use crate::age_v1::{self, PayloadKey, ENC_CHUNK_LEN};
 use crate::format::{
     authenticate_header, check_path, manifest_len_bound, open_manifest, parse_header,
-    split_header_block, Header, Limits, ManifestEntry, HEADER_BLOCK_LEN, MAX_MANIFEST_LEN,
-    PAYLOAD_MAGIC, TAG_END, TAG_ENTRY,
+    split_header_block, Header, Layout, Limits, ManifestEntry, HEADER_BLOCK_LEN, MAX_MANIFEST_LEN,
+    PAYLOAD_MAGIC, SEGMENT_HASH_LEN, TAG_END, TAG_ENTRY,
 };
-use crate::hash::{EntryHasher, Sha256};
+use crate::hash::Sha256;
 use crate::keys::SideKeys;
+use crate::parallel::{self, Ordered};
 use crate::BundleError;
 
-/// Buffer size for hashing and decrypting the payload.
-const IO_BUF_LEN: usize = 256 * 1024;
-/// Size of the chunks handed to an [`EntrySink`].
-const SINK_CHUNK_LEN: usize = 64 * 1024;
+/// Largest chunk handed to an [`EntrySink`] (a STREAM chunk's plaintext).
+const SINK_CHUNK_LEN: usize = age_v1::CHUNK_LEN;
 
 /// Receives entries while a bundle is opened; the reader calls `begin`, `write`... `end`
 /// per entry, then exactly one of `commit` (everything verified) or `abort`.
@@ -134,7 +135,7 @@ impl EntrySink for MemorySink {
     }
 }
 
-/// What [`open_bundle`] verified and delivered.
+/// What [`open`] verified and delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenedBundle {
     /// The authenticated header; its policy fields are for the caller to check.
@@ -148,179 +149,451 @@ pub struct OpenedBundle {
 /// Reads and parses the fixed header block WITHOUT verifying the signature (for
 /// `ferry bundle inspect`).
 ///
-/// Structural checks still apply (magic, version, lengths, zero padding). Nothing in the
-/// result is authenticated: never base a decision on it.
+/// Structural checks still apply (magic, version, lengths, zero padding, a consistent
+/// layout). Nothing in the result is authenticated: never base a decision on it.
 pub fn inspect<R: Read>(mut r: R) -> Result<Header, BundleError> {
     let (block, filled) = read_header_block(&mut r)?;
     let raw = split_header_block(&block, filled)?;
     parse_header(&raw)
 }
 
-/// Verification only (signature + payload hash, no decryption) for `ferry bundle verify`.
+/// Verification only (signature, segment table and every payload segment, no
+/// decryption) for `ferry bundle verify`; the segments are hashed on every core.
 ///
 /// The bundle starts at `r`'s current position and must end exactly where its header
 /// says. Returns the authenticated header and the bundle hash.
-pub fn verify_bundle<R: Read + Seek>(
+pub fn verify_bundle<R: Read>(
     mut r: R,
     trusted_signer: &[u8; 32],
 ) -> Result<(Header, [u8; 32]), BundleError> {
-    let (header, bundle_hash, _) = verify_at(&mut r, trusted_signer)?;
+    let (header, bundle_hash, layout) = read_header(&mut r, trusted_signer)?;
+    let table = read_table(&mut r, &header, &layout)?;
+    let check = |segment: &mut Segment| check_segment(&table, segment);
+    parallel::run(
+        parallel::helpers_for(layout.segments, false),
+        queue_depth(&layout),
+        &check,
+        |ordered| {
+            let mut segments = Segments::new(&mut r, &layout, 0);
+            loop {
+                segments.read_ahead(ordered)?;
+                match ordered.next() {
+                    Some(done) => segments.recycle(done?.buf),
+                    None => return Ok(()),
+                }
+            }
+        },
+    )?;
     Ok((header, bundle_hash))
 }
 
-/// Verifies signature (against `trusted_signer`) and payload hash BEFORE decrypting
-/// anything, then decrypts with `keys` and streams entries into `sink`, checking every
-/// cap and the inner manifest. Returns the verified header and bundle hash.
+/// The caller's policy on an authenticated header: see [`OpenOptions::header_check`].
+pub type HeaderCheck<'a, E> = Box<dyn FnOnce(&Header, &[u8; 32]) -> Result<(), E> + 'a>;
+
+/// Everything [`open`] needs besides the bundle itself: whom to trust, which keys to
+/// decrypt with, what to accept, what to check before decrypting, and where the entries go.
 ///
-/// The bundle starts at `r`'s current position; reading needs `Seek` to hash the
-/// payload first and then go back to decrypt it. `r` need not be buffered (reads are
-/// 256 KiB). On success the sink's `commit` has been called; on any refusal its `abort`
-/// has, and the error says why. Replay, sequence, expiry and channel direction are the
-/// caller's to check against its ledger; [`open_bundle_checked`] runs such a check
-/// between verification and decryption while hashing the payload only once.
-pub fn open_bundle<R: Read + Seek>(
-    r: R,
-    trusted_signer: &[u8; 32],
-    keys: &SideKeys,
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-) -> Result<OpenedBundle, BundleError> {
-    open_bundle_checked(r, trusted_signer, keys, limits, sink, |_, _| Ok(()))
+/// Start from [`OpenOptions::new`] and adjust with [`OpenOptions::limits`] and
+/// [`OpenOptions::header_check`], or fill in the fields directly.
+pub struct OpenOptions<'a, E = BundleError> {
+    /// The Ed25519 key pinned for the sender; the header must be signed by it (R1).
+    pub trusted_signer: [u8; 32],
+    /// The age identities to decrypt with, all tried against the age header in one pass:
+    /// this side's current keys first, then keys it retired, for bundles encrypted to an
+    /// old recipient while a rotation is in flight. None fits → [`BundleError::NotForUs`]
+    /// (also when the list is empty).
+    pub identities: &'a [&'a SideKeys],
+    /// Receiver caps, enforced before allocating and while streaming (R7).
+    pub limits: Limits,
+    /// The caller's policy (channel, replay, sequence, chain, expiry), called with the
+    /// authenticated header and the bundle hash after the header's signature has been
+    /// verified and before anything is decrypted. Its error refuses the bundle as it is.
+    pub header_check: Option<HeaderCheck<'a, E>>,
+    /// Receives the entries: `commit` once everything verified, `abort` on any refusal.
+    pub sink: &'a mut dyn EntrySink,
 }
 
-/// Like [`open_bundle`], but calls `check` with the authenticated header and bundle hash
-/// after verification and before decryption, and refuses the bundle if it fails.
-///
-/// This is where the caller's policy belongs (channel, replay, sequence, chain, expiry):
-/// a stale or replayed bundle is then refused without being decrypted, and the payload is
-/// hashed once instead of twice as with [`verify_bundle`] followed by [`open_bundle`].
-pub fn open_bundle_checked<R, E, F>(
-    r: R,
-    trusted_signer: &[u8; 32],
-    keys: &SideKeys,
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-    check: F,
-) -> Result<OpenedBundle, E>
-where
-    R: Read + Seek,
-    E: From<BundleError>,
-    F: FnOnce(&Header, &[u8; 32]) -> Result<(), E>,
-{
-    open_with_keys(r, trusted_signer, &[keys], limits, sink, check)
+impl<'a> OpenOptions<'a, BundleError> {
+    /// Options with the default [`Limits`] and no header check.
+    pub fn new(
+        trusted_signer: [u8; 32],
+        identities: &'a [&'a SideKeys],
+        sink: &'a mut dyn EntrySink,
+    ) -> OpenOptions<'a, BundleError> {
+        OpenOptions {
+            trusted_signer,
+            identities,
+            limits: Limits::default(),
+            header_check: None,
+            sink,
+        }
+    }
 }
 
-/// [`open_bundle_checked`] with several age identities, tried together in one pass over
-/// the age header (for `open_bundle_multi` while a key rotation is in flight).
-pub(crate) fn open_with_keys<R, E, F>(
-    mut r: R,
-    trusted_signer: &[u8; 32],
-    keys: &[&SideKeys],
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-    check: F,
-) -> Result<OpenedBundle, E>
+impl<'a, E> OpenOptions<'a, E> {
+    /// Replaces the receiver caps.
+    pub fn limits(mut self, limits: Limits) -> OpenOptions<'a, E> {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the header check; its error type becomes the error type of [`open`], which
+    /// must be able to hold a [`BundleError`] too.
+    pub fn header_check<F, E2>(self, check: F) -> OpenOptions<'a, E2>
+    where
+        F: FnOnce(&Header, &[u8; 32]) -> Result<(), E2> + 'a,
+    {
+        OpenOptions {
+            trusted_signer: self.trusted_signer,
+            identities: self.identities,
+            limits: self.limits,
+            header_check: Some(Box::new(check)),
+            sink: self.sink,
+        }
+    }
+}
+
+/// Opens a bundle, in one pass over `r`, and returns its verified header, bundle hash and
+/// manifest.
+///
+/// In order: the header block's signature is verified against `options.trusted_signer`
+/// and the header decoded; `options.header_check` runs; the segment table is read and
+/// checked against the header's `table_sha256`. Then the payload is read segment by
+/// segment, each one checked against its SHA-256 in the table BEFORE any of it is
+/// decrypted (R1): segment 0 is the age header, opened with `options.identities`; every
+/// later segment is verified and decrypted on a helper thread (one per core but this
+/// thread's), and its
+/// plaintext parsed here, in order, streaming the entries into `options.sink` under
+/// `options.limits` and checking them against the signed manifest at the end. A segment
+/// that fails its hash is refused before any plaintext of it reaches the sink.
+///
+/// The bundle starts at `r`'s current position and must end exactly where its header says;
+/// `r` need not be buffered (reads are of whole segments, 1 MiB). Memory use is a few MiB
+/// whatever the size. On success the sink's `commit` has been called; on any refusal its
+/// `abort` has, and the error says why. Replay, sequence, expiry and channel direction are
+/// the caller's to check against its ledger, in the header check.
+pub fn open<R, E>(mut r: R, options: OpenOptions<'_, E>) -> Result<OpenedBundle, E>
 where
-    R: Read + Seek,
+    R: Read,
     E: From<BundleError>,
-    F: FnOnce(&Header, &[u8; 32]) -> Result<(), E>,
 {
-    let result = open_and_stream(&mut r, trusted_signer, keys, limits, sink, check)
-        .and_then(|opened| sink.commit().map(|()| opened).map_err(E::from));
+    let OpenOptions {
+        trusted_signer,
+        identities,
+        limits,
+        header_check,
+        sink,
+    } = options;
+    let result = (|| {
+        let (header, bundle_hash, layout) = read_header(&mut r, &trusted_signer)?;
+        if let Some(check) = header_check {
+            check(&header, &bundle_hash)?;
+        }
+        let entries = decrypt_and_stream(
+            &mut r,
+            &header,
+            &layout,
+            &trusted_signer,
+            identities,
+            &limits,
+            sink,
+        )?;
+        sink.commit()?;
+        Ok(OpenedBundle {
+            header,
+            bundle_hash,
+            entries,
+        })
+    })();
     if result.is_err() {
         sink.abort();
     }
     result
 }
 
-fn open_and_stream<R, E, F>(
+/// Reads the header block and authenticates it. Returns the header, the bundle hash and
+/// the payload's layout.
+fn read_header<R: Read>(
     r: &mut R,
     trusted_signer: &[u8; 32],
-    keys: &[&SideKeys],
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-    check: F,
-) -> Result<OpenedBundle, E>
-where
-    R: Read + Seek,
-    E: From<BundleError>,
-    F: FnOnce(&Header, &[u8; 32]) -> Result<(), E>,
-{
-    let (header, bundle_hash, start) = verify_at(r, trusted_signer)?;
-    check(&header, &bundle_hash)?;
-    let entries = decrypt_and_stream(r, start, &header, trusted_signer, keys, limits, sink)?;
-    Ok(OpenedBundle {
-        header,
-        bundle_hash,
-        entries,
-    })
-}
-
-/// Decrypts the (already authenticated) payload and streams its entries into `sink`.
-fn decrypt_and_stream<R: Read + Seek>(
-    r: &mut R,
-    start: u64,
-    header: &Header,
-    trusted_signer: &[u8; 32],
-    keys: &[&SideKeys],
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-) -> Result<Vec<ManifestEntry>, BundleError> {
-    // Only now, with the ciphertext authenticated, is anything decrypted (R1).
-    r.seek(SeekFrom::Start(start + HEADER_BLOCK_LEN as u64))
-        .map_err(|e| BundleError::io("seeking to the bundle payload", e))?;
-    let ciphertext = BufReader::with_capacity(IO_BUF_LEN, r.take(header.payload_len));
-    let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(decrypt_error)?;
-    let plaintext = decryptor
-        .decrypt(keys.iter().map(|k| &k.age as &dyn age::Identity))
-        .map_err(decrypt_error)?;
-    read_payload(
-        &mut PlainReader(plaintext),
-        header,
-        trusted_signer,
-        limits,
-        sink,
-    )
-}
-
-/// Reads the header block, authenticates it, and hashes the payload that follows.
-/// Returns the header, the bundle hash and the bundle's start offset.
-fn verify_at<R: Read + Seek>(
-    r: &mut R,
-    trusted_signer: &[u8; 32],
-) -> Result<(Header, [u8; 32], u64), BundleError> {
-    let start = r
-        .stream_position()
-        .map_err(|e| BundleError::io("finding the bundle's start", e))?;
+) -> Result<(Header, [u8; 32], Layout), BundleError> {
     let (block, filled) = read_header_block(r)?;
     let raw = split_header_block(&block, filled)?;
     let header = authenticate_header(&raw, trusted_signer)?;
-    let bundle_hash = Sha256::digest(&block);
+    let layout = Layout::of(&header)?;
+    Ok((header, Sha256::digest(&block), layout))
+}
 
-    // Hashed on a helper thread for large payloads, so that reading (from a cold disk or
-    // removable media) overlaps hashing instead of alternating with it.
-    let mut hasher = EntryHasher::for_total(header.payload_len);
-    let mut buf = vec![0u8; IO_BUF_LEN];
-    let mut remaining = header.payload_len;
-    while remaining > 0 {
-        let want = remaining.min(buf.len() as u64) as usize;
-        let n = read_some(r, &mut buf[..want])
-            .map_err(|e| BundleError::io("reading the bundle payload", e))?;
-        if n == 0 {
-            return Err(BundleError::Truncated);
+/// Reads the segment table that follows the header block and checks it against the
+/// header's `table_sha256`. Its length was capped by the format before this allocation.
+fn read_table<R: Read>(
+    r: &mut R,
+    header: &Header,
+    layout: &Layout,
+) -> Result<Vec<u8>, BundleError> {
+    let mut table = vec![0u8; layout.table_len() as usize];
+    read_exact(r, &mut table)?;
+    if Sha256::digest(&table) != header.table_sha256 {
+        return Err(BundleError::SegmentTableMismatch);
+    }
+    Ok(table)
+}
+
+/// Verifies the table, then the age header (segment 0), then decrypts and parses the
+/// rest of the payload, streaming its entries into `sink`.
+fn decrypt_and_stream<R: Read>(
+    r: &mut R,
+    header: &Header,
+    layout: &Layout,
+    trusted_signer: &[u8; 32],
+    identities: &[&SideKeys],
+    limits: &Limits,
+    sink: &mut dyn EntrySink,
+) -> Result<Vec<ManifestEntry>, BundleError> {
+    let table = read_table(r, header, layout)?;
+    let mut age_header = Segment {
+        index: 0,
+        buf: vec![0u8; layout.stream_offset as usize],
+    };
+    read_exact(r, &mut age_header.buf)?;
+    check_segment(&table, &mut age_header)?;
+    // Only now, with the age header authenticated, is anything decrypted (R1).
+    let identities = identities
+        .iter()
+        .map(|keys| keys.x25519_identity())
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = age_v1::open_header(&age_header.buf, &identities)?;
+    drop(identities);
+
+    let decrypt = |segment: &mut Segment| {
+        check_segment(&table, segment)?;
+        decrypt_segment(&key, layout, segment)
+    };
+    parallel::run(
+        parallel::helpers_for(layout.segments - 1, true),
+        queue_depth(layout),
+        &decrypt,
+        |ordered| {
+            let mut plain = PlainStream {
+                segments: Segments::new(r, layout, 1),
+                ordered,
+                current: None,
+                chunk: 0,
+                pos: 0,
+            };
+            read_payload(&mut plain, header, trusted_signer, limits, sink)
+        },
+    )
+}
+
+/// A payload segment on its way through the helper threads: ciphertext as read, then (for
+/// segments after 0) its chunks decrypted in place.
+struct Segment {
+    index: u64,
+    buf: Vec<u8>,
+}
+
+/// Checks a segment's bytes against its hash in the table.
+fn check_segment(table: &[u8], segment: &mut Segment) -> Result<(), BundleError> {
+    let at = segment.index as usize * SEGMENT_HASH_LEN;
+    if Sha256::digest(&segment.buf)[..] != table[at..at + SEGMENT_HASH_LEN] {
+        return Err(BundleError::PayloadHashMismatch {
+            segment: segment.index,
+        });
+    }
+    Ok(())
+}
+
+/// Decrypts a verified segment's STREAM chunks in place.
+fn decrypt_segment(
+    key: &PayloadKey,
+    layout: &Layout,
+    segment: &mut Segment,
+) -> Result<(), BundleError> {
+    let (first, count) = layout.chunks_of(segment.index);
+    for c in 0..count {
+        let chunk = first + c as u64;
+        let at = c * ENC_CHUNK_LEN;
+        let end = (at + ENC_CHUNK_LEN).min(segment.buf.len());
+        key.open_chunk(chunk, chunk + 1 == layout.chunks, &mut segment.buf[at..end])?;
+    }
+    Ok(())
+}
+
+/// Segments read ahead and in flight: enough to keep every core busy, about 8 MiB.
+fn queue_depth(layout: &Layout) -> usize {
+    ((8 << 20) / layout.max_segment_len().max(1)).clamp(2, 8)
+}
+
+/// Reads the payload's segments, in order, into a bounded set of buffers.
+struct Segments<'a, R> {
+    r: &'a mut R,
+    layout: &'a Layout,
+    /// The next segment to read.
+    next: u64,
+    free: Vec<Vec<u8>>,
+    allocated: usize,
+    depth: usize,
+}
+
+impl<'a, R: Read> Segments<'a, R> {
+    fn new(r: &'a mut R, layout: &'a Layout, first: u64) -> Segments<'a, R> {
+        Segments {
+            r,
+            layout,
+            next: first,
+            free: Vec::new(),
+            allocated: 0,
+            depth: queue_depth(layout),
         }
-        hasher.update(&buf[..n])?;
-        remaining -= n as u64;
     }
-    if read_some(r, &mut buf[..1]).map_err(|e| BundleError::io("reading the bundle payload", e))?
-        != 0
-    {
-        return Err(BundleError::TrailingData);
+
+    /// Reads segments and submits them while buffers are free; after the last one, makes
+    /// sure that nothing follows it.
+    fn read_ahead(&mut self, ordered: &mut Ordered<'_, Segment>) -> Result<(), BundleError> {
+        while self.next < self.layout.segments {
+            let mut buf = match self.free.pop() {
+                Some(buf) => buf,
+                None if self.allocated < self.depth => {
+                    self.allocated += 1;
+                    Vec::with_capacity(
+                        self.layout
+                            .max_segment_len()
+                            .max(self.layout.stream_offset as usize),
+                    )
+                }
+                None => return Ok(()),
+            };
+            let (_, len) = self.layout.segment(self.next);
+            buf.resize(len, 0);
+            read_exact(self.r, &mut buf)?;
+            if self.next + 1 == self.layout.segments
+                && read_some(self.r, &mut [0u8; 1])
+                    .map_err(|e| BundleError::io("reading the bundle payload", e))?
+                    != 0
+            {
+                return Err(BundleError::TrailingData);
+            }
+            ordered.submit(Segment {
+                index: self.next,
+                buf,
+            })?;
+            self.next += 1;
+        }
+        Ok(())
     }
-    if hasher.finish_entry()? != header.payload_sha256 {
-        return Err(BundleError::PayloadHashMismatch);
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        self.free.push(buf);
     }
-    Ok((header, bundle_hash, start))
+}
+
+/// The decrypted plaintext, segment after segment, in order; entry data is handed out as
+/// slices of the segment buffers, never copied.
+struct PlainStream<'a, 'o, 'w, R> {
+    segments: Segments<'a, R>,
+    ordered: &'o mut Ordered<'w, Segment>,
+    /// The decrypted segment being read, and the position in it: chunk, then offset in
+    /// that chunk's plaintext.
+    current: Option<Segment>,
+    chunk: usize,
+    pos: usize,
+}
+
+impl<R: Read> PlainStream<'_, '_, '_, R> {
+    /// The next plaintext bytes, at most `max` (and at least one); [`BundleError::Truncated`]
+    /// if the plaintext has ended.
+    fn slice(&mut self, max: usize) -> Result<&[u8], BundleError> {
+        loop {
+            if let Some(segment) = &self.current {
+                let (first, count) = self.segments.layout.chunks_of(segment.index);
+                if self.chunk < count {
+                    let len = self
+                        .segments
+                        .layout
+                        .chunk_plain_len(first + self.chunk as u64);
+                    if self.pos < len {
+                        let at = self.chunk * ENC_CHUNK_LEN + self.pos;
+                        let n = max.min(len - self.pos);
+                        self.pos += n;
+                        if self.pos == len {
+                            self.chunk += 1;
+                            self.pos = 0;
+                        }
+                        let segment = self.current.as_ref().expect("checked above");
+                        return Ok(&segment.buf[at..at + n]);
+                    }
+                    // Only the chunk of an empty plaintext is empty.
+                    self.chunk += 1;
+                    self.pos = 0;
+                    continue;
+                }
+            }
+            if !self.advance()? {
+                return Err(BundleError::Truncated);
+            }
+        }
+    }
+
+    /// Moves to the next decrypted segment; `false` after the last one.
+    fn advance(&mut self) -> Result<bool, BundleError> {
+        if let Some(done) = self.current.take() {
+            self.segments.recycle(done.buf);
+        }
+        self.segments.read_ahead(self.ordered)?;
+        match self.ordered.next() {
+            Some(done) => {
+                self.current = Some(done?);
+                self.chunk = 0;
+                self.pos = 0;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn exact(&mut self, mut buf: &mut [u8]) -> Result<(), BundleError> {
+        while !buf.is_empty() {
+            let got = self.slice(buf.len())?;
+            let n = got.len();
+            buf[..n].copy_from_slice(got);
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self) -> Result<u8, BundleError> {
+        let mut b = [0u8; 1];
+        self.exact(&mut b)?;
+        Ok(b[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, BundleError> {
+        let mut b = [0u8; 2];
+        self.exact(&mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    fn u32(&mut self) -> Result<u32, BundleError> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, BundleError> {
+        let mut b = [0u8; 8];
+        self.exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// True if the plaintext has no more bytes.
+    fn at_end(&mut self) -> Result<bool, BundleError> {
+        match self.slice(1) {
+            Ok(_) => Ok(false),
+            Err(BundleError::Truncated) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Reads up to 1024 bytes; returns the block and how many bytes the file provided.
@@ -340,7 +613,7 @@ fn read_header_block<R: Read>(r: &mut R) -> Result<([u8; HEADER_BLOCK_LEN], usiz
 
 /// Parses the decrypted payload, streaming entries into `sink` (R2, R7).
 fn read_payload<R: Read>(
-    plain: &mut PlainReader<R>,
+    plain: &mut PlainStream<'_, '_, '_, R>,
     header: &Header,
     trusted_signer: &[u8; 32],
     limits: &Limits,
@@ -354,8 +627,6 @@ fn read_payload<R: Read>(
         ));
     }
 
-    let mut hasher = EntryHasher::for_total(header.payload_len);
-    let mut buf = vec![0u8; SINK_CHUNK_LEN];
     let mut seen: Vec<ManifestEntry> = Vec::new();
     let mut paths: HashSet<String> = HashSet::new();
     let mut total: u64 = 0;
@@ -390,19 +661,20 @@ fn read_payload<R: Read>(
                 };
 
                 sink.begin(&path, len)?;
+                // Straight from the decrypted segment: hashed here, then handed to the sink.
+                let mut hasher = Sha256::new();
                 let mut remaining = len;
                 while remaining > 0 {
-                    let n = remaining.min(buf.len() as u64) as usize;
-                    plain.exact(&mut buf[..n])?;
-                    hasher.update(&buf[..n])?;
-                    sink.write(&buf[..n])?;
-                    remaining -= n as u64;
+                    let data = plain.slice(remaining.min(SINK_CHUNK_LEN as u64) as usize)?;
+                    hasher.update(data);
+                    sink.write(data)?;
+                    remaining -= data.len() as u64;
                 }
                 sink.end()?;
                 seen.push(ManifestEntry {
                     path: path.clone(),
                     len,
-                    sha256: hasher.finish_entry()?,
+                    sha256: hasher.finalize(),
                 });
                 paths.insert(path);
             }
@@ -452,7 +724,10 @@ fn read_payload<R: Read>(
 }
 
 /// Reads and validates an entry path, checking its length before allocating.
-fn read_path<R: Read>(plain: &mut PlainReader<R>, limits: &Limits) -> Result<String, BundleError> {
+fn read_path<R: Read>(
+    plain: &mut PlainStream<'_, '_, '_, R>,
+    limits: &Limits,
+) -> Result<String, BundleError> {
     let len = plain.u16()?;
     if u32::from(len) > limits.max_path_len {
         return Err(BundleError::BadPath {
@@ -503,63 +778,12 @@ fn compare_manifest(listed: &[ManifestEntry], seen: &[ManifestEntry]) -> Result<
     Ok(())
 }
 
-/// The decrypted payload, with errors mapped to bundle refusals.
-struct PlainReader<R>(R);
-
-impl<R: Read> PlainReader<R> {
-    fn exact(&mut self, buf: &mut [u8]) -> Result<(), BundleError> {
-        self.0.read_exact(buf).map_err(plaintext_error)
-    }
-
-    fn u8(&mut self) -> Result<u8, BundleError> {
-        let mut b = [0u8; 1];
-        self.exact(&mut b)?;
-        Ok(b[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, BundleError> {
-        let mut b = [0u8; 2];
-        self.exact(&mut b)?;
-        Ok(u16::from_le_bytes(b))
-    }
-
-    fn u32(&mut self) -> Result<u32, BundleError> {
-        let mut b = [0u8; 4];
-        self.exact(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn u64(&mut self) -> Result<u64, BundleError> {
-        let mut b = [0u8; 8];
-        self.exact(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    /// True if the payload has no more bytes.
-    fn at_end(&mut self) -> Result<bool, BundleError> {
-        let mut b = [0u8; 1];
-        Ok(read_some(&mut self.0, &mut b).map_err(plaintext_error)? == 0)
-    }
-}
-
-/// Maps an error from reading the decrypted stream: a short stream is truncation, a
-/// failed chunk is a decryption failure.
-fn plaintext_error(e: io::Error) -> BundleError {
-    match e.kind() {
+/// `read_exact`, with the end of the file reported as truncation.
+fn read_exact<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), BundleError> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => BundleError::Truncated,
-        io::ErrorKind::InvalidData => BundleError::Decrypt(e.to_string()),
-        _ => BundleError::io("reading the bundle payload", e),
-    }
-}
-
-fn decrypt_error(e: age::DecryptError) -> BundleError {
-    match e {
-        age::DecryptError::NoMatchingKeys => BundleError::NotForUs,
-        age::DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            BundleError::Truncated
-        }
-        other => BundleError::Decrypt(other.to_string()),
-    }
+        _ => BundleError::io("reading the bundle", e),
+    })
 }
 
 /// `read`, retried on `Interrupted`.

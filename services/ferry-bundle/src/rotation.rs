@@ -1,21 +1,19 @@
-//! Key rotation: a statement signed by both the old and the new key (R9), opening bundles
-//! with several age identities while a rotation is in flight, and retiring old key files.
+//! Key rotation: a statement signed by both the old and the new key (R9), and retiring old
+//! key files (bundles are opened with current and retired age identities through
+//! [`OpenOptions::identities`](crate::OpenOptions::identities)).
 //!
 //! The encoding and the receiver's rules are specified in `schemas/bundle-format.md`,
 //! section "Key rotation statement".
 
 use std::fs::{self, DirBuilder, File};
-use std::io::{Read, Seek};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
-use crate::format::{Header, Limits};
 use crate::keys::{age_recipient, key_id, verifying_key, PublicIdentity, SideKeys};
 use crate::keys::{AGE_KEY_FILE, SIGNING_KEY_FILE};
-use crate::read::{open_with_keys, EntrySink, OpenedBundle};
 use crate::BundleError;
 
 /// The rotation statement format version this build writes, and the newest it reads.
@@ -233,40 +231,6 @@ fn signed_message(body: &[u8]) -> Vec<u8> {
     message.extend_from_slice(ROTATION_DOMAIN);
     message.extend_from_slice(body);
     message
-}
-
-/// Like [`open_bundle`](crate::open_bundle), but tries each of `keys` (current first) as
-/// the age identity, for while the other side may still encrypt to a retired recipient.
-///
-/// Signature and payload hash are verified once, against `trusted_signer`, before any
-/// decryption is attempted; the age header is then matched against all identities in one
-/// pass. No identity fits → [`BundleError::NotForUs`] (also when `keys` is empty).
-pub fn open_bundle_multi<R: Read + Seek>(
-    r: R,
-    trusted_signer: &[u8; 32],
-    keys: &[&SideKeys],
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-) -> Result<OpenedBundle, BundleError> {
-    open_with_keys(r, trusted_signer, keys, limits, sink, |_, _| Ok(()))
-}
-
-/// Like [`open_bundle_checked`](crate::open_bundle_checked) (policy check between
-/// verification and decryption), with several age identities as in [`open_bundle_multi`].
-pub fn open_bundle_multi_checked<R, E, F>(
-    r: R,
-    trusted_signer: &[u8; 32],
-    keys: &[&SideKeys],
-    limits: &Limits,
-    sink: &mut dyn EntrySink,
-    check: F,
-) -> Result<OpenedBundle, E>
-where
-    R: Read + Seek,
-    E: From<BundleError>,
-    F: FnOnce(&Header, &[u8; 32]) -> Result<(), E>,
-{
-    open_with_keys(r, trusted_signer, keys, limits, sink, check)
 }
 
 /// Moves `signing.key` and `age.key` from `keys_dir` into `retired_dir` (created with mode

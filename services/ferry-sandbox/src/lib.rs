@@ -46,7 +46,7 @@ use std::time::Duration;
 
 pub use command::{SANDBOX_GID, SANDBOX_UID};
 pub use error::SandboxError;
-pub use outcome::{JobOutcome, OutputFile, Termination};
+pub use outcome::{JobOutcome, OutputCap, OutputFile, RefusedOutput, Termination};
 pub use outputs::{MAX_OUTPUT_DEPTH, MAX_OUTPUT_ENTRIES};
 pub use spec::{Isolation, JobSpec, Limits, Runtime, JOB_DIR, SCRIPT_DIR};
 

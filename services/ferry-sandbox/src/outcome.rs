@@ -1,4 +1,4 @@
-//! How a job that ran ended, and what it left: `JobOutcome`, `Termination`, `OutputFile`.
+//! How a job that ran ended, and what it left: `JobOutcome`, `Termination`, `OutputFile`, `RefusedOutput`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -15,6 +15,28 @@ pub struct OutputFile {
     pub data: Vec<u8>,
 }
 
+/// A file or directory under `outputs/` that was not collected because its name breaks the output-name
+/// rule (`ferry_core::names::output_path`) or collides with an earlier output's (`OutputNames`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedOutput {
+    /// Its path under `outputs/`, escaped for display (`ferry_review::escape::line`; invalid UTF-8 as
+    /// `\xNN`), cut at 120 characters; a directory's ends with `/`.
+    pub name_escaped: String,
+    /// Exactly what is wrong with the name.
+    pub why: String,
+}
+
+/// Which of `outputs/`'s caps a job passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputCap {
+    /// The sum of the files' sizes passed `max_output_bytes`.
+    Bytes,
+    /// More files and directories than [`crate::MAX_OUTPUT_ENTRIES`].
+    Entries,
+    /// Directories nested deeper than [`crate::MAX_OUTPUT_DEPTH`].
+    Depth,
+}
+
 /// How the job ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Termination {
@@ -29,7 +51,8 @@ pub enum Termination {
     TimedOut,
     /// The caller cancelled the job and its whole process tree was killed.
     Cancelled,
-    /// `outputs/` grew past `max_output_bytes` (or past its entry or depth caps) and the job was killed.
+    /// `outputs/` grew past `max_output_bytes` (or past its entry or depth caps) and the job was killed;
+    /// [`JobOutcome::output_limit`] says which cap.
     OutputLimit,
 }
 
@@ -50,6 +73,10 @@ pub struct JobOutcome {
     /// and the like are skipped). After [`Termination::OutputLimit`] this holds only the files that fit
     /// under the cap.
     pub outputs: Vec<OutputFile>,
+    /// Files and directories under `outputs/` left out because of their names, with why.
+    pub refused_outputs: Vec<RefusedOutput>,
+    /// Which cap of `outputs/` was passed, when one was (some files were then left out).
+    pub output_limit: Option<OutputCap>,
     /// True when the job ran without isolation ([`crate::Isolation::Unsandboxed`], development only).
     pub unsandboxed: bool,
     /// From start to end of the job's process tree.
@@ -95,10 +122,20 @@ impl JobOutcome {
                 human_duration(self.limits.wall_time)
             ),
             Termination::Cancelled => "cancelled".to_string(),
-            Termination::OutputLimit => format!(
-                "killed: outputs exceeded the limit of {}",
-                human_bytes(self.limits.max_output_bytes)
-            ),
+            Termination::OutputLimit => match self.output_limit {
+                Some(OutputCap::Bytes) | None => format!(
+                    "killed: outputs exceeded the limit of {}",
+                    human_bytes(self.limits.max_output_bytes)
+                ),
+                Some(OutputCap::Entries) => format!(
+                    "killed: outputs exceeded the limit of {} files and directories",
+                    crate::MAX_OUTPUT_ENTRIES
+                ),
+                Some(OutputCap::Depth) => format!(
+                    "killed: outputs nested deeper than the limit of {} directories",
+                    crate::MAX_OUTPUT_DEPTH
+                ),
+            },
         };
         if self.unsandboxed {
             line.push_str(" (UNSANDBOXED run)");
@@ -168,6 +205,8 @@ mod tests {
             stdout_truncated: false,
             stderr_truncated: false,
             outputs: Vec::new(),
+            refused_outputs: Vec::new(),
+            output_limit: None,
             unsandboxed: false,
             duration: Duration::ZERO,
             limits: Limits {
@@ -206,6 +245,23 @@ mod tests {
         assert!(o.succeeded());
         assert_eq!(o.exit_code(), Some(0));
         assert_eq!(outcome(Termination::Cancelled).exit_code(), None);
+    }
+
+    #[test]
+    fn entry_and_depth_caps_are_reported_under_their_own_names() {
+        let mut o = outcome(Termination::OutputLimit);
+        o.output_limit = Some(OutputCap::Bytes);
+        assert_eq!(o.summary(), "killed: outputs exceeded the limit of 10 MiB");
+        o.output_limit = Some(OutputCap::Entries);
+        assert_eq!(
+            o.summary(),
+            "killed: outputs exceeded the limit of 10000 files and directories"
+        );
+        o.output_limit = Some(OutputCap::Depth);
+        assert_eq!(
+            o.summary(),
+            "killed: outputs nested deeper than the limit of 32 directories"
+        );
     }
 
     #[test]

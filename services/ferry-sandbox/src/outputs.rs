@@ -5,6 +5,11 @@
 //! that swaps a directory for a symbolic link to `/etc` (or `/proc/1/root`) gets it skipped, never
 //! followed, even while it is still running; only directories and regular files count, FIFOs and devices
 //! are never opened for reading in a way that blocks.
+//!
+//! Collection applies the one output-name rule, `ferry_core::names`: a file or directory whose name is
+//! not valid UTF-8, holds a control, bidi or invisible character, is too long, or collides with an
+//! earlier output once case, compatibility forms and invisible characters are set aside, is not
+//! collected, and is reported in [`Collected::refused`] with why.
 
 use std::ffi::CStr;
 use std::io::Read;
@@ -13,13 +18,16 @@ use std::path::Path;
 
 use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
 
-use crate::OutputFile;
+use ferry_core::names::{self, OutputNames};
+
+use crate::{OutputCap, OutputFile, RefusedOutput};
 
 /// Most entries (files and directories) `outputs/` may hold.
 pub const MAX_OUTPUT_ENTRIES: u64 = 10_000;
 
-/// Deepest directory nesting under `outputs/`.
-pub const MAX_OUTPUT_DEPTH: usize = 32;
+/// Deepest directory nesting under `outputs/`: the output-name rule's depth cap (a file may sit under at
+/// most this many directories).
+pub const MAX_OUTPUT_DEPTH: usize = names::MAX_OUTPUT_DEPTH;
 
 /// `outputs/`, opened once when the job starts.
 pub(crate) struct OutputsDir {
@@ -40,7 +48,20 @@ pub(crate) struct Usage {
 impl Usage {
     /// Whether this passes a cap of `max_bytes` or the entry and depth caps.
     pub(crate) fn over(&self, max_bytes: u64) -> bool {
-        self.bytes > max_bytes || self.entries > MAX_OUTPUT_ENTRIES || self.too_deep
+        self.exceeded(max_bytes).is_some()
+    }
+
+    /// Which cap this passes, if any (the byte cap first).
+    pub(crate) fn exceeded(&self, max_bytes: u64) -> Option<OutputCap> {
+        if self.bytes > max_bytes {
+            Some(OutputCap::Bytes)
+        } else if self.entries > MAX_OUTPUT_ENTRIES {
+            Some(OutputCap::Entries)
+        } else if self.too_deep {
+            Some(OutputCap::Depth)
+        } else {
+            None
+        }
     }
 }
 
@@ -50,6 +71,10 @@ pub(crate) struct Collected {
     pub files: Vec<OutputFile>,
     /// The caps were exceeded (some files were left out).
     pub over_limit: bool,
+    /// The first cap found exceeded, when `over_limit`.
+    pub over: Option<OutputCap>,
+    /// Files and directories not collected because of their names, in the order met.
+    pub refused: Vec<RefusedOutput>,
 }
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -86,13 +111,17 @@ impl OutputsDir {
             files: Vec::new(),
             budget: max_bytes,
             entries: 0,
-            over_limit: false,
+            over: None,
+            names: OutputNames::new(),
+            refused: Vec::new(),
         };
-        walk.dir(self.fd.as_fd(), "", 0)?;
+        walk.dir(self.fd.as_fd(), b"", 0)?;
         walk.files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Collected {
             files: walk.files,
-            over_limit: walk.over_limit,
+            over_limit: walk.over.is_some(),
+            over: walk.over,
+            refused: walk.refused,
         })
     }
 }
@@ -152,14 +181,38 @@ struct Collect {
     files: Vec<OutputFile>,
     budget: u64,
     entries: u64,
-    over_limit: bool,
+    over: Option<OutputCap>,
+    names: OutputNames,
+    refused: Vec<RefusedOutput>,
 }
 
 impl Collect {
+    fn exceeded(&mut self, cap: OutputCap) {
+        self.over.get_or_insert(cap);
+    }
+
+    fn refuse(&mut self, error: names::NameError, is_dir: bool) {
+        let mut name = error.name;
+        if is_dir {
+            name.push('/');
+        }
+        let why = if is_dir {
+            format!("{} (nothing under it was collected)", error.why)
+        } else {
+            error.why
+        };
+        tracing::info!(name = %name, why = %why, "not collecting an output");
+        self.refused.push(RefusedOutput {
+            name_escaped: name,
+            why,
+        });
+    }
+
+    /// `prefix` is the directory's path under `outputs/` with a trailing `/`, or empty for `outputs/`.
     fn dir(
         &mut self,
         dir: std::os::fd::BorrowedFd<'_>,
-        prefix: &str,
+        prefix: &[u8],
         depth: usize,
     ) -> std::io::Result<()> {
         // A directory the job made unreadable (possible when the worker is not root) is skipped, like
@@ -167,22 +220,18 @@ impl Collect {
         let names = match names(dir) {
             Ok(names) => names,
             Err(e) => {
-                tracing::debug!(dir = %prefix, error = %e, "skipping an unreadable output directory");
+                tracing::debug!(dir = %String::from_utf8_lossy(prefix), error = %e, "skipping an unreadable output directory");
                 return Ok(());
             }
         };
         for raw in names {
             self.entries += 1;
             if self.entries > MAX_OUTPUT_ENTRIES {
-                self.over_limit = true;
+                self.exceeded(OutputCap::Entries);
                 return Ok(());
             }
             let Some(name) = cstr(&raw) else { continue };
-            let Ok(text) = std::str::from_utf8(&raw) else {
-                tracing::warn!(name = %String::from_utf8_lossy(&raw), "skipping an output whose name is not UTF-8");
-                continue;
-            };
-            let path = format!("{prefix}{text}");
+            let path = [prefix, &raw].concat();
             let fd = match open_entry(dir, name.as_c_str()) {
                 Some(fd) => fd,
                 None => continue,
@@ -191,15 +240,30 @@ impl Collect {
             match FileType::from_raw_mode(stat.st_mode) {
                 FileType::Directory => {
                     if depth + 1 > MAX_OUTPUT_DEPTH {
-                        self.over_limit = true;
+                        self.exceeded(OutputCap::Depth);
                         continue;
                     }
-                    self.dir(fd.as_fd(), &format!("{path}/"), depth + 1)?;
+                    if let Err(e) = names::output_path_bytes(&path) {
+                        self.refuse(e, true);
+                        continue;
+                    }
+                    self.dir(fd.as_fd(), &[&path[..], b"/"].concat(), depth + 1)?;
                 }
                 FileType::RegularFile => {
+                    let text = match names::output_path_bytes(&path) {
+                        Ok(text) => text.to_string(),
+                        Err(e) => {
+                            self.refuse(e, false);
+                            continue;
+                        }
+                    };
+                    if let Err(e) = self.names.insert(&text) {
+                        self.refuse(e, false);
+                        continue;
+                    }
                     let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
                     if size > self.budget {
-                        self.over_limit = true;
+                        self.exceeded(OutputCap::Bytes);
                         continue;
                     }
                     // Read at most what fits, plus one byte to notice a file that grew since the stat.
@@ -209,14 +273,14 @@ impl Collect {
                         .read_to_end(&mut data)?;
                     let len = data.len() as u64;
                     if len > self.budget {
-                        self.over_limit = true;
+                        self.exceeded(OutputCap::Bytes);
                         continue;
                     }
                     self.budget -= len;
-                    self.files.push(OutputFile { name: path, data });
+                    self.files.push(OutputFile { name: text, data });
                 }
                 other => {
-                    tracing::debug!(name = %path, kind = ?other, "skipping an output that is not a regular file");
+                    tracing::debug!(name = %String::from_utf8_lossy(&path), kind = ?other, "skipping an output that is not a regular file");
                 }
             }
         }
@@ -274,6 +338,139 @@ mod tests {
         let collected = dir.collect(1000).unwrap();
         assert_eq!(collected.files.len(), 1);
         assert!(collected.over_limit);
+    }
+
+    fn collect(out: &Path) -> Collected {
+        OutputsDir::open(out).unwrap().collect(1 << 20).unwrap()
+    }
+
+    fn refused(collected: &Collected) -> Vec<(&str, &str)> {
+        collected
+            .refused
+            .iter()
+            .map(|r| (r.name_escaped.as_str(), r.why.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn non_utf8_output_names_are_reported_not_just_skipped() {
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("ok.txt"), b"ok").unwrap();
+        fs::write(
+            tmp.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+            b"x",
+        )
+        .unwrap();
+        let collected = collect(tmp.path());
+        assert_eq!(collected.files.len(), 1);
+        assert_eq!(
+            refused(&collected),
+            [("caf\\xe9.txt", "it is not valid UTF-8 (byte 4 is \\xe9)")]
+        );
+    }
+
+    #[test]
+    fn names_with_controls_or_invisible_characters_are_refused_with_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        fs::write(out.join("summary.txt"), b"real").unwrap();
+        fs::write(out.join("summary\u{200b}.txt"), b"decoy").unwrap();
+        fs::write(out.join("bad\x1b[2K\rname"), b"x").unwrap();
+        fs::write(out.join("x".repeat(201)), b"x").unwrap();
+        let collected = collect(out);
+        let names: Vec<_> = collected.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["summary.txt"]);
+        let mut got = refused(&collected);
+        got.sort();
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got[0],
+            (
+                "bad\\x1b[2K\\x0dname",
+                "it contains the control character \\x1b (character 4)"
+            )
+        );
+        assert_eq!(
+            got[1],
+            (
+                "summary\\u{200b}.txt",
+                "it contains the invisible character \\u{200b} (character 8)"
+            )
+        );
+        assert!(got[2].0.starts_with("xxx"));
+        assert_eq!(got[2].1, "it is 201 bytes long; the limit is 200 bytes");
+        assert!(!collected.over_limit);
+    }
+
+    #[test]
+    fn outputs_that_collide_after_case_folding_and_nfkc_keep_only_the_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        fs::write(out.join("Summary.txt"), b"first in byte order").unwrap();
+        fs::write(out.join("summary.txt"), b"second").unwrap();
+        fs::write(out.join("ｓummary.txt"), b"third").unwrap();
+        let collected = collect(out);
+        assert_eq!(collected.files.len(), 1);
+        assert_eq!(collected.files[0].name, "Summary.txt");
+        assert_eq!(collected.refused.len(), 2);
+        for r in &collected.refused {
+            assert!(r
+                .why
+                .starts_with("it looks the same as the output `Summary.txt`"));
+        }
+    }
+
+    #[test]
+    fn a_directory_with_a_bad_name_is_reported_once_and_not_entered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        fs::create_dir(out.join("d\u{202e}ir")).unwrap();
+        fs::write(out.join("d\u{202e}ir/a.txt"), b"a").unwrap();
+        fs::write(out.join("d\u{202e}ir/b.txt"), b"b").unwrap();
+        let collected = collect(out);
+        assert!(collected.files.is_empty());
+        assert_eq!(
+            refused(&collected),
+            [(
+                "d\\u{202e}ir/",
+                "it contains the bidirectional control \\u{202e} (character 2) (nothing under it \
+                 was collected)"
+            )]
+        );
+    }
+
+    #[test]
+    fn entry_and_depth_caps_are_told_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut deep = tmp.path().to_path_buf();
+        for _ in 0..=MAX_OUTPUT_DEPTH {
+            deep.push("d");
+        }
+        fs::create_dir_all(&deep).unwrap();
+        let dir = OutputsDir::open(tmp.path()).unwrap();
+        assert_eq!(dir.usage(1 << 20).exceeded(1 << 20), Some(OutputCap::Depth));
+        let collected = dir.collect(1 << 20).unwrap();
+        assert_eq!(collected.over, Some(OutputCap::Depth));
+
+        let tmp = tempfile::tempdir().unwrap();
+        for i in 0..=MAX_OUTPUT_ENTRIES {
+            fs::write(tmp.path().join(i.to_string()), b"").unwrap();
+        }
+        let dir = OutputsDir::open(tmp.path()).unwrap();
+        assert_eq!(
+            dir.usage(1 << 20).exceeded(1 << 20),
+            Some(OutputCap::Entries)
+        );
+        let collected = dir.collect(1 << 20).unwrap();
+        assert_eq!(collected.over, Some(OutputCap::Entries));
+        assert!(collected.over_limit);
+
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("big"), vec![0u8; 2000]).unwrap();
+        let dir = OutputsDir::open(tmp.path()).unwrap();
+        assert_eq!(dir.usage(1000).exceeded(1000), Some(OutputCap::Bytes));
+        assert_eq!(dir.collect(1000).unwrap().over, Some(OutputCap::Bytes));
     }
 
     #[test]

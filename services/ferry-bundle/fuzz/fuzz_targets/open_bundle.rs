@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use ferry_bundle::{
-    inspect, open_bundle, seal_plaintext_for_fuzzing, verify_bundle, Channel, HeaderParams, Limits,
-    MemorySink, PublicIdentity, SideKeys, PAYLOAD_MAGIC,
+    inspect, open, seal_plaintext_for_fuzzing, verify_bundle, Channel, HeaderParams, Limits,
+    MemorySink, OpenOptions, PublicIdentity, SideKeys, PAYLOAD_MAGIC,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -56,16 +56,13 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     }
 });
 
-fn open(f: &Fixture, bundle: &[u8]) {
+fn open_all(f: &Fixture, bundle: &[u8]) {
     let _ = inspect(bundle);
     let _ = verify_bundle(Cursor::new(bundle), &f.signer);
     let mut sink = MemorySink::new(4 << 20);
-    let opened = open_bundle(
+    let opened = open(
         Cursor::new(bundle),
-        &f.signer,
-        &f.receiver,
-        &f.limits,
-        &mut sink,
+        OpenOptions::new(f.signer, &[&f.receiver], &mut sink).limits(f.limits.clone()),
     );
     // A refused bundle commits nothing.
     assert!(opened.is_ok() || sink.entries.is_empty());
@@ -76,8 +73,8 @@ fuzz_target!(|data: &[u8]| {
     if data.starts_with(PAYLOAD_MAGIC) {
         let sealed = seal_plaintext_for_fuzzing(&f.sender, &f.receiver_public, &f.params, data)
             .expect("sealing in memory cannot fail");
-        open(f, &sealed);
+        open_all(f, &sealed);
     } else {
-        open(f, data);
+        open_all(f, data);
     }
 });

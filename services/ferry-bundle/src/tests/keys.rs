@@ -29,12 +29,9 @@ fn keys_save_load_with_private_permissions() {
     let mut out = Cursor::new(Vec::new());
     write_bundle(&mut out, &sender, &keys.public(), &params(), &[]).unwrap();
     let mut sink = MemorySink::new(0);
-    open_bundle(
+    open(
         Cursor::new(out.get_ref()),
-        &sender.public().signing,
-        &loaded,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(sender.public().signing, &[&loaded], &mut sink),
     )
     .unwrap();
 }

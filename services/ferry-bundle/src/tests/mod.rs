@@ -1,25 +1,30 @@
 //! Tests with real age, real Ed25519 and real temporary files, and their shared helpers.
 
+mod age_v1;
 mod crafted;
 mod interop;
 mod keys;
 mod mutations;
+mod parallel;
 mod parts;
 mod refusals;
 mod rotation;
 mod round_trip;
+mod segments;
 mod spec;
 mod vectors;
 
 use std::fs;
-use std::io::{Cursor, Seek, SeekFrom, Write};
+use std::io::{Cursor, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::format::{encode_manifest, sign_manifest, TAG_END, TAG_ENTRY};
-use crate::write::{write_end, write_envelope};
+use crate::format::{
+    encode_header_block, encode_manifest, sign_manifest, Layout, TAG_END, TAG_ENTRY,
+};
+use crate::write::{end_record, write_envelope};
 use crate::*;
 
 /// Sender and receiver keys for one low-to-high channel.
@@ -87,12 +92,9 @@ fn open_vec(
     limits: &Limits,
 ) -> (Result<OpenedBundle, BundleError>, MemorySink) {
     let mut sink = MemorySink::new(1 << 30);
-    let result = open_bundle(
+    let result = open(
         Cursor::new(bytes),
-        &p.low.public().signing,
-        &p.high,
-        limits,
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink).limits(limits.clone()),
     );
     (result, sink)
 }
@@ -168,7 +170,8 @@ impl Plaintext {
             .iter()
             .map(|(path, data)| manifest_entry(path, data))
             .collect();
-        write_end(&mut self.bytes, keys, bundle_id, &manifest).unwrap();
+        self.bytes
+            .extend_from_slice(&end_record(keys, bundle_id, &manifest).unwrap());
         self
     }
 }
@@ -184,10 +187,129 @@ fn manifest_entry(path: &str, data: &[u8]) -> ManifestEntry {
 /// A validly signed and encrypted bundle around an arbitrary plaintext.
 fn crafted(p: &Pair, params: &HeaderParams, plaintext: &Plaintext) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
-    write_envelope(&mut out, &p.low, &p.high.public(), params, |payload| {
-        payload.write_all(&plaintext.bytes).unwrap();
-        Ok(())
+    write_envelope(&mut out, &p.low, &p.high.public(), params, &plaintext.bytes).unwrap();
+    out.into_inner()
+}
+
+/// Where a bundle's payload (its age file) starts: after the header block and the table.
+fn payload_offset(bundle: &[u8]) -> usize {
+    HEADER_BLOCK_LEN + u32::from_le_bytes(bundle[12..16].try_into().unwrap()) as usize
+}
+
+/// The byte ranges, in the bundle file, of a bundle's payload segments (0 is the age
+/// header and nonce).
+fn segment_ranges(bundle: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let layout = Layout::of(&inspect(bundle).unwrap()).unwrap();
+    let at = payload_offset(bundle);
+    (0..layout.segments)
+        .map(|i| {
+            let (start, len) = layout.segment(i);
+            at + start as usize..at + start as usize + len
+        })
+        .collect()
+}
+
+/// A correctly signed header block and segment table in front of `payload`, whatever the
+/// payload is (any age file), with the other header fields from `template`.
+fn seal_payload(keys: &SideKeys, template: &Header, payload: &[u8]) -> Vec<u8> {
+    // The age header ends with the line after "\n--- "; the 16-byte nonce follows it.
+    let mac = payload
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("an age header");
+    let end = mac + 1 + payload[mac + 1..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut header = Header {
+        payload_len: payload.len() as u64,
+        stream_offset: (end + 16) as u32,
+        ..template.clone()
+    };
+    let layout = Layout::of(&header).expect("a whole age STREAM");
+    let mut table = Vec::new();
+    for i in 0..layout.segments {
+        let (start, len) = layout.segment(i);
+        table.extend_from_slice(&Sha256::digest(
+            &payload[start as usize..start as usize + len],
+        ));
+    }
+    header.table_sha256 = Sha256::digest(&table).into();
+    let mut bytes = encode_header_block(&header, keys).unwrap().to_vec();
+    bytes.extend_from_slice(&table);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// A correctly signed header block that says whatever `header` and `table_len` say, even
+/// an impossible layout (which `encode_header_block` refuses to write).
+fn raw_block(keys: &SideKeys, header: &Header, table_len: u32) -> Vec<u8> {
+    let fields = postcard::to_stdvec(&crate::format::WireHeader::from(header)).unwrap();
+    let mut block = vec![0u8; HEADER_BLOCK_LEN];
+    block[..8].copy_from_slice(BUNDLE_MAGIC);
+    block[8..10].copy_from_slice(&header.version.to_le_bytes());
+    block[10..12].copy_from_slice(&(fields.len() as u16).to_le_bytes());
+    block[12..16].copy_from_slice(&table_len.to_le_bytes());
+    block[16..16 + fields.len()].copy_from_slice(&fields);
+    let mut message = crate::format::HEADER_DOMAIN.to_vec();
+    message.extend_from_slice(&block[..16 + fields.len()]);
+    let signature = keys.sign(&message);
+    block[16 + fields.len()..16 + fields.len() + 64].copy_from_slice(&signature);
+    block
+}
+
+/// The header fields of format version 1, in their wire order.
+#[derive(serde::Serialize)]
+struct WireHeaderV1 {
+    version: u16,
+    bundle_id: [u8; 16],
+    channel: Channel,
+    seq: u64,
+    prev_hash: [u8; 32],
+    created_at: i64,
+    expires_at: i64,
+    signer: [u8; 32],
+    payload_len: u64,
+    payload_sha256: [u8; 32],
+}
+
+/// A genuine format version 1 bundle, as Ferry wrote it before version 2: a 1024-byte
+/// header block (12-byte prefix, signed with the v1 domain) directly followed by an age
+/// file (made here with the `age` crate) of the v1 plaintext, with no segment table.
+fn v1_bundle(sender: &SideKeys, receiver: &PublicIdentity, params: &HeaderParams) -> Vec<u8> {
+    let data = b"print('subtilis')\n";
+    let plaintext = Plaintext::new().entry("job/code.py", data).end(
+        sender,
+        &params.bundle_id,
+        &[("job/code.py", data)],
+    );
+    let recipient: age::x25519::Recipient = receiver.recipient.parse().unwrap();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut payload = Vec::new();
+    let mut writer = encryptor.wrap_output(&mut payload).unwrap();
+    std::io::Write::write_all(&mut writer, &plaintext.bytes).unwrap();
+    writer.finish().unwrap();
+    let fields = postcard::to_stdvec(&WireHeaderV1 {
+        version: 1,
+        bundle_id: params.bundle_id,
+        channel: params.channel,
+        seq: params.seq,
+        prev_hash: params.prev_hash,
+        created_at: params.created_at,
+        expires_at: params.expires_at,
+        signer: sender.public().signing,
+        payload_len: payload.len() as u64,
+        payload_sha256: Sha256::digest(&payload).into(),
     })
     .unwrap();
-    out.into_inner()
+    let mut bundle = vec![0u8; HEADER_BLOCK_LEN];
+    bundle[..8].copy_from_slice(BUNDLE_MAGIC);
+    bundle[8..10].copy_from_slice(&1u16.to_le_bytes());
+    bundle[10..12].copy_from_slice(&(fields.len() as u16).to_le_bytes());
+    bundle[12..12 + fields.len()].copy_from_slice(&fields);
+    let mut message = b"ferry-bundle/v1 header\0".to_vec();
+    message.extend_from_slice(&bundle[..12 + fields.len()]);
+    let signature = sender.sign(&message);
+    bundle[12 + fields.len()..12 + fields.len() + 64].copy_from_slice(&signature);
+    bundle.extend_from_slice(&payload);
+    bundle
 }

@@ -103,12 +103,9 @@ fn split_and_join_in_shuffled_order_round_trips() {
 
     // The joined file is an ordinary bundle again.
     let mut sink = MemorySink::new(64 << 20);
-    open_bundle(
+    open(
         fs::File::open(&out).unwrap(),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
     )
     .unwrap();
     assert_eq!(sink.entries[0].1, noise(3 << 20, 1));

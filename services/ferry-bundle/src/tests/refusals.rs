@@ -9,20 +9,17 @@ fn flipped_header_byte_is_bad_signature() {
     let header_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
     // Inside the header fields, and inside the signature.
     for offset in [
-        12,
-        12 + header_len / 2,
-        12 + header_len - 1,
-        12 + header_len + 5,
+        16,
+        16 + header_len / 2,
+        16 + header_len - 1,
+        16 + header_len + 5,
     ] {
         let mut bad = bytes.clone();
         bad[offset] ^= 0x01;
         let mut sink = CountingSink::default();
-        let err = open_bundle(
+        let err = open(
             Cursor::new(&bad),
-            &p.low.public().signing,
-            &p.high,
-            &Limits::default(),
-            &mut sink,
+            OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
         )
         .unwrap_err();
         assert_eq!(err.kind(), "bad_signature", "offset {offset}: {err}");
@@ -60,9 +57,9 @@ fn header_structure_refusals() {
 fn newer_version_is_named() {
     let p = pair();
     let mut bytes = small_bundle(&p);
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
     let err = refused(&p, &bytes, "newer_version");
-    assert!(matches!(err, BundleError::NewerVersion { found: 2 }));
+    assert!(matches!(err, BundleError::NewerVersion { found: 3 }));
     assert!(
         err.to_string().contains("made by a newer version of Ferry"),
         "{err}"
@@ -119,23 +116,30 @@ fn invalid_trusted_key_is_refused() {
 }
 
 #[test]
-fn flipped_payload_byte_is_hash_mismatch() {
+fn flipped_table_or_payload_byte_is_refused_before_decryption() {
     let p = pair();
     let bytes = small_bundle(&p);
-    for offset in [1024, 1024 + 40, bytes.len() - 1] {
+    let segments = segment_ranges(&bytes);
+    for (offset, kind) in [
+        (1024, "segment_table_mismatch"),
+        (1024 + 63, "segment_table_mismatch"),
+        (segments[0].start, "payload_hash_mismatch"),
+        (segments[0].end - 1, "payload_hash_mismatch"),
+        (segments[1].start, "payload_hash_mismatch"),
+        (bytes.len() - 1, "payload_hash_mismatch"),
+    ] {
         let mut bad = bytes.clone();
         bad[offset] ^= 0x80;
         let mut sink = CountingSink::default();
-        let err = open_bundle(
+        let err = open(
             Cursor::new(&bad),
-            &p.low.public().signing,
-            &p.high,
-            &Limits::default(),
-            &mut sink,
+            OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
         )
         .unwrap_err();
-        assert_eq!(err.kind(), "payload_hash_mismatch", "offset {offset}");
+        assert_eq!(err.kind(), kind, "offset {offset}");
         assert_eq!(sink.calls, 0);
+        let err = verify_bundle(Cursor::new(&bad), &p.low.public().signing).unwrap_err();
+        assert_eq!(err.kind(), kind, "verify, offset {offset}");
     }
 }
 
@@ -145,12 +149,9 @@ fn wrong_recipient_is_not_for_us() {
     let bytes = small_bundle(&p);
     let mut sink = MemorySink::new(1 << 20);
     let stranger = SideKeys::generate();
-    let err = open_bundle(
+    let err = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &stranger,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&stranger], &mut sink),
     )
     .unwrap_err();
     assert_eq!(err.kind(), "not_for_us");

@@ -176,19 +176,16 @@ fn bundle_to(sender: &SideKeys, recipient: &SideKeys) -> Vec<u8> {
 }
 
 #[test]
-fn open_bundle_multi_decrypts_with_the_retired_key() {
+fn open_decrypts_with_a_retired_key() {
     let high = SideKeys::generate();
     let (old, new, _) = statement();
     let bytes = bundle_to(&high, &old);
     let signer = high.public().signing;
 
     let mut sink = MemorySink::new(1 << 20);
-    let opened = open_bundle_multi(
+    let opened = open(
         Cursor::new(&bytes),
-        &signer,
-        &[&new, &old],
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(signer, &[&new, &old], &mut sink),
     )
     .unwrap();
     assert_eq!(opened.header.channel, Channel::HighToLow);
@@ -196,12 +193,9 @@ fn open_bundle_multi_decrypts_with_the_retired_key() {
 
     // A bundle to the new key opens too, with the same list.
     let mut sink = MemorySink::new(1 << 20);
-    open_bundle_multi(
+    open(
         Cursor::new(bundle_to(&high, &new)),
-        &signer,
-        &[&new, &old],
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(signer, &[&new, &old], &mut sink),
     )
     .unwrap();
     assert_eq!(sink.entries.len(), 1);
@@ -209,12 +203,9 @@ fn open_bundle_multi_decrypts_with_the_retired_key() {
     // Without the old key, or with no key at all, it is not for us.
     for keys in [&[&new][..], &[]] {
         let mut sink = CountingSink::default();
-        let err = open_bundle_multi(
+        let err = open(
             Cursor::new(&bytes),
-            &signer,
-            keys,
-            &Limits::default(),
-            &mut sink,
+            OpenOptions::new(signer, keys, &mut sink),
         )
         .unwrap_err();
         assert_eq!(err.kind(), "not_for_us", "{err}");
@@ -223,7 +214,7 @@ fn open_bundle_multi_decrypts_with_the_retired_key() {
 }
 
 #[test]
-fn open_bundle_multi_verifies_before_decrypting() {
+fn open_with_several_identities_verifies_before_decrypting() {
     let high = SideKeys::generate();
     let (old, new, _) = statement();
     let mut bytes = bundle_to(&high, &old);
@@ -231,13 +222,10 @@ fn open_bundle_multi_verifies_before_decrypting() {
 
     // A policy refusal comes before decryption.
     let mut sink = CountingSink::default();
-    let err = open_bundle_multi_checked(
+    let err = open(
         Cursor::new(&bytes),
-        &signer,
-        &[&new, &old],
-        &Limits::default(),
-        &mut sink,
-        |_, _| Err(BundleError::Malformed("policy says no".to_owned())),
+        OpenOptions::new(signer, &[&new, &old], &mut sink)
+            .header_check(|_, _| Err(BundleError::Malformed("policy says no".to_owned()))),
     )
     .unwrap_err();
     assert!(err.to_string().contains("policy says no"), "{err}");
@@ -247,23 +235,17 @@ fn open_bundle_multi_verifies_before_decrypting() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     let mut sink = CountingSink::default();
-    let err = open_bundle_multi(
+    let err = open(
         Cursor::new(&bytes),
-        &signer,
-        &[&new, &old],
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(signer, &[&new, &old], &mut sink),
     )
     .unwrap_err();
     assert_eq!(err.kind(), "payload_hash_mismatch", "{err}");
     bytes[last] ^= 1;
     bytes[20] ^= 1;
-    let err = open_bundle_multi(
+    let err = open(
         Cursor::new(&bytes),
-        &signer,
-        &[&new, &old],
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(signer, &[&new, &old], &mut sink),
     )
     .unwrap_err();
     assert_eq!(err.kind(), "bad_signature", "{err}");

@@ -44,15 +44,32 @@ fn round_trip_bytes_and_files() {
     drop(file);
 
     let bytes = fs::read(&bundle_path).unwrap();
-    assert_eq!(bytes.len() as u64, 1024 + written.header.payload_len);
+    let table_len = written.header.table_len().unwrap() as usize;
+    assert_eq!(
+        bytes.len() as u64,
+        1024 + table_len as u64 + written.header.payload_len
+    );
+    assert_eq!(Some(bytes.len() as u64), written.header.bundle_len());
     assert_eq!(
         written.bundle_hash,
         <[u8; 32]>::from(Sha256::digest(&bytes[..1024]))
     );
+    let table = &bytes[1024..1024 + table_len];
     assert_eq!(
-        written.header.payload_sha256,
-        <[u8; 32]>::from(Sha256::digest(&bytes[1024..]))
+        written.header.table_sha256,
+        <[u8; 32]>::from(Sha256::digest(table))
     );
+    // Each table entry is the SHA-256 of its segment of the payload.
+    let segments = segment_ranges(&bytes);
+    assert_eq!(segments.len() * 32, table_len);
+    assert!(segments.len() > 6, "5 MiB make several segments");
+    for (i, range) in segments.iter().enumerate() {
+        assert_eq!(
+            &table[i * 32..i * 32 + 32],
+            &Sha256::digest(&bytes[range.clone()])[..]
+        );
+    }
+    assert_eq!(segments.last().unwrap().end, bytes.len());
     let h = &written.header;
     assert_eq!(
         (h.version, h.bundle_id, h.channel, h.seq, h.prev_hash),
@@ -71,12 +88,9 @@ fn round_trip_bytes_and_files() {
     assert_eq!(h.signer, p.low.public().signing);
 
     let mut sink = MemorySink::new(64 << 20);
-    let opened = open_bundle(
+    let opened = open(
         fs::File::open(&bundle_path).unwrap(),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
     )
     .unwrap();
     assert_eq!(opened.header, written.header);
@@ -116,12 +130,9 @@ fn round_trip_with_no_entries_and_at_an_offset() {
     let mut r = Cursor::new(out.into_inner());
     r.seek(SeekFrom::Start(6)).unwrap();
     let mut sink = MemorySink::new(0);
-    let opened = open_bundle(
+    let opened = open(
         &mut r,
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
     )
     .unwrap();
     assert_eq!(opened.header, written.header);
@@ -161,12 +172,9 @@ fn memory_sink_cap_is_enforced() {
         }],
     );
     let mut sink = MemorySink::new(999);
-    let err = open_bundle(
+    let err = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
     )
     .unwrap_err();
     assert_eq!(err.kind(), "total_too_large");
@@ -178,32 +186,27 @@ fn policy_check_runs_before_decryption() {
     let p = pair();
     let bytes = small_bundle(&p);
     let mut sink = CountingSink::default();
-    let err = open_bundle_checked(
+    let err = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
-        |header, hash| {
-            assert_eq!(hash, &<[u8; 32]>::from(Sha256::digest(&bytes[..1024])));
-            Err(BundleError::Malformed(format!(
-                "replay of sequence {}",
-                header.seq
-            )))
-        },
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink).header_check(
+            |header, hash| {
+                assert_eq!(hash, &<[u8; 32]>::from(Sha256::digest(&bytes[..1024])));
+                Err(BundleError::Malformed(format!(
+                    "replay of sequence {}",
+                    header.seq
+                )))
+            },
+        ),
     )
     .unwrap_err();
     assert!(err.to_string().contains("replay of sequence 7"), "{err}");
     assert_eq!(sink.calls, 0);
 
     let mut sink = MemorySink::new(1 << 20);
-    let opened = open_bundle_checked(
+    let opened = open(
         Cursor::new(&bytes),
-        &p.low.public().signing,
-        &p.high,
-        &Limits::default(),
-        &mut sink,
-        |_, _| Ok::<(), BundleError>(()),
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink)
+            .header_check(|_, _| Ok::<(), BundleError>(())),
     )
     .unwrap();
     assert_eq!(opened.entries.len(), 2);

@@ -27,7 +27,7 @@ fn example_keys() -> SideKeys {
 /// The header of the worked example (spec section 10).
 fn example_header(keys: &SideKeys) -> Header {
     Header {
-        version: 1,
+        version: 2,
         bundle_id: [
             0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
             0xee, 0xff,
@@ -39,7 +39,9 @@ fn example_header(keys: &SideKeys) -> Header {
         expires_at: 1_700_086_400,
         signer: keys.public().signing,
         payload_len: 1_234_567,
-        payload_sha256: [0x22; 32],
+        stream_offset: 184,
+        segment_chunks: 16,
+        table_sha256: [0x22; 32],
     }
 }
 
@@ -53,6 +55,11 @@ fn encoded_examples() -> BTreeMap<&'static str, Vec<u8>> {
     let header = example_header(&keys);
     let block = encode_header_block(&header, &keys).unwrap();
     let header_len = usize::from(u16::from_le_bytes([block[10], block[11]]));
+    assert_eq!(
+        u32::from_le_bytes(block[12..16].try_into().unwrap()),
+        96,
+        "the example's table: segment 0 and 19 chunks in 2 segments"
+    );
     let manifest: Vec<ManifestEntry> = EXAMPLE_ENTRIES
         .iter()
         .map(|(path, data)| manifest_entry(path, data))
@@ -65,8 +72,8 @@ fn encoded_examples() -> BTreeMap<&'static str, Vec<u8>> {
     let plaintext = plaintext.end(&keys, &header.bundle_id, EXAMPLE_ENTRIES);
 
     let mut examples = BTreeMap::new();
-    examples.insert("header-fields", block[12..12 + header_len].to_vec());
-    examples.insert("header-block", block[..12 + header_len + 64].to_vec());
+    examples.insert("header-fields", block[16..16 + header_len].to_vec());
+    examples.insert("header-block", block[..16 + header_len + 64].to_vec());
     examples.insert("manifest", manifest_bytes);
     examples.insert("plaintext", plaintext.bytes);
     examples
@@ -130,7 +137,7 @@ fn spec_example_signatures_verify() {
     let examples = encoded_examples();
     let block = &examples["header-block"];
     let (signed, signature) = block.split_at(block.len() - 64);
-    let mut message = b"ferry-bundle/v1 header\0".to_vec();
+    let mut message = b"ferry-bundle/v2 header\0".to_vec();
     message.extend_from_slice(signed);
     let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
     verifying.verify_strict(&message, &signature).unwrap();
@@ -192,7 +199,7 @@ fn spec_header_table() -> Vec<String> {
         .collect()
 }
 
-/// The names in the first column of the manifest table in section 3.
+/// The names in the first column of the manifest table in section 3.3.
 fn spec_manifest_table() -> Vec<String> {
     let table = SPEC
         .split("The **manifest** is the postcard encoding of:")
@@ -212,10 +219,14 @@ fn spec_tables_give_the_wire_field_order() {
     let keys = example_keys();
     let block = encode_header_block(&example_header(&keys), &keys).unwrap();
     let header_len = usize::from(u16::from_le_bytes([block[10], block[11]]));
-    let wire: WireHeader = postcard::from_bytes(&block[12..12 + header_len]).unwrap();
+    let wire: WireHeader = postcard::from_bytes(&block[16..16 + header_len]).unwrap();
     assert_eq!(spec_header_table(), field_order(&wire), "spec section 2");
 
     let manifest = encode_manifest(&[0; 16], &[manifest_entry("a", b"")]).unwrap();
     let wire: WireManifest = postcard::from_bytes(&manifest).unwrap();
-    assert_eq!(spec_manifest_table(), field_order(&wire), "spec section 3");
+    assert_eq!(
+        spec_manifest_table(),
+        field_order(&wire),
+        "spec section 3.3"
+    );
 }

@@ -10,17 +10,19 @@ use base64::Engine as _;
 use super::*;
 use crate::format::{encode_header_block, HEADER_DOMAIN};
 
-/// Every kind of refusal that a bundle file can earn from `open_bundle`; each must have at
+/// Every kind of refusal that a bundle file can earn from `open`; each must have at
 /// least one vector. (`io`, `key`, `bad_public_identity` and the part and rotation kinds
 /// are about other files.)
 const BUNDLE_REFUSALS: &[&str] = &[
     "not_a_bundle",
     "truncated",
     "newer_version",
+    "old_version",
     "header_too_large",
     "malformed",
     "bad_signature",
     "untrusted_signer",
+    "segment_table_mismatch",
     "payload_hash_mismatch",
     "trailing_data",
     "not_for_us",
@@ -174,12 +176,9 @@ fn run_vector(keys: &Pair, v: &Vector) -> Result<(), String> {
         ));
     }
     let mut sink = MemorySink::new(1 << 30);
-    let opened = open_bundle(
+    let opened = open(
         Cursor::new(&v.bytes),
-        &signer,
-        &keys.high,
-        &limits,
-        &mut sink,
+        OpenOptions::new(signer, &[&keys.high], &mut sink).limits(limits),
     );
     match (&opened, v.expect.as_str()) {
         (Ok(opened), "success") => {
@@ -313,23 +312,11 @@ fn vector_params() -> HeaderParams {
 
 /// Recomputes the header signature of `block` (after a field was changed) with `keys`.
 fn resign(block: &mut [u8], keys: &SideKeys) {
-    let end = 12 + usize::from(u16::from_le_bytes([block[10], block[11]]));
+    let end = 16 + usize::from(u16::from_le_bytes([block[10], block[11]]));
     let mut message = HEADER_DOMAIN.to_vec();
     message.extend_from_slice(&block[..end]);
     let signature = keys.sign(&message);
     block[end..end + 64].copy_from_slice(&signature);
-}
-
-/// A correctly signed header block in front of `payload`, whatever the payload is.
-fn reseal(keys: &SideKeys, header: &Header, payload: &[u8]) -> Vec<u8> {
-    let header = Header {
-        payload_len: payload.len() as u64,
-        payload_sha256: Sha256::digest(payload).into(),
-        ..header.clone()
-    };
-    let mut bytes = encode_header_block(&header, keys).unwrap().to_vec();
-    bytes.extend_from_slice(payload);
-    bytes
 }
 
 /// A vector with `comment` and the expected outcomes.
@@ -389,6 +376,9 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
     let good = write(&p.low, &p.high, &[code, request]);
     let header_len = usize::from(u16::from_le_bytes([good[10], good[11]]));
     let header = inspect(&good[..]).unwrap();
+    let payload_at = payload_offset(&good);
+    let segments = segment_ranges(&good);
+    let table_len = payload_at - HEADER_BLOCK_LEN;
     let with = |f: &dyn Fn(&mut Vec<u8>)| {
         let mut bytes = good.clone();
         f(&mut bytes);
@@ -446,7 +436,7 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "not_a_bundle",
                 "not_a_bundle",
                 "the payload alone, a valid age file, is not a bundle",
-                good[HEADER_BLOCK_LEN..].to_vec(),
+                good[payload_at..].to_vec(),
             ),
         ),
         (
@@ -485,8 +475,17 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
             vector(
                 "newer_version",
                 "newer_version",
-                "format version 2, refused before the signature is looked at",
-                with(&|b| b[8..10].copy_from_slice(&2u16.to_le_bytes())),
+                "format version 3, refused before the signature is looked at",
+                with(&|b| b[8..10].copy_from_slice(&3u16.to_le_bytes())),
+            ),
+        ),
+        (
+            "old-version",
+            vector(
+                "old_version",
+                "old_version",
+                "a genuine format version 1 bundle (no segment table), refused by its version",
+                v1_bundle(&p.low, &p.high.public(), &params),
             ),
         ),
         (
@@ -532,7 +531,7 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "malformed",
                 "validly signed header bytes with channel index 2, which does not exist",
                 with(&|b| {
-                    b[12 + 17] = 2;
+                    b[16 + 17] = 2;
                     resign(b, &p.low);
                 }),
             ),
@@ -545,7 +544,7 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "validly signed header bytes with one byte after the last field",
                 with(&|b| {
                     b[10..12].copy_from_slice(&(header_len as u16 + 1).to_le_bytes());
-                    b[12 + header_len..HEADER_BLOCK_LEN].fill(0);
+                    b[16 + header_len..HEADER_BLOCK_LEN].fill(0);
                     resign(b, &p.low);
                 }),
             ),
@@ -555,14 +554,14 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
             vector(
                 "malformed",
                 "malformed",
-                "the block says version 1, the validly signed header fields say 2",
+                "the block says version 2, the validly signed header fields say 3",
                 with(&|b| {
                     let h = Header {
-                        version: 2,
+                        version: 3,
                         ..header.clone()
                     };
                     let mut block = encode_header_block(&h, &p.low).unwrap();
-                    block[8..10].copy_from_slice(&1u16.to_le_bytes());
+                    block[8..10].copy_from_slice(&2u16.to_le_bytes());
                     resign(&mut block, &p.low);
                     b[..HEADER_BLOCK_LEN].copy_from_slice(&block);
                 }),
@@ -574,7 +573,7 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "bad_signature",
                 "bad_signature",
                 "one bit flipped in the signed header fields (the sequence number)",
-                with(&|b| b[12 + 1 + 16 + 1] ^= 0x01),
+                with(&|b| b[16 + 1 + 16 + 1] ^= 0x01),
             ),
         ),
         (
@@ -583,7 +582,7 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "bad_signature",
                 "bad_signature",
                 "one bit flipped in the signature",
-                with(&|b| b[12 + header_len + 5] ^= 0x01),
+                with(&|b| b[16 + header_len + 5] ^= 0x01),
             ),
         ),
         (
@@ -601,13 +600,13 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "untrusted_signer",
                 "untrusted_signer",
                 "signed by the pinned key, but its signer field names another key",
-                reseal(
+                seal_payload(
                     &p.low,
                     &Header {
                         signer: mallory.low.public().signing,
                         ..header.clone()
                     },
-                    &good[HEADER_BLOCK_LEN..],
+                    &good[payload_at..],
                 ),
             ),
         ),
@@ -616,8 +615,75 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
             vector(
                 "payload_hash_mismatch",
                 "payload_hash_mismatch",
-                "one bit flipped in the age payload",
-                with(&|b| b[HEADER_BLOCK_LEN + 40] ^= 0x80),
+                "one bit flipped in the age payload's first STREAM chunk (segment 1)",
+                with(&|b| b[segments[1].start + 40] ^= 0x80),
+            ),
+        ),
+        (
+            "payload-hash-mismatch-age-header",
+            vector(
+                "payload_hash_mismatch",
+                "payload_hash_mismatch",
+                "one bit flipped in the age header (segment 0)",
+                with(&|b| b[payload_at + 30] ^= 0x01),
+            ),
+        ),
+        (
+            "segment-table-mismatch",
+            vector(
+                "segment_table_mismatch",
+                "segment_table_mismatch",
+                "one bit flipped in the segment table",
+                with(&|b| b[HEADER_BLOCK_LEN + 5] ^= 0x01),
+            ),
+        ),
+        (
+            "truncated-in-table",
+            vector(
+                "truncated",
+                "truncated",
+                "the file ends inside the segment table",
+                good[..HEADER_BLOCK_LEN + 40].to_vec(),
+            ),
+        ),
+        (
+            "malformed-table-len",
+            vector(
+                "malformed",
+                "malformed",
+                "a table_len that is not a multiple of 32 (checked before the signature)",
+                with(&|b| b[12..16].copy_from_slice(&65u32.to_le_bytes())),
+            ),
+        ),
+        (
+            "malformed-table-len-mismatch",
+            vector(
+                "malformed",
+                "malformed",
+                "a validly signed table_len of 96 where the header's layout needs 64",
+                with(&|b| {
+                    b[12..16].copy_from_slice(&(table_len as u32 + 32).to_le_bytes());
+                    resign(b, &p.low);
+                }),
+            ),
+        ),
+        (
+            "malformed-layout",
+            vector(
+                "malformed",
+                "malformed",
+                "a validly signed payload_len that leaves a 10-byte STREAM, shorter than a tag",
+                {
+                    let h = Header {
+                        payload_len: u64::from(header.stream_offset) + 10,
+                        ..header.clone()
+                    };
+                    let mut b = raw_block(&p.low, &h, 64);
+                    b.extend_from_slice(
+                        &good[HEADER_BLOCK_LEN..payload_at + header.stream_offset as usize + 10],
+                    );
+                    b
+                },
             ),
         ),
         (
@@ -646,11 +712,49 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "ok",
                 "a validly signed payload whose last age STREAM chunk was altered",
                 {
-                    let mut payload = good[HEADER_BLOCK_LEN..].to_vec();
+                    let mut payload = good[payload_at..].to_vec();
                     let last = payload.len() - 20;
                     payload[last] ^= 0x01;
-                    reseal(&p.low, &header, &payload)
+                    seal_payload(&p.low, &header, &payload)
                 },
+            ),
+        ),
+        (
+            "decrypt-header-mac",
+            vector(
+                "decrypt",
+                "ok",
+                "a validly signed payload whose age header MAC was altered",
+                {
+                    let mut payload = good[payload_at..].to_vec();
+                    let mac = payload.windows(4).position(|w| w == b"--- ").unwrap() + 4;
+                    payload[mac] = if payload[mac] == b'A' { b'B' } else { b'A' };
+                    seal_payload(&p.low, &header, &payload)
+                },
+            ),
+        ),
+        (
+            "success-age-crate-payload",
+            success(
+                "a payload written by another age implementation (the age crate, with its \
+                 grease stanza), in a bundle signed by the sender",
+                {
+                    let pt = Plaintext::new()
+                        .entry(code.0, code.1)
+                        .end(&p.low, &id, &[code]);
+                    let recipient: age::x25519::Recipient =
+                        p.high.public().recipient.parse().unwrap();
+                    let encryptor = age::Encryptor::with_recipients(std::iter::once(
+                        &recipient as &dyn age::Recipient,
+                    ))
+                    .unwrap();
+                    let mut payload = Vec::new();
+                    let mut w = encryptor.wrap_output(&mut payload).unwrap();
+                    std::io::Write::write_all(&mut w, &pt.bytes).unwrap();
+                    w.finish().unwrap();
+                    seal_payload(&p.low, &header, &payload)
+                },
+                &[code],
             ),
         ),
         // The plaintext: entry records and the signed manifest.

@@ -133,13 +133,11 @@ fn import_one(
         now: ferry_core::now(),
     };
     let mut sink = StagingSink::new(side.layout.staging_dir(&uuid::Uuid::new_v4())).map_err(io)?;
-    let result = ferry_bundle::open_bundle_multi_checked(
+    let result = ferry_bundle::open(
         File::open(path).map_err(io)?,
-        &peer.signing,
-        &candidates,
-        &limits,
-        &mut sink,
-        |header, _hash| policy.check(header),
+        ferry_bundle::OpenOptions::new(peer.signing, &candidates, &mut sink)
+            .limits(limits)
+            .header_check(|header, _hash| policy.check(header)),
     );
     let opened = match result {
         Ok(opened) => opened,

@@ -107,7 +107,7 @@ struct InspectedHeader {
     expires_at: String,
     signer: String,
     payload_len: u64,
-    payload_sha256: String,
+    segment_table_sha256: String,
     verified: bool,
 }
 
@@ -132,7 +132,7 @@ pub fn inspect_cmd(file: &Path, json: bool) -> Result<()> {
         expires_at: rfc3339(h.expires_at),
         signer: hex::encode(h.signer),
         payload_len: h.payload_len,
-        payload_sha256: hex::encode(h.payload_sha256),
+        segment_table_sha256: hex::encode(h.table_sha256),
         verified: false,
     };
     if json {

@@ -1,0 +1,187 @@
+//! An ordered parallel map: the calling thread submits items (large buffers), helper
+//! threads transform them, and the calling thread takes the results back in submission
+//! order.
+//!
+//! The writer and the reader use it for a bundle's segments: the calling thread does what
+//! must happen in order (reading the input, hashing entries, parsing records, feeding the
+//! sink, writing the output), the helpers do what is independent per segment (encrypting
+//! or decrypting its STREAM chunks and hashing its ciphertext). With as many helpers as
+//! cores, both cores stay busy. The number of items in flight is bounded by the caller,
+//! who owns the buffers; a helper only ever holds the one it works on.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
+use std::thread;
+
+use crate::BundleError;
+
+/// The transformation applied to each item, on a helper thread (or inline).
+pub(crate) type Work<'w, T> = &'w (dyn Fn(&mut T) -> Result<(), BundleError> + Sync);
+
+type Done<T> = (u64, Result<T, BundleError>);
+
+/// Helper threads worth starting for `items` items of about 1 MiB each: none for a few
+/// (starting threads would cost more than it saves); else one per core, less one if the
+/// calling thread has about as much work of its own as the helpers have together (as when
+/// it reads, hashes and writes while they encrypt and hash), so that no core has two busy
+/// threads to share; at least one, at most four.
+pub(crate) fn helpers_for(items: u64, caller_works: bool) -> usize {
+    if items < 4 {
+        return 0;
+    }
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let helpers = if caller_works { cores - 1 } else { cores };
+    helpers.clamp(1, 4)
+}
+
+/// The calling thread's end: submit items, take results in order.
+pub(crate) struct Ordered<'w, T> {
+    work: Work<'w, T>,
+    jobs: Option<SyncSender<(u64, T)>>,
+    done: Option<Receiver<Done<T>>>,
+    /// Results that arrived before an earlier one (or, inline, every result).
+    early: BTreeMap<u64, Result<T, BundleError>>,
+    submitted: u64,
+    taken: u64,
+}
+
+impl<'w, T> Ordered<'w, T> {
+    fn new(
+        work: Work<'w, T>,
+        jobs: Option<SyncSender<(u64, T)>>,
+        done: Option<Receiver<Done<T>>>,
+    ) -> Ordered<'w, T> {
+        Ordered {
+            work,
+            jobs,
+            done,
+            early: BTreeMap::new(),
+            submitted: 0,
+            taken: 0,
+        }
+    }
+
+    /// Hands `item` to a helper (waiting for one to be free if `depth` items are queued),
+    /// or transforms it now if there are no helpers.
+    pub(crate) fn submit(&mut self, mut item: T) -> Result<(), BundleError> {
+        let index = self.submitted;
+        self.submitted += 1;
+        match &self.jobs {
+            Some(jobs) => jobs.send((index, item)).map_err(|_| helpers_stopped()),
+            None => {
+                let result = (self.work)(&mut item).map(|()| item);
+                self.early.insert(index, result);
+                Ok(())
+            }
+        }
+    }
+
+    /// Items submitted whose results have not been taken.
+    pub(crate) fn pending(&self) -> u64 {
+        self.submitted - self.taken
+    }
+
+    /// The result for the oldest item not yet taken, waiting for it; `None` if every
+    /// result has been taken.
+    pub(crate) fn next(&mut self) -> Option<Result<T, BundleError>> {
+        if self.taken == self.submitted {
+            return None;
+        }
+        loop {
+            if let Some(result) = self.early.remove(&self.taken) {
+                self.taken += 1;
+                return Some(result);
+            }
+            match self.done.as_ref().map(Receiver::recv) {
+                Some(Ok((index, result))) => {
+                    self.early.insert(index, result);
+                }
+                _ => return Some(Err(helpers_stopped())),
+            }
+        }
+    }
+}
+
+/// Runs `main` with an [`Ordered`] whose items are transformed by `work` on `helpers`
+/// threads (inline if 0, or if no thread can be started). At most `depth` submitted items
+/// wait for a helper; the helpers stop when `main` returns, abandoning queued items if it
+/// failed.
+pub(crate) fn run<T, R>(
+    helpers: usize,
+    depth: usize,
+    work: Work<'_, T>,
+    main: impl FnOnce(&mut Ordered<'_, T>) -> Result<R, BundleError>,
+) -> Result<R, BundleError>
+where
+    T: Send,
+{
+    if helpers == 0 {
+        return main(&mut Ordered::new(work, None, None));
+    }
+    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, T)>(depth.max(1));
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Done<T>>();
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        let mut started = 0;
+        for _ in 0..helpers {
+            let done = done_tx.clone();
+            let (job_rx, stop) = (&job_rx, &stop);
+            let spawned = thread::Builder::new()
+                .name("ferry-bundle-segment".to_owned())
+                .spawn_scoped(scope, move || helper(job_rx, done, work, stop));
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
+        drop(done_tx);
+        if started == 0 {
+            return main(&mut Ordered::new(work, None, None));
+        }
+        let mut ordered = Ordered::new(work, Some(job_tx), Some(done_rx));
+        let result = main(&mut ordered);
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        // Closing the job channel ends the helpers' loops; the scope joins them.
+        drop(ordered);
+        result
+    })
+}
+
+fn helper<T>(
+    jobs: &Mutex<Receiver<(u64, T)>>,
+    done: Sender<Done<T>>,
+    work: Work<'_, T>,
+    stop: &AtomicBool,
+) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok((index, mut item)) = job else { return };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        // A panic becomes an error for that item, so that the caller never waits forever
+        // for a result that will not come.
+        let result = catch_unwind(AssertUnwindSafe(|| work(&mut item)))
+            .unwrap_or_else(|_| Err(helpers_stopped()))
+            .map(|()| item);
+        if done.send((index, result)).is_err() {
+            return;
+        }
+    }
+}
+
+fn helpers_stopped() -> BundleError {
+    BundleError::io(
+        "processing bundle segments",
+        io::Error::other("a helper thread stopped unexpectedly"),
+    )
+}

@@ -1,0 +1,90 @@
+//! The ordered parallel map: results in submission order, errors in their place, a
+//! panicking item an error rather than a hang.
+
+use std::time::Duration;
+
+use crate::parallel::{helpers_for, run};
+
+use super::*;
+
+/// Squares `item`, after a pause that makes later items finish before earlier ones.
+fn slow_square(item: &mut u64) -> Result<(), BundleError> {
+    std::thread::sleep(Duration::from_millis((10 - *item % 10) * 2));
+    if *item == 13 {
+        return Err(BundleError::Malformed("thirteen".to_owned()));
+    }
+    *item *= *item;
+    Ok(())
+}
+
+#[test]
+fn results_come_back_in_submission_order() {
+    for helpers in [0, 1, 3] {
+        let got = run(helpers, 4, &slow_square, |ordered| {
+            let mut got = Vec::new();
+            for item in 0..12u64 {
+                // Keep at most four in flight, as the callers do with their buffers.
+                if ordered.pending() == 4 {
+                    got.push(ordered.next().unwrap()?);
+                }
+                ordered.submit(item)?;
+            }
+            while let Some(done) = ordered.next() {
+                got.push(done?);
+            }
+            assert_eq!(ordered.pending(), 0);
+            Ok(got)
+        })
+        .unwrap();
+        let squares: Vec<u64> = (0..12u64).map(|i| i * i).collect();
+        assert_eq!(got, squares, "{helpers} helpers");
+    }
+}
+
+#[test]
+fn an_error_arrives_in_its_place() {
+    for helpers in [0, 2] {
+        let mut delivered = Vec::new();
+        let err = run(helpers, 8, &slow_square, |ordered| {
+            for item in 10..18u64 {
+                ordered.submit(item)?;
+            }
+            while let Some(done) = ordered.next() {
+                delivered.push(done?);
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("thirteen"), "{err}");
+        // Everything before the failed item, nothing after it.
+        assert_eq!(delivered, vec![100, 121, 144], "{helpers} helpers");
+    }
+}
+
+#[test]
+fn a_panicking_item_is_an_error_not_a_hang() {
+    let work = |item: &mut u64| -> Result<(), BundleError> {
+        assert_ne!(*item, 2, "item 2 panics");
+        Ok(())
+    };
+    let err = run(2, 4, &work, |ordered| {
+        for item in 0..4u64 {
+            ordered.submit(item)?;
+        }
+        while let Some(done) = ordered.next() {
+            done?;
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), "io", "{err}");
+}
+
+#[test]
+fn few_items_get_no_helpers() {
+    assert_eq!(helpers_for(0, false), 0);
+    assert_eq!(helpers_for(3, true), 0);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(helpers_for(1000, false), cores.clamp(1, 4));
+    assert_eq!(helpers_for(1000, true), (cores - 1).clamp(1, 4));
+}
