@@ -20,6 +20,15 @@ pub enum TransferError {
         #[source]
         source: std::io::Error,
     },
+    /// A local fault while handling a bundle (reading it, staging its entries): the disk, not the bundle.
+    #[error("{context}: {source}")]
+    Local {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The side's configuration could not be loaded.
     #[error("loading configuration {}: {source}", path.display())]
     Config {

@@ -57,14 +57,37 @@ pub fn move_into(file: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// `dir/name`, or the first of `dir/name.1`, `dir/name.2`, ... that does not exist.
+/// Copies `file` into `dir` like [`move_into`], leaving the original where it is.
+pub fn copy_into(file: &Path, dir: &Path) -> Result<PathBuf> {
+    let name = file
+        .file_name()
+        .ok_or_else(|| TransferError::Invalid(format!("{} has no file name", file.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let target = unique_name(dir, &name);
+    let tmp = temp_path(&target);
+    std::fs::copy(file, &tmp).at("copying into", &tmp)?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .at("syncing", &tmp)?;
+    std::fs::rename(&tmp, &target).at("renaming into", &target)?;
+    sync_dir(dir)?;
+    Ok(target)
+}
+
+/// `dir/name`, or the first of `dir/stem.1.ext`, `dir/stem.2.ext`, ... that does not exist (the extension
+/// kept, so that a `.bundle` stays a `.bundle`).
 pub fn unique_name(dir: &Path, name: &str) -> PathBuf {
     let first = dir.join(name);
     if !first.exists() {
         return first;
     }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
+        _ => (name, String::new()),
+    };
     (1u64..)
-        .map(|n| dir.join(format!("{name}.{n}")))
+        .map(|n| dir.join(format!("{stem}.{n}{ext}")))
         .find(|p| !p.exists())
         .expect("some suffix is free")
 }
@@ -101,7 +124,7 @@ mod tests {
             b"first"
         );
         assert_eq!(
-            std::fs::read(dest.path().join("x.bundle.1")).unwrap(),
+            std::fs::read(dest.path().join("x.1.bundle")).unwrap(),
             b"secnd"
         );
     }

@@ -75,7 +75,8 @@ fn copy_verified(src: &Path, dest_dir: &Path, progress: &mut dyn Progress) -> Re
         .ok_or_else(|| TransferError::Invalid(format!("{} has no file name", src.display())))?
         .to_string_lossy()
         .into_owned();
-    let dest = dest_dir.join(&name);
+    // Never over a file already there (a bundle waiting in inbox/ with the same name, say).
+    let dest = crate::fs::unique_name(dest_dir, &name);
     let tmp = temp_path(&dest);
     let len = std::fs::metadata(src).at("reading", src)?.len();
     progress.start(&format!("copying {name}"), len * 2);
@@ -147,7 +148,10 @@ pub struct MediumRead {
     pub copied: Vec<PathBuf>,
     /// Bundles joined from parts into `inbox/`, with their part count.
     pub joined: Vec<(PathBuf, u32)>,
-    /// What could not be read or joined: a foreign or damaged part, an incomplete set.
+    /// Bundles skipped because the very same file is already waiting in `inbox/` (the path there).
+    pub already: Vec<PathBuf>,
+    /// What could not be read or joined: a foreign or damaged part, an incomplete set, a file that is not a
+    /// bundle or is larger than this side accepts.
     pub problems: Vec<String>,
 }
 
@@ -168,7 +172,11 @@ pub fn read_medium(
                 Err(e) => out.problems.push(format!("{}: {e}", file.display())),
             }
         } else {
-            out.copied.push(copy_verified(&file, &inbox, progress)?);
+            match check_before_copy(side, &file, &inbox) {
+                Ok(Check::Copy) => out.copied.push(copy_verified(&file, &inbox, progress)?),
+                Ok(Check::AlreadyThere(at)) => out.already.push(at),
+                Err(problem) => out.problems.push(problem),
+            }
         }
     }
     for (bundle_id, parts) in sets {
@@ -195,6 +203,72 @@ pub fn read_medium(
         }
     }
     Ok(out)
+}
+
+/// What to do with a whole bundle found on a medium.
+enum Check {
+    Copy,
+    AlreadyThere(PathBuf),
+}
+
+/// Reads a bundle's header on the medium before anything is copied: a file that is not a bundle, whose length is
+/// not the one its header declares, or that is larger than `bundle.max_bundle_mb`, is named and not copied; one
+/// identical to a file already in `inbox/` is skipped.
+fn check_before_copy(side: &SideDir, file: &Path, inbox: &Path) -> Result<Check, String> {
+    let shown = file.display();
+    let header = File::open(file)
+        .map_err(|e| format!("{shown}: {e}"))
+        .and_then(|f| ferry_bundle::inspect(f).map_err(|e| format!("{shown}: not copied: {e}")))?;
+    let len = std::fs::metadata(file)
+        .map_err(|e| format!("{shown}: {e}"))?
+        .len();
+    let declared = header
+        .bundle_len()
+        .ok_or_else(|| format!("{shown}: not copied: its header's layout is invalid"))?;
+    if len != declared {
+        return Err(format!(
+            "{shown}: not copied: it is {len} bytes but its header declares {declared} (truncated or padded)"
+        ));
+    }
+    let max = side.config.bundle.max_bundle_mb.saturating_mul(1024 * 1024);
+    if len > max {
+        return Err(format!(
+            "{shown}: not copied: {len} bytes is over bundle.max_bundle_mb = {}",
+            side.config.bundle.max_bundle_mb
+        ));
+    }
+    // The same file copied before, under its own name or a numbered one beside a different file of that name.
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".bundle").unwrap_or(&name).to_string();
+    let mut ours = None;
+    for entry in std::fs::read_dir(inbox)
+        .map_err(|e| format!("{}: {e}", inbox.display()))?
+        .flatten()
+    {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if !other.starts_with(&stem)
+            || !entry
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.len() == len)
+        {
+            continue;
+        }
+        let mine = match ours {
+            Some(h) => h,
+            None => {
+                let h = sha256_file(file, &mut NoProgress).map_err(|e| e.to_string())?;
+                ours = Some(h);
+                h
+            }
+        };
+        if sha256_file(&entry.path(), &mut NoProgress).ok() == Some(mine) {
+            return Ok(Check::AlreadyThere(entry.path()));
+        }
+    }
+    Ok(Check::Copy)
 }
 
 /// Splits a freshly written bundle into parts of at most `max_part_size` bytes in the same directory and removes

@@ -29,6 +29,13 @@ pub fn quarantine(file: &Path, dir: &Path, refusal: &Refusal) -> Result<PathBuf>
     Ok(moved)
 }
 
+/// Copies `file` (named from outside `inbox/`, so not ours to move) into `dir` with its reason beside it.
+pub fn quarantine_copy(file: &Path, dir: &Path, refusal: &Refusal) -> Result<PathBuf> {
+    let copied = crate::fs::copy_into(file, dir)?;
+    write_atomically(&reason_file(&copied), reason_text(refusal).as_bytes())?;
+    Ok(copied)
+}
+
 /// The refusal kind recorded for a quarantined file, read back from its `.reason` file.
 pub fn recorded_kind(quarantined: &Path) -> Option<String> {
     let text = std::fs::read_to_string(reason_file(quarantined)).ok()?;

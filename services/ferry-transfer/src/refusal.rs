@@ -37,6 +37,17 @@ pub enum Refusal {
         /// When it was imported.
         at: String,
     },
+    /// This very file (same bundle id and SHA-256) was imported before, e.g. by an import that stopped after its
+    /// commit: not a refusal, since nothing is wrong with it; the importer archives it and changes nothing.
+    #[error(
+        "bundle sequence {seq} was imported already at {at}: this is the same file; nothing to do"
+    )]
+    AlreadyImported {
+        /// Its sequence number.
+        seq: u64,
+        /// When it was imported.
+        at: String,
+    },
     /// Another bundle with this sequence number was imported before.
     #[error("sequence {seq} on {channel} was imported already (bundle {bundle_id}): an old or repeated sequence number changes nothing")]
     Rollback {
@@ -108,6 +119,7 @@ impl Refusal {
             Refusal::RetiredKey { .. } => "retired_key",
             Refusal::WrongChannel { .. } => "wrong_channel",
             Refusal::Replay { .. } => "replay",
+            Refusal::AlreadyImported { .. } => "already_imported",
             Refusal::Rollback { .. } => "rollback",
             Refusal::SequenceGap { .. } => "sequence_gap",
             Refusal::Expired { .. } => "expired",

@@ -32,6 +32,8 @@ pub struct ImportOptions {
 pub enum ImportOutcome {
     /// Applied and moved to `archive/`; a one-line summary.
     Accepted(String),
+    /// The very file was imported before: archived, nothing applied; a one-line summary.
+    AlreadyImported(String),
     /// Moved to `quarantine/` (the path given) with this reason.
     Refused {
         /// Why.
@@ -41,8 +43,15 @@ pub enum ImportOutcome {
     },
 }
 
-/// Bundles waiting in `inbox/`, in name order (which is sequence order per channel). With `settled`, only files
-/// unchanged for a second, so that a copy in progress is left alone.
+/// How long a bundle shorter than its header declares may stay unchanged in `inbox/` before it is taken as
+/// truncated rather than still being copied.
+pub const STALLED_COPY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Bundles waiting in `inbox/`, in name order (which is sequence order per channel).
+///
+/// With `settled` (the inbox watcher), a file is taken only once it is complete: as long as its header's
+/// declared length, and unchanged for a second. A file shorter than declared (or too short to hold a header) is
+/// left to grow, and taken (to be refused as `truncated`) only once it has not changed for [`STALLED_COPY`].
 pub fn inbox_files(side: &SideDir, settled: bool) -> Result<Vec<PathBuf>> {
     let inbox = side.layout.inbox();
     let mut files = Vec::new();
@@ -56,11 +65,8 @@ pub fn inbox_files(side: &SideDir, settled: bool) -> Result<Vec<PathBuf>> {
         if !meta.is_file() {
             continue;
         }
-        if settled {
-            let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
-            if age.is_none_or(|a| a < std::time::Duration::from_secs(1)) {
-                continue;
-            }
+        if settled && !is_settled(&entry.path(), &meta, STALLED_COPY) {
+            continue;
         }
         files.push(entry.path());
     }
@@ -68,7 +74,34 @@ pub fn inbox_files(side: &SideDir, settled: bool) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Imports each file under the side's import lock; moves each to `archive/` or `quarantine/`.
+/// Whether a file in `inbox/` is complete (by its header's declared length) and has stopped changing, or has
+/// stopped changing for `stalled` whatever its length.
+pub fn is_settled(path: &Path, meta: &std::fs::Metadata, stalled: std::time::Duration) -> bool {
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .unwrap_or_default();
+    if age >= stalled {
+        return true;
+    }
+    if age < std::time::Duration::from_secs(1) {
+        return false;
+    }
+    let declared = File::open(path)
+        .ok()
+        .and_then(|f| ferry_bundle::inspect(f).ok())
+        .and_then(|h| h.bundle_len());
+    // A file whose header cannot be read at all is junk or still arriving: only the stall timeout takes it.
+    declared.is_some_and(|len| meta.len() >= len)
+}
+
+/// Imports each file under the side's import lock; moves each to `archive/` or `quarantine/` (a file named from
+/// outside `inbox/` is copied there instead, and stays where it was).
+///
+/// A local fault (the disk is full, a file cannot be read or staged, the state store fails) is not the bundle's
+/// fault: the file stays where it is and the error is returned, naming what failed, so that it can be imported
+/// again once the fault is fixed.
 pub fn import_files(
     side: &mut SideDir,
     files: &[PathBuf],
@@ -78,6 +111,8 @@ pub fn import_files(
     let lock = File::create(&lock_path).at("creating", &lock_path)?;
     lock.lock().at("taking the import lock", &lock_path)?;
     let keys = side.keys()?;
+    remove_stale_staging(&side.layout.work_dir());
+    let inbox = side.layout.inbox();
     let mut results = Vec::new();
     for file in files {
         // Reloaded for every file: a bundle earlier in the batch may have rotated the other side's key.
@@ -86,15 +121,39 @@ pub fn import_files(
             // Another importer took it between listing and locking.
             continue;
         }
+        // Only what was carried into inbox/ is moved; a file named from elsewhere is copied and left alone.
+        let carried =
+            file.parent().and_then(|p| p.canonicalize().ok()) == inbox.canonicalize().ok();
+        let place = |dir: &Path| -> Result<PathBuf> {
+            if carried {
+                crate::fs::move_into(file, dir)
+            } else {
+                crate::fs::copy_into(file, dir)
+            }
+        };
         let outcome = match import_one(side, &peer, &keys, file, options) {
             Ok(summary) => {
-                crate::fs::move_into(file, &side.layout.archive())?;
+                place(&side.layout.archive())?;
                 tracing::info!(file = %file.display(), "imported");
                 ImportOutcome::Accepted(summary)
             }
-            Err(refusal) => {
-                let quarantined =
-                    crate::quarantine::quarantine(file, &side.layout.quarantine(), &refusal)?;
+            Err(Failure::Local(e)) => return Err(e),
+            Err(Failure::Refused(refusal @ Refusal::AlreadyImported { .. })) => {
+                place(&side.layout.archive())?;
+                tracing::info!(file = %file.display(), "already imported: archived");
+                ImportOutcome::AlreadyImported(refusal.to_string())
+            }
+            Err(Failure::Refused(refusal)) => {
+                let quarantined = match carried {
+                    true => {
+                        crate::quarantine::quarantine(file, &side.layout.quarantine(), &refusal)?
+                    }
+                    false => crate::quarantine::quarantine_copy(
+                        file,
+                        &side.layout.quarantine(),
+                        &refusal,
+                    )?,
+                };
                 tracing::warn!(file = %file.display(), kind = refusal.kind(), reason = %refusal, "bundle refused");
                 ImportOutcome::Refused {
                     refusal,
@@ -108,14 +167,53 @@ pub fn import_files(
     Ok(results)
 }
 
+/// Why one file did not import.
+enum Failure {
+    /// The bundle's fault: it is quarantined (or archived, when it is a file imported before).
+    Refused(Refusal),
+    /// This side's fault: the file stays and the import fails.
+    Local(crate::TransferError),
+}
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Failure {
+        match r {
+            // Reading the file or staging its entries failed here, on this side's disk.
+            Refusal::Bundle(ferry_bundle::BundleError::Io { context, source }) => {
+                Failure::Local(crate::TransferError::Local { context, source })
+            }
+            Refusal::Io(what) | Refusal::Store(what) => {
+                Failure::Local(crate::TransferError::Invalid(what))
+            }
+            r => Failure::Refused(r),
+        }
+    }
+}
+
+/// Removes staging directories (`work/.import-*`) that an import killed mid-way left behind; called under the
+/// import lock, so no import is using them.
+fn remove_stale_staging(work: &Path) {
+    let Ok(dir) = std::fs::read_dir(work) else {
+        return;
+    };
+    for entry in dir.filter_map(|e| e.ok()) {
+        if staging::is_staging_dir(&entry.path()) {
+            tracing::warn!(dir = %entry.path().display(), "removing the staging directory of a stopped import");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn import_one(
     side: &mut SideDir,
     peer: &ferry_bundle::PublicIdentity,
     keys: &ferry_bundle::SideKeys,
     path: &Path,
     options: ImportOptions,
-) -> std::result::Result<String, Refusal> {
-    let io = |e: std::io::Error| Refusal::Io(format!("reading {}: {e}", path.display()));
+) -> std::result::Result<String, Failure> {
+    let local = |context: &'static str| {
+        move |e: std::io::Error| Failure::Local(crate::TransferError::io(context, path, e))
+    };
     let max = side.config.bundle.max_bundle_mb.saturating_mul(1024 * 1024);
     let limits = ferry_bundle::Limits {
         max_total_len: max,
@@ -132,19 +230,21 @@ fn import_one(
         accept_gap: options.accept_gap,
         now: ferry_core::now(),
     };
-    let mut sink = StagingSink::new(side.layout.staging_dir(&uuid::Uuid::new_v4())).map_err(io)?;
+    let staging = side.layout.staging_dir(&uuid::Uuid::new_v4());
+    let mut sink = StagingSink::new(staging.clone())
+        .map_err(|e| Failure::Local(crate::TransferError::io("creating", &staging, e)))?;
     let result = ferry_bundle::open(
-        File::open(path).map_err(io)?,
+        File::open(path).map_err(local("opening"))?,
         ferry_bundle::OpenOptions::new(peer.signing, &candidates, &mut sink)
             .limits(limits)
-            .header_check(|header, _hash| policy.check(header)),
+            .header_check(|header, hash| policy.check(header, hash)),
     );
     let opened = match result {
         Ok(opened) => opened,
         Err(Refusal::Bundle(e @ ferry_bundle::BundleError::UntrustedSigner { .. })) => {
-            return Err(untrusted(side, path, e))
+            return Err(untrusted(side, path, e).into())
         }
-        Err(r) => return Err(r),
+        Err(r) => return Err(r.into()),
     };
     let entries: BTreeMap<String, StagedEntry> = opened
         .entries
@@ -167,7 +267,7 @@ fn import_one(
         entries,
         path,
     };
-    apply::apply(side, &peer.signing, decrypted)
+    apply::apply(side, &peer.signing, decrypted).map_err(Failure::from)
 }
 
 /// A bundle signed by a key other than the pinned one: a retired key is named as such.

@@ -30,8 +30,10 @@ pub struct Policy<'a> {
 }
 
 impl Policy<'_> {
-    /// Checks a verified header; `Ok` means the bundle may be decrypted.
-    pub fn check(&self, header: &Header) -> Result<(), Refusal> {
+    /// Checks a verified header and the SHA-256 of the whole file; `Ok` means the bundle may be decrypted.
+    /// The very file imported before is [`Refusal::AlreadyImported`], which the importer archives rather than
+    /// quarantines.
+    pub fn check(&self, header: &Header, bundle_hash: &[u8; 32]) -> Result<(), Refusal> {
         let expected = self.expected;
         if header.channel != expected {
             return Err(Refusal::WrongChannel {
@@ -41,6 +43,12 @@ impl Policy<'_> {
         }
         let bundle_id = hex::encode(header.bundle_id);
         if let Some(prev) = self.store.imported(&bundle_id)? {
+            if prev.bundle_hash == hex::encode(bundle_hash) {
+                return Err(Refusal::AlreadyImported {
+                    seq: prev.seq.get(),
+                    at: when(prev.imported_at),
+                });
+            }
             return Err(Refusal::Replay {
                 bundle_id,
                 seq: prev.seq.get(),

@@ -90,7 +90,6 @@ impl Drop for StagingSink {
 }
 
 /// Whether `path` is a staging directory name (`.import-*`), for cleaning up after a killed import.
-#[allow(dead_code)] // used by the orphan cleanup at start
 pub(crate) fn is_staging_dir(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())

@@ -92,14 +92,17 @@ impl Sides {
         self.import_with(to, file, ImportOptions::default())
     }
 
-    /// Imports one named file into `to` with `options`.
+    /// Carries `file` into `to`'s inbox (as a courier does) and imports it there, by name, with `options`.
     pub fn import_with(&mut self, to: Side, file: &Path, options: ImportOptions) -> ImportOutcome {
-        let mut results = import::import_files(self.side(to), &[file.to_path_buf()], options)
-            .expect("import_files");
+        let carried = self.side(to).layout.inbox().join(file.file_name().unwrap());
+        std::fs::rename(file, &carried).unwrap();
+        let mut results =
+            import::import_files(self.side(to), std::slice::from_ref(&carried), options)
+                .expect("import_files");
         assert_eq!(results.len(), 1, "one file, one outcome");
         let (path, outcome) = results.pop().unwrap();
-        assert_eq!(path, file);
-        assert!(!file.exists(), "an imported file leaves where it was");
+        assert_eq!(path, carried);
+        assert!(!carried.exists(), "an imported file leaves the inbox");
         outcome
     }
 
@@ -177,6 +180,9 @@ fn seqs(list: Vec<ferry_core::Seq>) -> Vec<u64> {
 pub fn accepted(outcome: ImportOutcome) -> String {
     match outcome {
         ImportOutcome::Accepted(summary) => summary,
+        ImportOutcome::AlreadyImported(summary) => {
+            panic!("already imported, wanted new: {summary}")
+        }
         ImportOutcome::Refused {
             refusal,
             quarantined,
@@ -196,7 +202,9 @@ pub fn assert_refused(outcome: ImportOutcome, kind: &str) -> PathBuf {
             refusal,
             quarantined,
         } => (refusal, quarantined),
-        ImportOutcome::Accepted(summary) => panic!("accepted, wanted {kind}: {summary}"),
+        ImportOutcome::Accepted(summary) | ImportOutcome::AlreadyImported(summary) => {
+            panic!("accepted, wanted {kind}: {summary}")
+        }
     };
     assert_eq!(refusal.kind(), kind, "{refusal}");
     assert!(

@@ -2,6 +2,7 @@
 //! carried as files into the other side's inbox and imported; no broker, no network, no `ferry` binary. Every
 //! refusal is asserted by its exact kind, on the outcome and in the quarantined file's `.reason`.
 
+mod faults;
 mod harness;
 mod media;
 mod policy;
