@@ -1,6 +1,7 @@
 //! The researcher's commands. They need only the researcher's own broker account: requests are published to the
 //! requests exchange, and everything else is a call answered by the low side's `ferry serve`.
 
+use ferry_review::escape;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -66,7 +67,12 @@ pub async fn assets(url: &str, json: bool) -> Result<()> {
     } else {
         println!("{:<28} {:>12}  DESCRIPTION", "ASSET", "MOCK BYTES");
         for a in assets {
-            println!("{:<28} {:>12}  {}", a.name, a.mock_size, a.description);
+            println!(
+                "{:<28} {:>12}  {}",
+                escape::line(&a.name),
+                a.mock_size,
+                escape::line(&a.description)
+            );
         }
     }
     Ok(())
@@ -234,11 +240,11 @@ pub async fn submit(
 fn print_update(u: &JobUpdate) {
     println!(
         "job {}  {}{}",
-        u.job_id.as_deref().unwrap_or("-"),
-        u.state,
+        escape::line(u.job_id.as_deref().unwrap_or("-")),
+        escape::line(&u.state),
         u.reason
             .as_ref()
-            .map(|r| format!(": {r}"))
+            .map(|r| format!(": {}", escape::line(r)))
             .unwrap_or_default()
     );
 }
@@ -333,7 +339,7 @@ pub async fn results(
         }
         if let Some(r) = &u.result {
             if !json {
-                println!("{}", r.summary);
+                println!("{}", escape::line(&r.summary));
                 if let Some(c) = r.exit_code {
                     println!("exit code: {c}");
                 }
@@ -345,7 +351,7 @@ pub async fn results(
                         ""
                     }
                 );
-                print!("{}", r.stdout);
+                print!("{}", escape::block(&r.stdout));
                 if !r.stderr.is_empty() {
                     println!(
                         "--- stderr{} ---",
@@ -355,7 +361,7 @@ pub async fn results(
                             ""
                         }
                     );
-                    print!("{}", r.stderr);
+                    print!("{}", escape::block(&r.stderr));
                 }
             }
             if !r.outputs.is_empty() {
@@ -364,7 +370,10 @@ pub async fn results(
                     ferry_core::names::output_path(&o.name)?;
                     let data = b64(&o.data_base64)?;
                     if ferry_core::sha256_hex(&data) != o.sha256 {
-                        bail!("output {} arrived damaged (SHA-256 mismatch)", o.name);
+                        bail!(
+                            "output {} arrived damaged (SHA-256 mismatch)",
+                            escape::line(&o.name)
+                        );
                     }
                     let path = dir.join(&o.name);
                     if let Some(parent) = path.parent() {
@@ -373,7 +382,7 @@ pub async fn results(
                     std::fs::write(&path, data)
                         .with_context(|| format!("writing {}", path.display()))?;
                     if !json {
-                        println!("output file: {}", path.display());
+                        println!("output file: {}", escape::line(&path.display().to_string()));
                     }
                 }
             }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use ferry_core::store::JobRow;
 use ferry_core::{JobState, Seq, Side};
+use ferry_review::escape;
 use ferry_transfer::SideDir;
 use serde::Serialize;
 
@@ -177,19 +178,42 @@ fn list(config: &Path, all: bool, json: bool) -> Result<()> {
         );
         return Ok(());
     }
-    println!(
-        "{:<36}  {:<10}  {:<12}  {:<20}  TITLE",
-        "JOB", "STATE", "RESEARCHER", "UPDATED"
-    );
-    for j in jobs {
-        println!(
-            "{:<36}  {:<10}  {:<16}  {:<23}  {}",
-            j.job_id,
-            j.state.as_str(),
-            j.researcher,
-            when(j.updated_at),
-            j.title
-        );
+    // Every cell escaped in line mode (no control, CR or bidi character reaches the terminal), and the
+    // widths computed from the escaped cells so a long name cannot shift the columns after it.
+    let rows: Vec<[String; 5]> = jobs
+        .iter()
+        .map(|j| {
+            [
+                escape::line(&j.job_id).into_owned(),
+                j.state.as_str().to_string(),
+                escape::line(&j.researcher).into_owned(),
+                when(j.updated_at),
+                escape::line(&j.title).into_owned(),
+            ]
+        })
+        .collect();
+    let header = ["JOB", "STATE", "RESEARCHER", "UPDATED", "TITLE"];
+    let mut widths = header.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let print_row = |cells: [&str; 5]| {
+        let mut line = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                line.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+            }
+        }
+        println!("{}", line.trim_end());
+    };
+    print_row(header);
+    for r in &rows {
+        print_row([&r[0], &r[1], &r[2], &r[3], &r[4]]);
     }
     Ok(())
 }
@@ -206,19 +230,26 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("job:         {}", job.job_id);
-    println!("researcher:  {}", job.researcher);
-    println!("title:       {}", job.title);
+    println!("job:         {}", escape::line(&job.job_id));
+    println!("researcher:  {}", escape::line(&job.researcher));
+    println!("title:       {}", escape::line(&job.title));
     println!("state:       {}", job.state);
     if let Some(r) = &job.reason {
-        println!("reason:      {r}");
+        println!("reason:      {}", escape::line(r));
     }
-    println!("runtime:     {}", job.runtime);
-    println!("assets:      {}", job.assets.join(", "));
-    println!("description: {}", job.description);
-    println!("--- code ---\n{}", job.code);
+    println!("runtime:     {}", escape::line(&job.runtime));
+    println!(
+        "assets:      {}",
+        job.assets
+            .iter()
+            .map(|a| escape::line(a))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("description: {}", escape::line(&job.description));
+    println!("--- code ---\n{}", escape::block(&job.code));
     if let Some(r) = &job.result {
-        println!("--- result: {} ---", r.summary);
+        println!("--- result: {} ---", escape::line(&r.summary));
         if r.unsandboxed {
             println!("WARNING: this job ran WITHOUT the sandbox (development mode)");
         }
@@ -229,7 +260,7 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
             } else {
                 ""
             },
-            String::from_utf8_lossy(&r.stdout)
+            escape::block_bytes(&r.stdout)
         );
         println!(
             "--- stderr{} ---\n{}",
@@ -238,12 +269,12 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
             } else {
                 ""
             },
-            String::from_utf8_lossy(&r.stderr)
+            escape::block_bytes(&r.stderr)
         );
         for o in side.store.outputs(&job.job_id)? {
             println!(
                 "output file: {} ({} bytes, sha256 {})",
-                o.name,
+                escape::line(&o.name),
                 o.data.len(),
                 o.sha256
             );
@@ -255,8 +286,10 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
             "{}  {:<10} by {}{}",
             when(e.at),
             e.state.as_str(),
-            e.actor,
-            e.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            escape::line(&e.actor),
+            e.reason
+                .map(|r| format!(": {}", escape::line(&r)))
+                .unwrap_or_default()
         );
     }
     Ok(())

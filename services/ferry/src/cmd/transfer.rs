@@ -4,11 +4,17 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use ferry_review::escape;
 use ferry_transfer::import::{ImportOptions, ImportOutcome};
 use ferry_transfer::{export, import, media, rotation, SideDir};
 use serde::Serialize;
 
 use crate::progress::Bar;
+
+/// A path as a message shows it: escaped in line mode (a file name on a medium is anyone's).
+fn shown(p: &Path) -> String {
+    escape::line(&p.display().to_string()).into_owned()
+}
 
 /// `ferry export --config CFG [--resend SEQ] [--max-part-size SIZE]`.
 pub fn export_cmd(config: &Path, resend: Option<u64>, max_part_size: Option<u64>) -> Result<()> {
@@ -37,7 +43,7 @@ fn print_exported(
         None => vec![exported.path.clone()],
     };
     for f in files {
-        println!("{}", f.display());
+        println!("{}", shown(&f));
     }
     Ok(())
 }
@@ -48,7 +54,7 @@ pub fn rotate_cmd(config: &Path) -> Result<()> {
     let mut side = SideDir::open(config)?;
     let prepared = rotation::prepare(&side)?;
     let exported = export::export(&mut side)?.context("the rotation bundle was not written")?;
-    println!("{}", exported.path.display());
+    println!("{}", shown(&exported.path));
     println!(
         "keys rotated: {} replaces {}; carry this bundle to the {} side, which will pin the new key",
         prepared.new.key_id(),
@@ -77,19 +83,26 @@ pub fn import_cmd(config: &Path, files: &[PathBuf], accept_gap: bool) -> Result<
     let mut refused = 0;
     for (file, outcome) in results {
         match outcome {
-            ImportOutcome::Accepted(summary) => println!("imported {}: {summary}", file.display()),
+            ImportOutcome::Accepted(summary) => {
+                println!("imported {}: {}", shown(&file), escape::line(&summary))
+            }
             ImportOutcome::Refused {
                 refusal,
                 quarantined,
             } => {
                 refused += 1;
                 eprintln!(
-                    "refused {} ({}): {refusal}; moved to {}",
-                    file.display(),
+                    "refused {} ({}): {}; moved to {}",
+                    shown(&file),
                     refusal.kind(),
-                    quarantined.display()
+                    escape::line(&refusal.to_string()),
+                    shown(&quarantined)
                 );
             }
+            // Outcomes ferry-transfer adds (e.g. a bundle imported before, archived): shown as it
+            // describes them, escaped. Unreachable until the library has such a variant.
+            #[allow(unreachable_patterns)]
+            other => println!("{}: {}", shown(&file), escape::line(&format!("{other:?}"))),
         }
     }
     Ok(if refused == 0 { 0 } else { 1 })
@@ -144,9 +157,11 @@ pub fn inspect_cmd(file: &Path, json: bool) -> Result<()> {
     for (k, val) in value.as_object().expect("a struct serializes to an object") {
         println!(
             "{k:<22} {}",
-            val.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| val.to_string())
+            escape::line(
+                &val.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| val.to_string())
+            )
         );
     }
     Ok(())
@@ -170,7 +185,7 @@ pub fn verify_cmd(config: &Path, file: &Path) -> Result<()> {
     let imported = side.store.imported(&hex::encode(h.bundle_id))?;
     println!(
         "{}: signature by {} and payload hash OK; channel {}, sequence {}, bundle hash {}{}",
-        file.display(),
+        shown(file),
         peer.key_id(),
         h.channel.as_str(),
         h.seq,
@@ -193,12 +208,12 @@ pub fn media_write_cmd(config: &Path, medium: &Path) -> Result<()> {
         return Ok(());
     }
     for dest in &written {
-        println!("{}", dest.display());
+        println!("{}", shown(dest));
     }
     println!(
         "{} file(s) written to {} and verified",
         written.len(),
-        medium.display()
+        shown(medium)
     );
     Ok(())
 }
@@ -208,17 +223,17 @@ pub fn media_read_cmd(config: &Path, medium: &Path) -> Result<i32> {
     let side = SideDir::open(config)?;
     let read = media::read_medium(&side, medium, &mut Bar::new())?;
     if read.copied.is_empty() && read.joined.is_empty() && read.problems.is_empty() {
-        println!("no bundles or parts on {}", medium.display());
+        println!("no bundles or parts on {}", shown(medium));
         return Ok(0);
     }
     for dest in &read.copied {
-        println!("{}", dest.display());
+        println!("{}", shown(dest));
     }
     for (dest, count) in &read.joined {
-        println!("{} (joined from {count} parts)", dest.display());
+        println!("{} (joined from {count} parts)", shown(dest));
     }
     for problem in &read.problems {
-        eprintln!("error: {problem}");
+        eprintln!("error: {}", escape::line(&problem.to_string()));
     }
     Ok(if read.problems.is_empty() { 0 } else { 1 })
 }
