@@ -182,6 +182,11 @@ fn check_request(
             )));
         }
     }
+    // Code the owner could not review as it runs (a control or bidi character hides or reorders what the
+    // terminal shows) is refused here, where it first arrives, naming line and column.
+    if let Err(refusal) = ferry_review::code::check(&req.code) {
+        return Err(refuse(refusal.to_string()));
+    }
     if !config.runtimes.contains_key(&req.runtime) {
         return Err(refuse(format!(
             "unknown runtime {:?}; this side offers: {}",

@@ -213,6 +213,8 @@ pub async fn submit(
         assets: assets.to_vec(),
     };
     // Catch what intake would refuse before it leaves, with the same rules.
+    ferry_review::code::check(&request.code)
+        .map_err(|r| anyhow::anyhow!("{}: {r}", escape::line(&script.display().to_string())))?;
     let body = serde_json::to_vec(&request).expect("request serializes");
     JobRequest::parse(&body, &ferry_core::config::IntakePolicy::default())
         .map_err(|r| anyhow::anyhow!("{}", r.reason))?;

@@ -149,3 +149,54 @@ fn serve_stops_cleanly_on_sigterm() {
         assert!(status.success(), "{status:?}");
     }
 }
+
+#[test]
+fn intake_refuses_a_bidi_control_in_code_naming_line_and_column() {
+    let mut pair = Pair::with_broker();
+    pair.register_dataset();
+    let dave = pair.researcher("dave");
+    pair.serve(&pair.low.clone());
+    let user = dave
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let script = r#"
+import json, sys, time, uuid, pika
+url, user = sys.argv[1], sys.argv[2]
+conn = pika.BlockingConnection(pika.URLParameters(url))
+ch = conn.channel(); ch.confirm_delivery()
+job_id = str(uuid.uuid4())
+req = {"job_id": job_id, "runtime": "python", "code": "x = 1\nok = 'a' # \u202e ;b'\n", "assets": ["training-data.csv"]}
+ch.basic_publish("ferry.requests", "job", json.dumps(req).encode(), pika.BasicProperties(user_id=user, message_id=job_id))
+deadline = time.time() + float(sys.argv[3])
+while time.time() < deadline:
+    m, p, b = ch.basic_get("ferry.results." + user, auto_ack=True)
+    if m is None:
+        time.sleep(0.2); continue
+    u = json.loads(b)
+    print("update:", u["state"], u.get("reason"))
+    break
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &dave,
+            &user,
+            &crate::harness::patience().as_secs().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("update: failed"), "{text}");
+    assert!(text.contains("\\u{202e} at line 2, column 12"), "{text}");
+}
