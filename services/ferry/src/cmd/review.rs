@@ -5,9 +5,12 @@ use std::path::Path;
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use ferry_core::store::JobRow;
 use ferry_core::{JobState, Seq, Side};
 use ferry_review::escape;
+use ferry_review::preview::{self, PreviewOptions};
 use ferry_transfer::SideDir;
 use serde::Serialize;
 
@@ -56,6 +59,10 @@ struct ResultJson<'a> {
     summary: &'a str,
     stdout: String,
     stderr: String,
+    /// The exact bytes of stdout (the `stdout` string is lossy UTF-8).
+    stdout_content_base64: String,
+    /// The exact bytes of stderr.
+    stderr_content_base64: String,
     stdout_truncated: bool,
     stderr_truncated: bool,
     unsandboxed: bool,
@@ -67,6 +74,8 @@ struct OutputJson {
     name: String,
     size: usize,
     sha256: String,
+    /// The exact bytes of the output, as a release would carry them.
+    content_base64: String,
 }
 
 #[derive(Serialize)]
@@ -102,6 +111,8 @@ fn job_json<'a>(side: &SideDir, job: &'a JobRow, full: bool) -> Result<JobJson<'
                 summary: &r.summary,
                 stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+                stdout_content_base64: BASE64.encode(&r.stdout),
+                stderr_content_base64: BASE64.encode(&r.stderr),
                 stdout_truncated: r.stdout_truncated,
                 stderr_truncated: r.stderr_truncated,
                 unsandboxed: r.unsandboxed,
@@ -111,6 +122,7 @@ fn job_json<'a>(side: &SideDir, job: &'a JobRow, full: bool) -> Result<JobJson<'
                     .into_iter()
                     .map(|o| OutputJson {
                         size: o.data.len(),
+                        content_base64: BASE64.encode(&o.data),
                         name: o.name,
                         sha256: o.sha256,
                     })
@@ -253,31 +265,33 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
         if r.unsandboxed {
             println!("WARNING: this job ran WITHOUT the sandbox (development mode)");
         }
-        println!(
-            "--- stdout{} ---\n{}",
-            if r.stdout_truncated {
-                " (truncated)"
-            } else {
-                ""
-            },
-            escape::block_bytes(&r.stdout)
-        );
-        println!(
-            "--- stderr{} ---\n{}",
-            if r.stderr_truncated {
-                " (truncated)"
-            } else {
-                ""
-            },
-            escape::block_bytes(&r.stderr)
-        );
+        let opts = |what: &str| PreviewOptions {
+            extract_hint: format!(
+                "ferry review extract --config {} {} --out DIR (then DIR/{what})",
+                escape::line(&config.display().to_string()),
+                escape::line(&job.job_id)
+            ),
+            ..PreviewOptions::default()
+        };
+        for (label, data, truncated) in [
+            ("stdout", &r.stdout, r.stdout_truncated),
+            ("stderr", &r.stderr, r.stderr_truncated),
+        ] {
+            println!(
+                "--- {label}{} ---",
+                if truncated { " (truncated)" } else { "" }
+            );
+            println!("{}", preview::preview_stream(label, data, &opts(label)));
+        }
         for o in side.store.outputs(&job.job_id)? {
             println!(
-                "output file: {} ({} bytes, sha256 {})",
+                "--- output file: {} ({} bytes, sha256 {}) ---",
                 escape::line(&o.name),
                 o.data.len(),
                 o.sha256
             );
+            let hint = format!("outputs/{}", escape::line(&o.name));
+            println!("{}", preview::preview(&o.name, &o.data, &opts(&hint)));
         }
     }
     println!("--- history ---");
