@@ -44,6 +44,26 @@ pub enum ServeError {
     Panicked(String),
 }
 
+impl ServeError {
+    /// Whether this is the broker being unreachable or going away (as opposed to refusing this account, or a
+    /// fault of this side): worth connecting again.
+    pub fn is_broker_outage(&self) -> bool {
+        match self {
+            ServeError::Broker(e) | ServeError::Topology { source: e, .. } => {
+                !e.is_access_refused()
+                    && matches!(
+                        **e,
+                        ferry_broker::BrokerError::Connect { .. }
+                            | ferry_broker::BrokerError::Amqp { .. }
+                            | ferry_broker::BrokerError::SubscriptionEnded(_)
+                    )
+            }
+            ServeError::Service { source, .. } => source.is_broker_outage(),
+            _ => false,
+        }
+    }
+}
+
 impl From<ferry_broker::BrokerError> for ServeError {
     fn from(e: ferry_broker::BrokerError) -> ServeError {
         ServeError::Broker(Box::new(e))

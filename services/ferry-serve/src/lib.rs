@@ -31,15 +31,50 @@ pub const INBOX_POLL: Duration = Duration::from_secs(2);
 /// How often the transactional outboxes (notifications, dispatch) are looked at.
 pub const OUTBOX_POLL: Duration = Duration::from_millis(200);
 
+/// The first wait before connecting again after the broker went away; it doubles up to [`RECONNECT_MAX`].
+pub const RECONNECT_FIRST: Duration = Duration::from_millis(500);
+/// The longest wait between two attempts to reach the broker.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
 /// Runs the side's services until `shutdown` completes, then lets each finish the message in hand.
+///
+/// When the broker cannot be reached, or the connection drops, the services stop and start again on a new
+/// connection after a capped, doubling wait, until `shutdown`: nothing is lost, since a message is acked only
+/// after its effect is committed, and the broker redelivers what was not. Any other failure is returned.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let url = ferry_core::config::redact_url(&config.amqp_url);
     tracing::info!(side = config.side.as_str(), broker = %url, "starting");
     let (tx, rx) = watch::channel(false);
     let services = async move {
-        match config.side {
-            Side::Low => low::run(config, rx).await,
-            Side::High => high::run(config, rx).await,
+        let mut wait = RECONNECT_FIRST;
+        let mut reconnects = 0u64;
+        loop {
+            let started = std::time::Instant::now();
+            let result = match config.side {
+                Side::Low => low::run(config.clone(), rx.clone()).await,
+                Side::High => high::run(config.clone(), rx.clone()).await,
+            };
+            let stopping = *rx.borrow();
+            match result {
+                Err(e) if !stopping && e.is_broker_outage() => {
+                    if started.elapsed() > RECONNECT_MAX {
+                        wait = RECONNECT_FIRST;
+                    }
+                    reconnects += 1;
+                    tracing::warn!(
+                        reconnects,
+                        "the broker at {url} is unreachable or went away ({e}); connecting again in {:.1} s",
+                        wait.as_secs_f64()
+                    );
+                    let mut stop = rx.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = supervise::stopped(&mut stop) => return Ok(()),
+                    }
+                    wait = (wait * 2).min(RECONNECT_MAX);
+                }
+                other => return other,
+            }
         }
     };
     tokio::pin!(services);
@@ -52,4 +87,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     services.await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Started while no broker answers, the services keep trying (rather than exit) until told to stop.
+    #[tokio::test]
+    async fn a_side_started_while_the_broker_is_down_waits_for_it_until_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens on port 1 of the loopback address: every attempt is refused at once.
+        let config = Config::new(Side::Low, dir.path(), "amqp://guest:guest@127.0.0.1:1/%2f");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(run(config, async {
+            let _ = stop_rx.await;
+        }));
+        tokio::time::sleep(RECONNECT_FIRST * 3).await;
+        assert!(!run.is_finished(), "the side gave up instead of waiting for the broker");
+        stop_tx.send(()).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("shutdown ends the waiting")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+    }
 }
