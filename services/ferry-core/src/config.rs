@@ -249,12 +249,18 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        // Every path of the side is made absolute here, once: a side opened as `--config high/ferry.toml` must
+        // not hand relative paths to a sandbox or a worker that runs elsewhere.
         let dir = path.parent().unwrap_or(Path::new("."));
-        config.dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
         } else {
-            dir.to_path_buf()
+            dir
         };
+        config.dir = dir.canonicalize().map_err(|source| ConfigError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         config.validate(path)?;
         Ok(config)
     }
@@ -368,6 +374,31 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_config_path_gives_an_absolute_side_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let side = dir.path().join("high");
+        std::fs::create_dir(&side).unwrap();
+        let config = Config::new(Side::High, &side, DEFAULT_AMQP_URL);
+        std::fs::write(side.join("ferry.toml"), config.to_toml()).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(&side.join("ferry.toml"), &cwd);
+        let loaded = Config::load(&relative).unwrap();
+        assert!(loaded.dir.is_absolute(), "{}", loaded.dir.display());
+        assert!(loaded.work_dir().is_absolute());
+        assert_eq!(loaded.dir, side.canonicalize().unwrap());
+    }
+
+    /// `to` as a path relative to `from` (both absolute), through `..` components.
+    fn pathdiff(to: &Path, from: &Path) -> PathBuf {
+        let ups = from.components().count() - 1;
+        let mut p = PathBuf::new();
+        for _ in 0..ups {
+            p.push("..");
+        }
+        p.join(to.strip_prefix("/").unwrap())
+    }
 
     #[test]
     fn round_trip_and_defaults() {

@@ -19,11 +19,11 @@ pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Resu
         ferry_sandbox::Isolation::Unsandboxed
     ) {
         tracing::warn!("worker.sandbox = \"off\": jobs run WITHOUT isolation; development only");
-    } else if let Some(rt) = config.runtimes.get("python") {
-        if let Err(e) = ferry_sandbox::check_available(&jobrun::runtime("python", rt)) {
-            tracing::error!(
-                "the sandbox cannot be set up here, every job will fail until it can: {e}"
-            );
+    } else {
+        // Refuse to start rather than take jobs only to fail each one: the self-check runs every runtime's
+        // interpreter inside the sandbox once.
+        for (name, rt) in &config.runtimes {
+            ferry_sandbox::check_available(&jobrun::runtime(name, rt))?;
         }
     }
     let session = Arc::new(Session::connect(&config.amqp_url).await?);
