@@ -313,6 +313,17 @@ pub enum ReviewAction {
         #[arg(long)]
         json: bool,
     },
+    /// Write exactly the bytes a release would carry: DIR/outputs/<name>, DIR/stdout, DIR/stderr.
+    Extract {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+        /// Directory to write (must not exist, or be empty).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Approve a submitted request's code (low side).
     Approve {
         /// The side's configuration.

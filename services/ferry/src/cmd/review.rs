@@ -150,6 +150,7 @@ pub fn run(action: ReviewAction) -> Result<()> {
     match action {
         ReviewAction::List { config, all, json } => list(&config.config, all, json),
         ReviewAction::Show { config, id, json } => show(&config.config, &id, json),
+        ReviewAction::Extract { config, id, out } => extract(&config.config, &id, &out),
         ReviewAction::Approve { config, id } => {
             decide(&config.config, &id, Decision::Approve, None)
         }
@@ -306,6 +307,66 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+/// `ferry review extract --config CFG ID --out DIR`: the exact bytes of every output, stdout and stderr.
+fn extract(config: &Path, id: &str, out: &Path) -> Result<()> {
+    use anyhow::Context as _;
+    use std::path::Component;
+    let side = SideDir::open(config)?;
+    let id = side.resolve_job(id)?;
+    let job = side
+        .store
+        .job(&id)?
+        .ok_or_else(|| anyhow::anyhow!("no job {id}"))?;
+    let r = job
+        .result
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("job {} has no result yet", escape::line(&job.job_id)))?;
+    let shown = |p: &Path| escape::line(&p.display().to_string()).into_owned();
+    if let Ok(mut entries) = std::fs::read_dir(out) {
+        if entries.next().is_some() {
+            anyhow::bail!(
+                "{} exists and is not empty: refusing to overwrite",
+                shown(out)
+            );
+        }
+    } else if out.exists() {
+        anyhow::bail!("{} exists and is not a directory", shown(out));
+    }
+    let outputs = side.store.outputs(&job.job_id)?;
+    // Check every name before writing anything.
+    for o in &outputs {
+        let p = Path::new(&o.name);
+        if o.name.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+            anyhow::bail!(
+                "output name {} is not a plain relative path: refusing to write it",
+                escape::line(&o.name)
+            );
+        }
+    }
+    let write = |path: &Path, data: &[u8]| -> Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", shown(parent)))?;
+        }
+        std::fs::write(path, data).with_context(|| format!("writing {}", shown(path)))
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", shown(out)))?;
+    write(&out.join("stdout"), &r.stdout)?;
+    write(&out.join("stderr"), &r.stderr)?;
+    for o in &outputs {
+        write(&out.join("outputs").join(&o.name), &o.data)?;
+    }
+    println!(
+        "wrote {} output(s), stdout ({} bytes) and stderr ({} bytes) of job {} to {}",
+        outputs.len(),
+        r.stdout.len(),
+        r.stderr.len(),
+        escape::line(&job.job_id),
+        shown(out)
+    );
     Ok(())
 }
 

@@ -3,5 +3,6 @@
 
 mod cli;
 mod intake;
+mod review;
 mod roundtrip;
 mod worker;
