@@ -40,13 +40,40 @@ pub(super) async fn worker(
             .instrument(span)
             .await
         {
-            tracing::error!("worker {n}: {e:#}; requeueing the job");
+            // A second failure of the same delivery is not retried for ever: the job fails with the reason,
+            // visibly, and the message is settled. Only when even that cannot be recorded is it requeued.
+            if msg.redelivered {
+                let job_id = serde_json::from_slice::<HighJob>(&msg.body).ok().map(|m| m.job_id);
+                let reason = format!("the high side could not handle this job twice: {e}");
+                if let Some(job_id) = job_id {
+                    if fail_job(&mut store, &job_id, &actor, &reason).is_ok() {
+                        tracing::error!(job_id, "worker {n}: {e}; the job failed");
+                        msg.ack().await?;
+                        continue;
+                    }
+                }
+            }
+            tracing::error!("worker {n}: {e}; requeueing the job");
             tokio::time::sleep(Duration::from_secs(1)).await;
             msg.reject(true).await?;
             continue;
         }
         msg.ack().await?;
     }
+}
+
+/// Marks `job_id` failed from whatever non-final state it is in on the high side.
+fn fail_job(store: &mut Store, job_id: &str, actor: &str, reason: &str) -> Result<()> {
+    let tx = store.begin(Side::High)?;
+    tx.transition(
+        job_id,
+        &[JobState::Exported, JobState::Running],
+        JobState::Failed,
+        actor,
+        Some(reason),
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &str) -> Result<()> {
