@@ -30,3 +30,20 @@ pub mod side_dir;
 pub use error::{Result, TransferError};
 pub use refusal::Refusal;
 pub use side_dir::{BundleName, Layout, SideDir};
+
+#[cfg(test)]
+mod tidy {
+    /// The crate's boundary, checked where it is declared: no async runtime, no broker.
+    #[test]
+    fn depends_on_neither_tokio_lapin_nor_ferry_broker() {
+        let manifest = include_str!("../Cargo.toml");
+        for forbidden in ["tokio", "lapin", "ferry-broker"] {
+            assert!(
+                !manifest
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(forbidden)),
+                "ferry-transfer must not depend on {forbidden}"
+            );
+        }
+    }
+}
