@@ -329,16 +329,18 @@ pub enum ReviewAction {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
-        /// Job id (a unique prefix is enough).
-        id: String,
+        /// Job ids (a unique prefix is enough); each is decided on its own.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Reject a submitted request (low side); the researcher sees the reason.
     Reject {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
-        /// Job id (a unique prefix is enough).
-        id: String,
+        /// Job ids (a unique prefix is enough); each is decided on its own.
+        #[arg(required = true)]
+        ids: Vec<String>,
         /// Why, for the researcher.
         #[arg(long)]
         reason: String,
@@ -348,16 +350,18 @@ pub enum ReviewAction {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
-        /// Job id (a unique prefix is enough).
-        id: String,
+        /// Job ids (a unique prefix is enough); each is decided on its own.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Withhold a finished job's result (high side); the researcher sees the reason.
     Withhold {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
-        /// Job id (a unique prefix is enough).
-        id: String,
+        /// Job ids (a unique prefix is enough); each is decided on its own.
+        #[arg(required = true)]
+        ids: Vec<String>,
         /// Why, for the researcher.
         #[arg(long)]
         reason: String,

@@ -151,19 +151,51 @@ pub fn run(action: ReviewAction) -> Result<()> {
         ReviewAction::List { config, all, json } => list(&config.config, all, json),
         ReviewAction::Show { config, id, json } => show(&config.config, &id, json),
         ReviewAction::Extract { config, id, out } => extract(&config.config, &id, &out),
-        ReviewAction::Approve { config, id } => {
-            decide(&config.config, &id, Decision::Approve, None)
+        ReviewAction::Approve { config, ids } => {
+            decide_all(&config.config, &ids, Decision::Approve, None)
         }
-        ReviewAction::Reject { config, id, reason } => {
-            decide(&config.config, &id, Decision::Reject, Some(&reason))
+        ReviewAction::Reject {
+            config,
+            ids,
+            reason,
+        } => decide_all(&config.config, &ids, Decision::Reject, Some(&reason)),
+        ReviewAction::Release { config, ids } => {
+            decide_all(&config.config, &ids, Decision::Release, None)
         }
-        ReviewAction::Release { config, id } => {
-            decide(&config.config, &id, Decision::Release, None)
-        }
-        ReviewAction::Withhold { config, id, reason } => {
-            decide(&config.config, &id, Decision::Withhold, Some(&reason))
+        ReviewAction::Withhold {
+            config,
+            ids,
+            reason,
+        } => decide_all(&config.config, &ids, Decision::Withhold, Some(&reason)),
+    }
+}
+
+/// Decides each of `ids` on its own, one line per id; fails (after trying them all) if any failed.
+fn decide_all(
+    config: &Path,
+    ids: &[String],
+    decision: Decision,
+    reason: Option<&str>,
+) -> Result<()> {
+    if let [id] = ids {
+        // One id: its error as it is (with its hint).
+        return decide(config, id, decision, reason);
+    }
+    let mut failed = 0;
+    for id in ids {
+        if let Err(e) = decide(config, id, decision, reason) {
+            failed += 1;
+            eprintln!(
+                "job {}: not decided: {}",
+                escape::line(id),
+                escape::line(&format!("{e:#}"))
+            );
         }
     }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} job(s) were not decided", ids.len());
+    }
+    Ok(())
 }
 
 fn list(config: &Path, all: bool, json: bool) -> Result<()> {
@@ -411,7 +443,7 @@ fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> 
     let tx = side.store.begin(side.config.side)?;
     let job = tx.transition(&id, &[from], to, &owner_actor(), reason)?;
     tx.commit()?;
-    println!("job {} is now {}", job.job_id, job.state);
+    println!("job {} is now {}", escape::line(&job.job_id), job.state);
     Ok(())
 }
 

@@ -65,3 +65,35 @@ fn a_side_is_made_once_and_pins_only_the_other_side() {
             .unwrap(),
     ]);
 }
+
+#[test]
+fn review_approve_of_several_ids_reports_each_and_fails_if_any_failed() {
+    let pair = Pair::create();
+    let (stdout, stderr) = pair.fails(
+        1,
+        &[
+            "review",
+            "approve",
+            "--config",
+            pair.low_s(),
+            "nope-1",
+            "nope-2",
+        ],
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("job nope-1: not decided: no job \"nope-1\"")),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("job nope-2: not decided")),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("2 of 2 job(s) were not decided"),
+        "{stderr}"
+    );
+}
