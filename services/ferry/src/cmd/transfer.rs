@@ -99,10 +99,11 @@ pub fn import_cmd(config: &Path, files: &[PathBuf], accept_gap: bool) -> Result<
                     shown(&quarantined)
                 );
             }
-            // Outcomes ferry-transfer adds (e.g. a bundle imported before, archived): shown as it
-            // describes them, escaped. Unreachable until the library has such a variant.
-            #[allow(unreachable_patterns)]
-            other => println!("{}: {}", shown(&file), escape::line(&format!("{other:?}"))),
+            ImportOutcome::AlreadyImported(summary) => println!(
+                "{}: {}; archived, nothing applied",
+                shown(&file),
+                escape::line(&summary)
+            ),
         }
     }
     Ok(if refused == 0 { 0 } else { 1 })
