@@ -104,7 +104,10 @@ mod tests {
             let _ = stop_rx.await;
         }));
         tokio::time::sleep(RECONNECT_FIRST * 3).await;
-        assert!(!run.is_finished(), "the side gave up instead of waiting for the broker");
+        assert!(
+            !run.is_finished(),
+            "the side gave up instead of waiting for the broker"
+        );
         stop_tx.send(()).unwrap();
         let result = tokio::time::timeout(Duration::from_secs(60), run)
             .await

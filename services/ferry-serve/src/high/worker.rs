@@ -43,7 +43,9 @@ pub(super) async fn worker(
             // A second failure of the same delivery is not retried for ever: the job fails with the reason,
             // visibly, and the message is settled. Only when even that cannot be recorded is it requeued.
             if msg.redelivered {
-                let job_id = serde_json::from_slice::<HighJob>(&msg.body).ok().map(|m| m.job_id);
+                let job_id = serde_json::from_slice::<HighJob>(&msg.body)
+                    .ok()
+                    .map(|m| m.job_id);
                 let reason = format!("the high side could not handle this job twice: {e}");
                 if let Some(job_id) = job_id {
                     if fail_job(&mut store, &job_id, &actor, &reason).is_ok() {
