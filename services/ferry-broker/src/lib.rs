@@ -194,23 +194,13 @@ pub struct Session {
     publisher: Channel,
 }
 
-fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            let user = userinfo.split(':').next().unwrap_or("");
-            return format!("{scheme}://{user}:***@{host}");
-        }
-    }
-    url.to_string()
-}
-
 impl Session {
     /// Connects and opens the confirming publisher channel.
     pub async fn connect(url: &str) -> Result<Session, BrokerError> {
         let conn = Connection::connect(url, ConnectionProperties::default())
             .await
             .map_err(|source| BrokerError::Connect {
-                url: redact(url),
+                url: ferry_core::config::redact_url(url),
                 source,
             })?;
         let publisher = conn

@@ -305,59 +305,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("configuration serializes")
     }
-
-    /// `keys/`: this side's secret keys.
-    pub fn keys_dir(&self) -> PathBuf {
-        self.dir.join("keys")
-    }
-    /// `public.txt`: this side's public identity.
-    pub fn public_file(&self) -> PathBuf {
-        self.dir.join("public.txt")
-    }
-    /// `trust/peer.txt`: the other side's pinned public identity.
-    pub fn peer_file(&self) -> PathBuf {
-        self.dir.join("trust").join("peer.txt")
-    }
-    /// `outbox/`: bundles made here, for the operators to carry.
-    pub fn outbox(&self) -> PathBuf {
-        self.dir.join("outbox")
-    }
-    /// `inbox/`: bundles carried in, waiting for import.
-    pub fn inbox(&self) -> PathBuf {
-        self.dir.join("inbox")
-    }
-    /// `archive/`: bundles imported successfully.
-    pub fn archive(&self) -> PathBuf {
-        self.dir.join("archive")
-    }
-    /// `quarantine/`: refused bundles with a `.reason` file each.
-    pub fn quarantine(&self) -> PathBuf {
-        self.dir.join("quarantine")
-    }
-    /// `state.db`: the SQLite state store.
-    pub fn state_db(&self) -> PathBuf {
-        self.dir.join("state.db")
-    }
-    /// `assets/`: private files (high side) and mocks (both sides) as registered or received.
-    pub fn assets_dir(&self) -> PathBuf {
-        self.dir.join("assets")
-    }
-    /// `work/`: per-job working directories, removed after each job.
-    pub fn work_dir(&self) -> PathBuf {
-        self.dir.join("work")
-    }
-    /// Every directory `ferry init` creates.
-    pub fn all_dirs(&self) -> Vec<PathBuf> {
-        vec![
-            self.outbox(),
-            self.inbox(),
-            self.archive(),
-            self.quarantine(),
-            self.assets_dir(),
-            self.work_dir(),
-            self.dir.join("trust"),
-        ]
-    }
 }
 
 /// `url` with any password replaced by `***`, for messages and logs.
@@ -386,7 +333,6 @@ mod tests {
         let relative = pathdiff(&side.join("ferry.toml"), &cwd);
         let loaded = Config::load(&relative).unwrap();
         assert!(loaded.dir.is_absolute(), "{}", loaded.dir.display());
-        assert!(loaded.work_dir().is_absolute());
         assert_eq!(loaded.dir, side.canonicalize().unwrap());
     }
 

@@ -166,7 +166,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         jobrun::runtime(&job.runtime, rt_config),
         jobrun::limits(&config.worker),
         jobrun::isolation(&config.worker),
-        config.work_dir(),
+        ferry_transfer::Layout::new(&config.dir).work_dir(),
         cancel.clone(),
     )
     .await;
