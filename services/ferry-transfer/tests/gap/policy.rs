@@ -36,21 +36,6 @@ fn a_jump_within_the_gap_is_accepted_without_the_owner() {
 }
 
 #[test]
-fn a_bundle_id_seen_before_in_another_file_is_a_replay() {
-    let mut sides = Sides::create();
-    let forge = Forge::high_to_low(&sides);
-    let first = forge.params(1);
-    let mut second = first.clone();
-    second.created_at -= 1;
-    let one = forge.bundle("one.bundle", first, ack(), &[]);
-    accepted(sides.import(Side::Low, &one));
-    // Same id, another file (the same file again is archived as already imported: see transfer.rs).
-    let other = forge.bundle("other.bundle", second, ack(), &[]);
-    assert_refused(sides.import(Side::Low, &other), "replay");
-    assert_eq!(sides.last_imported(Side::Low), 1);
-}
-
-#[test]
 fn expiry_is_checked_with_clock_slack() {
     let mut sides = Sides::create();
     let forge = Forge::high_to_low(&sides);
