@@ -53,5 +53,7 @@ pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Resu
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    Ok(Store::open(&ferry_transfer::Layout::new(&config.dir).state_db())?)
+    Ok(Store::open(
+        &ferry_transfer::Layout::new(&config.dir).state_db(),
+    )?)
 }
