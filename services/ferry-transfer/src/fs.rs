@@ -43,12 +43,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Moves `file` into `dir` under its own name, or under `<name>.<n>` when that is taken, so that nothing already
 /// there is ever overwritten; copies across file systems. Returns the new path.
 pub fn move_into(file: &Path, dir: &Path) -> Result<PathBuf> {
-    let name = file
-        .file_name()
-        .ok_or_else(|| TransferError::Invalid(format!("{} has no file name", file.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let target = unique_name(dir, &name);
+    let target = unique_name(dir, &file_name(file)?);
     if std::fs::rename(file, &target).is_err() {
         std::fs::copy(file, &target).at("copying into", &target)?;
         std::fs::remove_file(file).at("removing", file)?;
@@ -57,14 +52,17 @@ pub fn move_into(file: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// Copies `file` into `dir` like [`move_into`], leaving the original where it is.
-pub fn copy_into(file: &Path, dir: &Path) -> Result<PathBuf> {
-    let name = file
+fn file_name(file: &Path) -> Result<String> {
+    Ok(file
         .file_name()
         .ok_or_else(|| TransferError::Invalid(format!("{} has no file name", file.display())))?
         .to_string_lossy()
-        .into_owned();
-    let target = unique_name(dir, &name);
+        .into_owned())
+}
+
+/// Copies `file` into `dir` like [`move_into`], leaving the original where it is.
+pub fn copy_into(file: &Path, dir: &Path) -> Result<PathBuf> {
+    let target = unique_name(dir, &file_name(file)?);
     let tmp = temp_path(&target);
     std::fs::copy(file, &tmp).at("copying into", &tmp)?;
     File::open(&tmp)

@@ -25,15 +25,13 @@ pub fn reason_text(refusal: &Refusal) -> String {
 /// Moves `file` into `dir` and writes its reason beside it; returns where it went.
 pub fn quarantine(file: &Path, dir: &Path, refusal: &Refusal) -> Result<PathBuf> {
     let moved = move_into(file, dir)?;
-    write_atomically(&reason_file(&moved), reason_text(refusal).as_bytes())?;
+    write_reason(&moved, refusal)?;
     Ok(moved)
 }
 
-/// Copies `file` (named from outside `inbox/`, so not ours to move) into `dir` with its reason beside it.
-pub fn quarantine_copy(file: &Path, dir: &Path, refusal: &Refusal) -> Result<PathBuf> {
-    let copied = crate::fs::copy_into(file, dir)?;
-    write_atomically(&reason_file(&copied), reason_text(refusal).as_bytes())?;
-    Ok(copied)
+/// Writes the `.reason` file beside a file already placed in quarantine.
+pub fn write_reason(quarantined: &Path, refusal: &Refusal) -> Result<()> {
+    write_atomically(&reason_file(quarantined), reason_text(refusal).as_bytes())
 }
 
 /// The refusal kind recorded for a quarantined file, read back from its `.reason` file.

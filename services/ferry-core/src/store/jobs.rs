@@ -695,29 +695,14 @@ mod tests {
     fn late_status_reports_never_move_a_job_backwards() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
-        let req = request();
-        let id = req.job_id.to_string();
+        let id = exported_job(&mut store);
         let tx = store.begin(Side::Low).unwrap();
-        tx.submit(&req, "alice").unwrap();
-        tx.transition(&id, &[JobState::Submitted], JobState::Approved, "o", None)
-            .unwrap();
-        tx.transition(
-            &id,
-            &[JobState::Approved],
-            JobState::Exported,
-            "export",
-            None,
-        )
-        .unwrap();
-        let status = |state: &str| StatusTransfer {
-            job_id: id.clone(),
-            state: state.into(),
-            reason: None,
-            at: 1,
-            result: None,
-        };
-        assert!(tx.apply_status(&status("finished"), &[]).unwrap());
-        assert!(!tx.apply_status(&status("running"), &[]).unwrap());
+        assert!(tx
+            .apply_status(&status(&id, JobState::Finished, None), &[])
+            .unwrap());
+        assert!(!tx
+            .apply_status(&status(&id, JobState::Running, None), &[])
+            .unwrap());
         assert_eq!(tx.job(&id).unwrap().unwrap().state, JobState::Finished);
         tx.commit().unwrap();
     }

@@ -144,16 +144,8 @@ pub fn import_files(
                 ImportOutcome::AlreadyImported(refusal.to_string())
             }
             Err(Failure::Refused(refusal)) => {
-                let quarantined = match carried {
-                    true => {
-                        crate::quarantine::quarantine(file, &side.layout.quarantine(), &refusal)?
-                    }
-                    false => crate::quarantine::quarantine_copy(
-                        file,
-                        &side.layout.quarantine(),
-                        &refusal,
-                    )?,
-                };
+                let quarantined = place(&side.layout.quarantine())?;
+                crate::quarantine::write_reason(&quarantined, &refusal)?;
                 tracing::warn!(file = %file.display(), kind = refusal.kind(), reason = %refusal, "bundle refused");
                 ImportOutcome::Refused {
                     refusal,
