@@ -201,6 +201,9 @@ pub struct Config {
     /// Job execution.
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// Output review (high side): the disclosure checks' thresholds and which findings block a release.
+    #[serde(default)]
+    pub review: ferry_review::checks::ReviewPolicy,
     /// Interpreters by runtime name; `python` is always present.
     #[serde(default = "default_runtimes")]
     pub runtimes: std::collections::BTreeMap<String, RuntimeConfig>,
@@ -234,6 +237,7 @@ impl Config {
             bundle: BundlePolicy::default(),
             intake: IntakePolicy::default(),
             worker: WorkerConfig::default(),
+            review: Default::default(),
             runtimes: default_runtimes(),
             dir: dir.to_path_buf(),
         }
@@ -288,6 +292,9 @@ impl Config {
         if self.bundle.expiry_hours == 0 {
             return Err(invalid("bundle.expiry_hours must be at least 1".into()));
         }
+        self.review
+            .validate()
+            .map_err(|e| invalid(format!("[review]: {e}")))?;
         if !self.runtimes.contains_key("python") {
             return Err(invalid("runtimes.python is missing".into()));
         }

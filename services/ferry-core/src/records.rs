@@ -151,6 +151,18 @@ pub struct ResultTransfer {
     pub stderr_truncated: bool,
     /// The files, each carried as the entry [`output_entry`]`(job_id, name)`.
     pub outputs: Vec<FileRef>,
+    /// What the owner withheld from this release, with the reason the researcher is told. A withheld file's
+    /// bytes do not cross (a withheld `stdout` or `stderr` crosses empty).
+    pub withheld: Vec<Withheld>,
+}
+
+/// A file of a released job that the owner withheld.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withheld {
+    /// `stdout`, `stderr` or `outputs/<name>`.
+    pub name: String,
+    /// Why, for the researcher.
+    pub reason: String,
 }
 
 /// A file carried as its own bundle entry.
@@ -280,6 +292,10 @@ pub(crate) fn spec_example() -> Batch {
                     stdout_truncated: false,
                     stderr_truncated: true,
                     outputs: vec![file("outputs/j1/a.txt")],
+                    withheld: vec![Withheld {
+                        name: "stderr".into(),
+                        reason: "r".into(),
+                    }],
                 }),
             }),
             Record::Catalog {

@@ -268,6 +268,10 @@ pub struct JobResult {
     pub stderr_truncated: bool,
     /// Files the job wrote into `outputs/`.
     pub outputs: Vec<OutputFileData>,
+    /// What the owner withheld from the release (`stdout`, `stderr` or `outputs/<name>`), with the reason; a
+    /// withheld file is not among `outputs`, and a withheld stdout or stderr is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<crate::records::Withheld>,
 }
 
 /// Where a job stands, sent to the researcher's results queue on every change

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use ferry_review::checks::{run_checks, CheckKind, EchoIndex, Output, Thresholds};
+use ferry_review::checks::{run_checks, CheckKind, EchoIndex, Output, ReviewPolicy};
 
 /// Words the synthetic texts are made of.
 const WORDS: &[&str] = &[
@@ -212,7 +212,7 @@ fn vm_hwm_kib() -> u64 {
 fn build(asset: &Path, index_path: &Path) -> Result<(), String> {
     let file = File::open(asset).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let index = EchoIndex::build("asset.csv", file, Thresholds::default().index_params())
+    let index = EchoIndex::build("asset.csv", file, ReviewPolicy::default().index_params())
         .map_err(|e| e.to_string())?;
     index.save(index_path).map_err(|e| e.to_string())?;
     let (fields, windows) = index.entries();
@@ -237,7 +237,7 @@ fn check(asset_rows: u64, index_path: &Path) -> Result<(), String> {
         .map(|(name, data)| Output::file(name, data))
         .collect();
     let started = Instant::now();
-    let checks = run_checks(&inputs, &[&index], &[], &Thresholds::default());
+    let checks = run_checks(&inputs, &[&index], &[], &ReviewPolicy::default());
     let secs = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut flagged_lines = 0;

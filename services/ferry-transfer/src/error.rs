@@ -71,6 +71,19 @@ pub enum TransferError {
     /// A job id or prefix matched nothing, or several jobs.
     #[error("{0}")]
     JobLookup(String),
+    /// A release refused because findings of a `[review] block_on` kind concern files it would carry.
+    #[error(
+        "job {job_id} has {} finding(s) of a kind [review] block_on makes blocking: {}; withhold the files \
+         concerned, or release with an override and its reason, which the audit trail records",
+        findings.len(),
+        findings.join("; ")
+    )]
+    Blocked {
+        /// The job.
+        job_id: String,
+        /// The blocking findings, each as `kind output: detail`.
+        findings: Vec<String>,
+    },
     /// The request cannot be carried out as asked; the message says why.
     #[error("{0}")]
     Invalid(String),

@@ -9,9 +9,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, PublicIdentity};
+use ferry_core::names::OutputNames;
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
-use ferry_core::store::{ExportRecord, Tx};
-use ferry_core::{now, ContentHash, JobState, Seq, Side};
+use ferry_core::store::{ExportRecord, OutputRow, ReleasedFile, StoredResult, Tx};
+use ferry_core::{now, sha256_hex, ContentHash, JobState, Seq, Side};
+use ferry_review::escape;
 
 use crate::error::{IoContext, Result, TransferError};
 use crate::fs::{sync_dir, temp_path};
@@ -129,31 +131,31 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                             job.job_id
                         ))
                     })?;
-                    let mut outputs = Vec::new();
-                    for o in tx.outputs(&job.job_id)? {
-                        let entry = records::output_entry(&job.job_id, &o.name);
-                        outputs.push(records::FileRef {
-                            name: o.name.clone(),
-                            entry: entry.clone(),
-                            size: o.data.len() as u64,
-                            sha256: o.sha256.clone(),
-                        });
-                        sources.push(EntrySourceRef::Output {
-                            entry: entry.clone(),
-                            job_id: job.job_id.clone(),
-                            name: o.name.clone(),
-                        });
-                        blobs.push((entry, o.data));
+                    let released = tx.released_files(&job.job_id)?;
+                    match pack_release(&job.job_id, r, tx.outputs(&job.job_id)?, &released) {
+                        Ok(packed) => {
+                            status.result = Some(packed.result);
+                            sources.extend(packed.sources);
+                            blobs.extend(packed.blobs);
+                        }
+                        Err(why) => {
+                            // This job cannot cross as the owner released it: it fails, visibly, and the rest of
+                            // the bundle crosses.
+                            let reason = format!("the release cannot be exported: {why}");
+                            tracing::warn!(job_id = %job.job_id, reason, "release refused at export");
+                            let failed = tx.transition(
+                                &job.job_id,
+                                &[JobState::Released],
+                                JobState::Failed,
+                                "export",
+                                Some(&reason),
+                            )?;
+                            tx.mark_reported(&job.job_id)?;
+                            status.state = failed.state.as_str().to_string();
+                            status.reason = failed.reason;
+                            status.at = failed.updated_at;
+                        }
                     }
-                    status.result = Some(records::ResultTransfer {
-                        exit_code: r.exit_code,
-                        summary: r.summary.clone(),
-                        stdout: r.stdout.clone(),
-                        stderr: r.stderr.clone(),
-                        stdout_truncated: r.stdout_truncated,
-                        stderr_truncated: r.stderr_truncated,
-                        outputs,
-                    });
                 }
                 batch.records.push(Record::Status(status));
             }
@@ -218,6 +220,115 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
         records: batch.records.len(),
         rotated_to,
     }))
+}
+
+/// A released job's result as it crosses, with the entries carrying its files.
+struct PackedRelease {
+    result: records::ResultTransfer,
+    blobs: Vec<(String, Vec<u8>)>,
+    sources: Vec<EntrySourceRef>,
+}
+
+/// Packs what the owner released of a job: exactly the files the release recorded, each with the bytes it
+/// recorded, and none it withheld. `Err` says why the job cannot cross: a file whose bytes differ from those
+/// released, a file added or gone since, or an output name the other side would refuse. A release recorded
+/// before releases recorded their files (`released` empty) carries every file.
+fn pack_release(
+    job_id: &str,
+    r: &StoredResult,
+    outputs: Vec<OutputRow>,
+    released: &[ReleasedFile],
+) -> std::result::Result<PackedRelease, String> {
+    let legacy = released.is_empty();
+    if legacy {
+        tracing::warn!(
+            job_id,
+            "released before releases recorded their files: carrying every file"
+        );
+    }
+    let mut withheld = Vec::new();
+    let mut seen = Vec::new();
+    // Whether `name` crosses; Err when its bytes are not those released.
+    let mut carries = |name: &str, data: &[u8]| -> std::result::Result<bool, String> {
+        if legacy {
+            return Ok(true);
+        }
+        seen.push(name.to_string());
+        let shown = escape::line(name);
+        let Some(file) = released.iter().find(|f| f.name == name) else {
+            return Err(format!("{shown} was not among the files released"));
+        };
+        if let Some(reason) = &file.withheld {
+            withheld.push(records::Withheld {
+                name: name.to_string(),
+                reason: reason.clone(),
+            });
+            return Ok(false);
+        }
+        let now = sha256_hex(data);
+        if file.sha256.as_deref() != Some(now.as_str()) {
+            return Err(format!(
+                "the bytes of {shown} differ from those released (sha256 {} released, {now} now)",
+                file.sha256.as_deref().unwrap_or("none")
+            ));
+        }
+        Ok(true)
+    };
+    let stdout = if carries("stdout", &r.stdout)? {
+        r.stdout.clone()
+    } else {
+        Vec::new()
+    };
+    let stderr = if carries("stderr", &r.stderr)? {
+        r.stderr.clone()
+    } else {
+        Vec::new()
+    };
+    let mut names = OutputNames::new();
+    let mut files = Vec::new();
+    let mut blobs = Vec::new();
+    let mut sources = Vec::new();
+    for o in outputs {
+        names
+            .insert(&o.name)
+            .map_err(|e| format!("output {}: {}", e.name, e.why))?;
+        if !carries(&format!("outputs/{}", o.name), &o.data)? {
+            continue;
+        }
+        let entry = records::output_entry(job_id, &o.name);
+        files.push(records::FileRef {
+            name: o.name.clone(),
+            entry: entry.clone(),
+            size: o.data.len() as u64,
+            sha256: sha256_hex(&o.data),
+        });
+        sources.push(EntrySourceRef::Output {
+            entry: entry.clone(),
+            job_id: job_id.to_string(),
+            name: o.name,
+        });
+        blobs.push((entry, o.data));
+    }
+    if let Some(gone) = released.iter().find(|f| !seen.contains(&f.name)) {
+        return Err(format!(
+            "{} was released but is no longer stored",
+            escape::line(&gone.name)
+        ));
+    }
+    Ok(PackedRelease {
+        result: records::ResultTransfer {
+            exit_code: r.exit_code,
+            summary: r.summary.clone(),
+            stdout,
+            stderr,
+            stdout_truncated: r.stdout_truncated,
+            stderr_truncated: r.stderr_truncated,
+            outputs: files,
+            withheld,
+        },
+        blobs,
+        sources,
+    })
 }
 
 /// Where a bundle entry other than the records can be read again, for `ferry export --resend`.

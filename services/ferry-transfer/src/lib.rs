@@ -7,6 +7,8 @@
 //! - [`import`]: bundles from `inbox/`: [`import::policy`] (every check before decryption), staging, apply.
 //! - [`quarantine`]: refused bundles with their `.reason` files; [`Refusal`] has a typed kind per check.
 //! - [`media`]: removable media and bundle parts.
+//! - [`review`]: output review on the high side: disclosure checks, echo indexes, releases that record what
+//!   they carry.
 //! - [`rotation`]: key rotation, a leaf that the others call.
 //! - [`fs`]: atomic writes and directory syncs.
 //!
@@ -23,6 +25,7 @@ pub mod import;
 pub mod media;
 pub mod quarantine;
 mod refusal;
+pub mod review;
 pub mod rotation;
 pub mod setup;
 pub mod side_dir;

@@ -100,10 +100,15 @@ pub fn asset_add(
     private: &Path,
     mock: &Path,
     description: &str,
+    canaries: &[String],
     job_uid: u32,
 ) -> Result<AssetRow> {
     side.require(Side::High, "`ferry asset add`")?;
     names::asset(name).map_err(|e| TransferError::Invalid(e.to_string()))?;
+    for c in canaries {
+        ferry_review::checks::Canary::new(name, c)
+            .map_err(|e| TransferError::Invalid(e.to_string()))?;
+    }
     let private = private
         .canonicalize()
         .at("resolving the private file", private)?;
@@ -142,8 +147,14 @@ pub fn asset_add(
         mock_sha256: sha256,
         updated_at: ferry_core::now(),
     };
+    // The echo index the disclosure checks need, built now, once per version of the asset, so that no job's
+    // checks wait for it.
+    crate::review::build_echo_index(&side.layout, name, &private, &side.config.review)?;
     let tx = side.store.begin(Side::High)?;
     tx.put_asset(&row)?;
+    for c in canaries {
+        tx.add_canary(name, c)?;
+    }
     tx.commit()?;
     Ok(row)
 }

@@ -113,6 +113,14 @@ impl Layout {
     pub fn mock_file(&self, sha256: &str) -> PathBuf {
         self.mocks_dir().join(format!("{sha256}.mock"))
     }
+    /// `assets/indexes/`: the echo index of each private asset (high side).
+    pub fn indexes_dir(&self) -> PathBuf {
+        self.assets_dir().join("indexes")
+    }
+    /// `assets/indexes/<asset>.echo`: the echo index of one private asset, rebuilt when the asset changes.
+    pub fn echo_index(&self, asset: &str) -> PathBuf {
+        self.indexes_dir().join(format!("{asset}.echo"))
+    }
     /// `work/`.
     pub fn work_dir(&self) -> PathBuf {
         self.dir.join("work")

@@ -275,6 +275,10 @@ pub enum AssetAction {
         /// What the asset is, for researchers.
         #[arg(long, default_value = "")]
         description: String,
+        /// A string planted in the private file whose appearance in any output is a `canary` finding (at least 8
+        /// bytes; give it several times for several). Canaries never leave the high side.
+        #[arg(long, value_name = "TEXT")]
+        canary: Vec<String>,
     },
     /// List registered assets.
     List {
@@ -345,7 +349,7 @@ pub enum ReviewAction {
         #[arg(long)]
         reason: String,
     },
-    /// Release a finished job's result (high side).
+    /// Release a finished job's result (high side): exactly the bytes shown, less any file withheld.
     Release {
         /// The side's configuration.
         #[command(flatten)]
@@ -353,6 +357,17 @@ pub enum ReviewAction {
         /// Job ids (a unique prefix is enough); each is decided on its own.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Withhold this file and release the rest: `stdout`, `stderr` or an output's name (`outputs/NAME` or
+        /// `NAME`); give it several times for several. Needs --reason.
+        #[arg(long, value_name = "FILE")]
+        withhold: Vec<String>,
+        /// Why the files are withheld, for the researcher.
+        #[arg(long, requires = "withhold")]
+        reason: Option<String>,
+        /// Release despite findings that `[review] block_on` makes blocking, for this reason (recorded in the
+        /// audit trail).
+        #[arg(long = "override", value_name = "REASON")]
+        override_reason: Option<String>,
     },
     /// Withhold a finished job's result (high side); the researcher sees the reason.
     Withhold {

@@ -53,6 +53,10 @@ fn transfer_hint(e: &TransferError) -> Option<&'static str> {
         TransferError::Config { .. } => {
             Some("`ferry init --side low|high --dir DIR` writes a valid ferry.toml")
         }
+        TransferError::Blocked { .. } => Some(
+            "read the findings in `ferry review show`; then `--withhold FILE --reason TEXT` the files concerned, \
+             or `--override REASON` to release them anyway",
+        ),
         _ => None,
     }
 }

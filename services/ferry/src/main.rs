@@ -81,7 +81,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
                 private,
                 mock,
                 description,
-            } => setup::asset_add(&config.config, &name, &private, &mock, &description).map(|_| 0),
+                canary,
+            } => setup::asset_add(&config.config, &name, &private, &mock, &description, &canary)
+                .map(|_| 0),
             AssetAction::List { config, json } => setup::asset_list(&config.config, json).map(|_| 0),
         },
         Command::Review { action } => review::run(action).map(|_| 0),

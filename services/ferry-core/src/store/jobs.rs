@@ -537,6 +537,16 @@ impl Tx<'_> {
         }
         if let (JobState::Released, Some(r)) = (to, &status.result) {
             self.store_result(&status.job_id, &stored_from_transfer(r), files)?;
+            let withheld: Vec<super::ReleasedFile> = r
+                .withheld
+                .iter()
+                .map(|w| super::ReleasedFile {
+                    name: w.name.clone(),
+                    sha256: None,
+                    withheld: Some(w.reason.clone()),
+                })
+                .collect();
+            self.record_release(&status.job_id, &withheld)?;
         }
         self.tx.execute(
             "UPDATE jobs SET state = ?2, reason = COALESCE(?3, reason), updated_at = ?4 WHERE job_id = ?1",
@@ -573,6 +583,16 @@ impl Tx<'_> {
             )?;
         }
         Ok(jobs)
+    }
+
+    /// Marks the job's current state reported low-ward (high side), as [`Tx::take_status_changes`] does: for a
+    /// job whose state the export itself changed after taking it.
+    pub fn mark_reported(&self, job_id: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE jobs SET reported_state = state WHERE job_id = ?1",
+            params![job_id],
+        )?;
+        Ok(())
     }
 
     /// A job's result files, inside the transaction.
@@ -847,6 +867,7 @@ mod tests {
             stdout_truncated: false,
             stderr_truncated: false,
             outputs: Vec::new(),
+            withheld: Vec::new(),
         };
         assert!(tx
             .apply_status(&status(&id, JobState::Released, Some(result)), &[])

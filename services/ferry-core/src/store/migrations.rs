@@ -34,6 +34,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             "indexes for the audit trail, the outbox, reports, cancellations and acknowledgements",
         sql: SCHEMA_2,
     },
+    Migration {
+        version: 3,
+        what: "disclosure checks, the files each release carries or withholds, and asset canaries",
+        sql: SCHEMA_3,
+    },
 ];
 
 /// The schema version this build writes, and the newest it can open.
@@ -165,6 +170,36 @@ CREATE INDEX dispatch_pending ON dispatch(created_at) WHERE published_at IS NULL
 CREATE INDEX jobs_unreported ON jobs(state) WHERE reported_state IS NOT state;
 CREATE INDEX jobs_cancel_pending ON jobs(state) WHERE cancel_requested = 1 AND cancel_sent = 0;
 CREATE INDEX ledger_needs_ack ON ledger(channel) WHERE needs_ack = 1;
+"#;
+
+/// Migration 3: what output review keeps. `checks` holds the findings of a job's disclosure checks (a job with
+/// `checks_run = 0` finished before they existed, or has not finished); `released_files` the SHA-256 of every file
+/// a release carries (`stdout`, `stderr`, `outputs/<name>`), or the reason it is withheld (on the low side, where a
+/// withheld file's bytes never arrive, with no SHA-256); `canaries` the strings
+/// the owner planted in an asset (high side only: they never cross).
+const SCHEMA_3: &str = r#"
+ALTER TABLE jobs ADD COLUMN checks_run INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE checks (
+    job_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    output TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (job_id, n)
+);
+CREATE TABLE released_files (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT,
+    withheld_reason TEXT,
+    PRIMARY KEY (job_id, name)
+);
+CREATE TABLE canaries (
+    asset TEXT NOT NULL,
+    value TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (asset, value)
+);
 "#;
 
 /// The database's schema version.

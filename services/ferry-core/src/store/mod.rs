@@ -5,9 +5,9 @@
 //! the database and the broker loses nothing and at worst repeats a message.
 //!
 //! [`Store`] and [`Tx`] are defined here; their methods live with the tables they touch: `jobs` (jobs, results,
-//! the audit trail), `outbox` (notifications and dispatch), `catalog` (assets) and `channel` (what was sent,
-//! acknowledged and imported). `migrations` holds the schema as ordered migrations; [`Store::open`] applies the
-//! ones a database lacks.
+//! the audit trail), `outbox` (notifications and dispatch), `catalog` (assets), `channel` (what was sent,
+//! acknowledged and imported) and `review` (disclosure checks, what releases carry, canaries). `migrations` holds
+//! the schema as ordered migrations; [`Store::open`] applies the ones a database lacks.
 //!
 //! A transaction does one side's bookkeeping ([`Store::begin`] takes the [`Side`]): only the low side notifies
 //! researchers. Jobs move only along [`JobState`]'s transition table.
@@ -17,6 +17,7 @@ mod channel;
 mod jobs;
 mod migrations;
 mod outbox;
+mod review;
 
 use std::path::Path;
 
@@ -34,6 +35,7 @@ pub use jobs::{
 };
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::Notification;
+pub use review::ReleasedFile;
 
 /// A failure of the state store.
 #[derive(Debug, Error)]

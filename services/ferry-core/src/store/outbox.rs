@@ -52,6 +52,15 @@ pub(super) fn update_for(conn: &Connection, job: &JobRow) -> Result<JobUpdate> {
                         sha256: o.sha256,
                     })
                     .collect(),
+                withheld: super::review::released_files_in(conn, &job.job_id)?
+                    .into_iter()
+                    .filter_map(|f| {
+                        f.withheld.map(|reason| crate::records::Withheld {
+                            name: f.name,
+                            reason,
+                        })
+                    })
+                    .collect(),
             })
         }
         _ => None,

@@ -24,7 +24,7 @@
 //!
 //! Which kinds block a release is the owner's choice (`[review] block_on`): [`parse_block_on`] reads
 //! the names, [`default_block_on`] is `["private_echo", "canary"]`, and [`Check::blocks`] applies them.
-//! Thresholds are [`Thresholds`], whose field names are the `[review]` keys.
+//! Thresholds and `block_on` are the fields of [`ReviewPolicy`], whose names are the `[review]` keys.
 
 pub mod echo;
 
@@ -152,11 +152,14 @@ impl fmt::Display for Check {
     }
 }
 
-/// The checks' thresholds; the field names are the `[review]` configuration keys, and a key left out
-/// keeps its default.
+/// The `[review]` table of a side's configuration: which findings block a release, and the checks'
+/// thresholds. A key left out keeps its default; an unknown key is an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Thresholds {
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewPolicy {
+    /// The kinds whose findings block a release unless the owner overrides them with a reason (default
+    /// [`default_block_on`]: `private_echo` and `canary`).
+    pub block_on: Vec<CheckKind>,
     /// `large_output` above this many bytes (default 10 MiB).
     pub large_output_bytes: u64,
     /// `many_rows` above this many table rows (default 1000).
@@ -179,10 +182,11 @@ pub struct Thresholds {
     pub max_examples: usize,
 }
 
-impl Default for Thresholds {
-    fn default() -> Thresholds {
+impl Default for ReviewPolicy {
+    fn default() -> ReviewPolicy {
         let p = IndexParams::default();
-        Thresholds {
+        ReviewPolicy {
+            block_on: default_block_on(),
             large_output_bytes: 10 << 20,
             many_rows: 1000,
             small_count_k: 10,
@@ -195,7 +199,7 @@ impl Default for Thresholds {
     }
 }
 
-impl Thresholds {
+impl ReviewPolicy {
     /// The parameters to build an asset's [`EchoIndex`] with. An index keeps the parameters it was
     /// built with: changed `echo_*` thresholds apply to indexes built afterwards.
     pub fn index_params(&self) -> IndexParams {
@@ -312,7 +316,7 @@ pub fn run_checks(
     outputs: &[Output<'_>],
     indexes: &[&EchoIndex],
     canaries: &[Canary],
-    t: &Thresholds,
+    t: &ReviewPolicy,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
     for output in outputs {
@@ -571,7 +575,7 @@ mod tests {
         let idx = EchoIndex::build_with_key(
             "train.csv",
             csv.as_bytes(),
-            Thresholds::default().index_params(),
+            ReviewPolicy::default().index_params(),
             [7; 16],
         )
         .unwrap();
@@ -621,7 +625,7 @@ mod tests {
     fn thresholds_read_from_review_config_with_defaults() {
         #[derive(Deserialize)]
         struct Config {
-            review: Thresholds,
+            review: ReviewPolicy,
         }
         let c: Config = toml::from_str("[review]\nmany_rows = 50\nsmall_count_k = 5\n").unwrap();
         assert_eq!(c.review.many_rows, 50);
@@ -629,10 +633,23 @@ mod tests {
         assert_eq!(c.review.echo_field_min, 32);
         assert_eq!(c.review.echo_window, 64);
         assert_eq!(c.review.large_output_bytes, 10 << 20);
+        assert_eq!(c.review.block_on, default_block_on());
         assert!(c.review.validate().is_ok());
-        let bad = Thresholds {
+        let c: Config = toml::from_str("[review]\nblock_on = [\"small_count\"]\n").unwrap();
+        assert_eq!(c.review.block_on, vec![CheckKind::SmallCount]);
+        let c: Config = toml::from_str("[review]\nblock_on = []\n").unwrap();
+        assert!(c.review.block_on.is_empty());
+        let err = toml::from_str::<Config>("[review]\nblock_on = [\"echo\"]\n")
+            .err()
+            .expect("an unknown kind is refused");
+        assert!(err.to_string().contains("echo"), "{err}");
+        let err = toml::from_str::<Config>("[review]\nmany_row = 5\n")
+            .err()
+            .expect("a misspelt key is refused");
+        assert!(err.to_string().contains("many_row"), "{err}");
+        let bad = ReviewPolicy {
             echo_window: 4,
-            ..Thresholds::default()
+            ..ReviewPolicy::default()
         };
         assert!(bad.validate().is_err());
     }
@@ -640,7 +657,7 @@ mod tests {
     #[test]
     fn an_aggregate_is_not_flagged_but_a_copied_row_is() {
         let (csv, idx) = private();
-        let t = Thresholds::default();
+        let t = ReviewPolicy::default();
         let aggregate = b"source,count\nwiki,1000\nforum,1000\n";
         let checks = run_checks(
             &[Output::file("by_source.csv", aggregate)],
@@ -676,7 +693,7 @@ mod tests {
             &[Output::file("o.txt", out)],
             &[],
             &canaries,
-            &Thresholds::default(),
+            &ReviewPolicy::default(),
         );
         assert_eq!(kinds(&checks), [CheckKind::Canary, CheckKind::Canary]);
         assert_eq!(
@@ -692,10 +709,10 @@ mod tests {
 
     #[test]
     fn large_binary_and_many_rows_outputs_are_flagged() {
-        let t = Thresholds {
+        let t = ReviewPolicy {
             large_output_bytes: 100,
             many_rows: 3,
-            ..Thresholds::default()
+            ..ReviewPolicy::default()
         };
         let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00";
         let rows = b"id,value\n1,a\n2,b\n3,c\n4,d\n";
@@ -735,7 +752,7 @@ mod tests {
 
     #[test]
     fn small_counts_by_header_or_by_category_count_shape() {
-        let t = Thresholds::default();
+        let t = ReviewPolicy::default();
         let run = |data: &[u8]| run_checks(&[Output::file("t.csv", data)], &[], &[], &t);
         let checks = run(b"region,n_patients,mean_age\nnorth,120,54\nsouth,3,61\neast,7,40\n");
         assert_eq!(kinds(&checks), [CheckKind::SmallCount]);
@@ -777,7 +794,7 @@ mod tests {
     #[test]
     fn output_names_in_findings_are_escaped() {
         let out = Output::file("x\u{202e}.csv", b"\x00");
-        let checks = run_checks(&[out], &[], &[], &Thresholds::default());
+        let checks = run_checks(&[out], &[], &[], &ReviewPolicy::default());
         assert_eq!(checks[0].output, "outputs/x\\u{202e}.csv");
     }
 }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_broker::{Incoming, Session};
+use ferry_core::store::{OutputRow, StoredResult};
 use ferry_core::wire::{HighJob, HIGH_JOBS_QUEUE};
 use ferry_core::{Config, JobState, Side, Store};
+use ferry_review::checks::Check;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -188,8 +190,11 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         }
         Ok(outcome) => {
             let (result, outputs) = jobrun::stored(&outcome);
+            let (result, outputs, checks) =
+                disclosure_checks(config, job.assets.clone(), result, outputs).await?;
             let tx = store.begin(Side::High)?;
             tx.store_result(&job_id, &result, &outputs)?;
+            tx.store_checks(&job_id, &checks)?;
             tx.transition(
                 &job_id,
                 &[JobState::Running],
@@ -198,10 +203,41 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
                 None,
             )?;
             tx.commit()?;
-            tracing::info!(summary = %result.summary, outputs = outputs.len(), "finished; awaiting release");
+            tracing::info!(
+                summary = %result.summary,
+                outputs = outputs.len(),
+                findings = checks.len(),
+                "finished; awaiting release"
+            );
             Ok(())
         }
     }
+}
+
+/// The disclosure checks of a finished job, run off the async threads (they read every output and may build an
+/// asset's echo index), before the job is stored as finished: the owner never sees a finished job unchecked.
+async fn disclosure_checks(
+    config: &Config,
+    assets: Vec<String>,
+    result: StoredResult,
+    outputs: Vec<OutputRow>,
+) -> Result<(StoredResult, Vec<OutputRow>, Vec<Check>)> {
+    let config = config.clone();
+    let task = tokio::task::spawn_blocking(move || -> Result<_> {
+        let store = open_store(&config)?;
+        let layout = ferry_transfer::Layout::new(&config.dir);
+        let checks = ferry_transfer::review::check_job(
+            &store,
+            &layout,
+            &config.review,
+            &assets,
+            &result,
+            &outputs,
+        );
+        Ok((result, outputs, checks))
+    });
+    task.await
+        .map_err(|e| crate::error::ServeError::Panicked(format!("the disclosure checks: {e}")))?
 }
 
 async fn watch_cancel(config: Config, job_id: String, cancel: Arc<AtomicBool>) {

@@ -66,6 +66,7 @@ impl Sides {
             &private,
             &mock_file,
             "test data",
+            &[],
             JOB_UID,
         )
         .expect("asset add")

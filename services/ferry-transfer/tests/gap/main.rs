@@ -6,4 +6,5 @@ mod faults;
 mod harness;
 mod media;
 mod policy;
+mod review;
 mod transfer;

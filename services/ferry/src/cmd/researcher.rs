@@ -365,6 +365,13 @@ pub async fn results(
                     );
                     print!("{}", escape::block(&r.stderr));
                 }
+                for w in &r.withheld {
+                    println!(
+                        "withheld by the owner: {}: {}",
+                        escape::line(&w.name),
+                        escape::line(&w.reason)
+                    );
+                }
             }
             if !r.outputs.is_empty() {
                 let dir = out.join(u.job_id.as_deref().unwrap_or("unknown"));

@@ -51,6 +51,28 @@ struct JobJson<'a> {
     result: Option<ResultJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<Vec<EventJson>>,
+    /// The disclosure checks' findings (`show`, high side); `null` when they have not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<Option<Vec<CheckJson>>>,
+    /// What the release carries and withholds (`show`, once released).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release: Option<Vec<ReleasedFileJson>>,
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    kind: &'static str,
+    output: String,
+    detail: String,
+    /// Whether `[review] block_on` makes it block a release.
+    blocks: bool,
+}
+
+#[derive(Serialize)]
+struct ReleasedFileJson {
+    name: String,
+    sha256: Option<String>,
+    withheld: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -101,8 +123,37 @@ fn job_json<'a>(side: &SideDir, job: &'a JobRow, full: bool) -> Result<JobJson<'
         code: None,
         result: None,
         events: None,
+        checks: None,
+        release: None,
     };
     if full {
+        if side.config.side == Side::High {
+            let block_on = &side.config.review.block_on;
+            v.checks = Some(side.store.checks(&job.job_id)?.map(|found| {
+                found
+                    .into_iter()
+                    .map(|c| CheckJson {
+                        kind: c.kind.as_str(),
+                        blocks: c.blocks(block_on),
+                        output: c.output,
+                        detail: c.detail,
+                    })
+                    .collect()
+            }));
+        }
+        let released = side.store.released_files(&job.job_id)?;
+        if !released.is_empty() {
+            v.release = Some(
+                released
+                    .into_iter()
+                    .map(|f| ReleasedFileJson {
+                        name: f.name,
+                        sha256: f.sha256,
+                        withheld: f.withheld,
+                    })
+                    .collect(),
+            );
+        }
         v.description = Some(&job.description);
         v.code = Some(&job.code);
         if let Some(r) = &job.result {
@@ -151,39 +202,50 @@ pub fn run(action: ReviewAction) -> Result<()> {
         ReviewAction::List { config, all, json } => list(&config.config, all, json),
         ReviewAction::Show { config, id, json } => show(&config.config, &id, json),
         ReviewAction::Extract { config, id, out } => extract(&config.config, &id, &out),
-        ReviewAction::Approve { config, ids } => {
-            decide_all(&config.config, &ids, Decision::Approve, None)
-        }
+        ReviewAction::Approve { config, ids } => each(&ids, |id| {
+            decide(&config.config, id, Decision::Approve, None)
+        }),
         ReviewAction::Reject {
             config,
             ids,
             reason,
-        } => decide_all(&config.config, &ids, Decision::Reject, Some(&reason)),
-        ReviewAction::Release { config, ids } => {
-            decide_all(&config.config, &ids, Decision::Release, None)
-        }
+        } => each(&ids, |id| {
+            decide(&config.config, id, Decision::Reject, Some(&reason))
+        }),
+        ReviewAction::Release {
+            config,
+            ids,
+            withhold,
+            reason,
+            override_reason,
+        } => each(&ids, |id| {
+            release(
+                &config.config,
+                id,
+                &withhold,
+                reason.as_deref(),
+                override_reason.as_deref(),
+            )
+        }),
         ReviewAction::Withhold {
             config,
             ids,
             reason,
-        } => decide_all(&config.config, &ids, Decision::Withhold, Some(&reason)),
+        } => each(&ids, |id| {
+            decide(&config.config, id, Decision::Withhold, Some(&reason))
+        }),
     }
 }
 
-/// Decides each of `ids` on its own, one line per id; fails (after trying them all) if any failed.
-fn decide_all(
-    config: &Path,
-    ids: &[String],
-    decision: Decision,
-    reason: Option<&str>,
-) -> Result<()> {
+/// Decides each of `ids` on its own with `decide`, one line per id; fails (after trying them all) if any failed.
+fn each(ids: &[String], decide: impl Fn(&str) -> Result<()>) -> Result<()> {
     if let [id] = ids {
         // One id: its error as it is (with its hint).
-        return decide(config, id, decision, reason);
+        return decide(id);
     }
     let mut failed = 0;
     for id in ids {
-        if let Err(e) = decide(config, id, decision, reason) {
+        if let Err(e) = decide(id) {
             failed += 1;
             eprintln!(
                 "job {}: not decided: {}",
@@ -194,6 +256,61 @@ fn decide_all(
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} job(s) were not decided", ids.len());
+    }
+    Ok(())
+}
+
+/// `ferry review release`: the job's files as shown, less those withheld; refused while a blocking finding
+/// concerns a file it would carry, unless overridden with a reason.
+fn release(
+    config: &Path,
+    id: &str,
+    withhold: &[String],
+    reason: Option<&str>,
+    override_reason: Option<&str>,
+) -> Result<()> {
+    let mut side = SideDir::open(config)?;
+    side.require(Side::High, "`ferry review release`")?;
+    let id = side.resolve_job(id)?;
+    let actor = owner_actor();
+    let released = ferry_transfer::review::release(
+        &mut side,
+        &id,
+        &ferry_transfer::review::ReleaseRequest {
+            withhold,
+            reason,
+            override_reason,
+            actor: &actor,
+        },
+    )?;
+    let shown = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| escape::line(n).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "job {} is now {}: carries {}{}",
+        escape::line(&released.job.job_id),
+        released.job.state,
+        shown(&released.carried),
+        if released.withheld.is_empty() {
+            String::new()
+        } else {
+            format!("; withheld {}", shown(&released.withheld))
+        }
+    );
+    if !released.overridden.is_empty() {
+        println!(
+            "released over {} blocking finding(s); the override and its reason are in the audit trail",
+            released.overridden.len()
+        );
+    }
+    if !released.checks_run {
+        println!(
+            "note: no disclosure checks ran on this job (it finished before this version of ferry)"
+        );
     }
     Ok(())
 }
@@ -298,6 +415,24 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
         if r.unsandboxed {
             println!("WARNING: this job ran WITHOUT the sandbox (development mode)");
         }
+        if side.config.side == Side::High {
+            print_checks(&side, &job.job_id)?;
+        }
+        let released = side.store.released_files(&job.job_id)?;
+        if !released.is_empty() {
+            println!("--- release ---");
+            for f in &released {
+                match (&f.withheld, &f.sha256) {
+                    (Some(why), _) => {
+                        println!("withheld  {}: {}", escape::line(&f.name), escape::line(why))
+                    }
+                    (None, Some(sha)) => {
+                        println!("carried   {} (sha256 {sha})", escape::line(&f.name))
+                    }
+                    (None, None) => println!("carried   {}", escape::line(&f.name)),
+                }
+            }
+        }
         let opts = |what: &str| PreviewOptions {
             extract_hint: format!(
                 "ferry review extract --config {} {} --out DIR (then DIR/{what})",
@@ -338,6 +473,34 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
                 .map(|r| format!(": {}", escape::line(&r)))
                 .unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+/// The disclosure checks' findings, each marked when `[review] block_on` makes it block a release.
+fn print_checks(side: &SideDir, job_id: &str) -> Result<()> {
+    let block_on = &side.config.review.block_on;
+    match side.store.checks(job_id)? {
+        None => println!(
+            "--- checks: not run (the job finished before this version of ferry checked outputs) ---"
+        ),
+        Some(found) if found.is_empty() => println!("--- checks: nothing found ---"),
+        Some(found) => {
+            let blocking = found.iter().filter(|c| c.blocks(block_on)).count();
+            println!(
+                "--- checks: {} finding(s), {blocking} blocking a release ([review] block_on) ---",
+                found.len()
+            );
+            for c in &found {
+                println!(
+                    "{} {:<13} {}: {}",
+                    if c.blocks(block_on) { "BLOCKS" } else { "advice" },
+                    c.kind.as_str(),
+                    escape::line(&c.output),
+                    escape::line(&c.detail)
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -406,7 +569,6 @@ fn extract(config: &Path, id: &str, out: &Path) -> Result<()> {
 enum Decision {
     Approve,
     Reject,
-    Release,
     Withhold,
 }
 
@@ -420,12 +582,6 @@ fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> 
             "approve",
         ),
         Decision::Reject => (Side::Low, JobState::Submitted, JobState::Rejected, "reject"),
-        Decision::Release => (
-            Side::High,
-            JobState::Finished,
-            JobState::Released,
-            "release",
-        ),
         Decision::Withhold => (
             Side::High,
             JobState::Finished,

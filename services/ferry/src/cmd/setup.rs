@@ -131,13 +131,14 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
-/// `ferry asset add --config HIGH NAME --private PATH --mock PATH [--description TEXT]`.
+/// `ferry asset add --config HIGH NAME --private PATH --mock PATH [--description TEXT] [--canary TEXT]...`.
 pub fn asset_add(
     config_path: &Path,
     name: &str,
     private: &Path,
     mock: &Path,
     description: &str,
+    canaries: &[String],
 ) -> Result<()> {
     let mut side = SideDir::open(config_path)?;
     let row = ferry_transfer::setup::asset_add(
@@ -146,11 +147,17 @@ pub fn asset_add(
         private,
         mock,
         description,
+        canaries,
         ferry_sandbox::SANDBOX_UID,
     )?;
     println!(
-        "registered asset {name}: private file {} stays here; its mock ({} bytes) travels with the next export",
+        "registered asset {name}: private file {} stays here (indexed for the disclosure checks{}); its mock \
+         ({} bytes) travels with the next export",
         row.private_path.as_deref().unwrap_or("?"),
+        match canaries.len() {
+            0 => String::new(),
+            n => format!(", {n} canary string(s)"),
+        },
         row.mock_size
     );
     Ok(())
