@@ -137,6 +137,20 @@ impl JobOutcome {
                 ),
             },
         };
+        if !self.refused_outputs.is_empty() {
+            // Named here, escaped, so that the owner and the researcher both see which files did not cross and
+            // why: a lookalike of another output's name is visible as what it is.
+            let _ = write!(
+                line,
+                "; {} output(s) not collected: {}",
+                self.refused_outputs.len(),
+                self.refused_outputs
+                    .iter()
+                    .map(|r| format!("{} ({})", r.name_escaped, r.why))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
         if self.unsandboxed {
             line.push_str(" (UNSANDBOXED run)");
         }
@@ -261,6 +275,20 @@ mod tests {
         assert_eq!(
             o.summary(),
             "killed: outputs nested deeper than the limit of 32 directories"
+        );
+    }
+
+    #[test]
+    fn the_summary_names_each_output_left_out_for_its_name() {
+        let mut o = outcome(Termination::Exited(0));
+        o.refused_outputs = vec![RefusedOutput {
+            name_escaped: "summary\\u{200b}.txt".into(),
+            why: "it contains the invisible character \\u{200b} (character 8)".into(),
+        }];
+        assert_eq!(
+            o.summary(),
+            "exited with status 0; 1 output(s) not collected: summary\\u{200b}.txt (it contains the invisible \
+             character \\u{200b} (character 8))"
         );
     }
 

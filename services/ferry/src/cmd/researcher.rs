@@ -341,7 +341,9 @@ pub async fn results(
         }
         if let Some(r) = &u.result {
             if !json {
-                println!("{}", escape::line(&r.summary));
+                // The summary is the sandbox's own line; the names in it are escaped already (block mode does not double
+                // their backslashes, and still escapes anything a summary should not hold).
+                println!("{}", escape::block(&r.summary).replace('\n', "\\x0a"));
                 if let Some(c) = r.exit_code {
                     println!("exit code: {c}");
                 }

@@ -411,7 +411,12 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
     println!("description: {}", escape::line(&job.description));
     println!("--- code ---\n{}", escape::block(&job.code));
     if let Some(r) = &job.result {
-        println!("--- result: {} ---", escape::line(&r.summary));
+        // The summary is the sandbox's own line; the names in it are escaped already (block mode does not double
+        // their backslashes, and still escapes anything a summary should not hold).
+        println!(
+            "--- result: {} ---",
+            escape::block(&r.summary).replace('\n', "\\x0a")
+        );
         if r.unsandboxed {
             println!("WARNING: this job ran WITHOUT the sandbox (development mode)");
         }

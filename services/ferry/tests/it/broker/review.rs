@@ -180,3 +180,119 @@ fn the_owners_terminal_shows_escapes_not_their_effects() {
     assert!(screen.contains("row 2"), "{screen}");
     assert!(screen.contains("\\x1b[1A\\x1b[2K"), "{screen}");
 }
+
+/// Copies the private file into an output (the echo the checks must flag) and writes a second output whose name
+/// differs from `summary.txt` only by a zero-width space (which collection must refuse, naming it visibly).
+const LEAK: &str = r#"
+import os, shutil
+os.makedirs("outputs", exist_ok=True)
+shutil.copyfile("inputs/training-data.csv", "outputs/summary.txt")
+open("outputs/summary\u200b.txt", "w").write("looks like summary.txt\n")
+print("rows: 2")
+"#;
+
+#[test]
+fn a_copied_private_file_is_flagged_and_holds_the_release_until_withheld_or_overridden() {
+    let mut pair = Pair::with_broker();
+    pair.register_dataset();
+    let alice = pair.researcher("alice");
+    pair.serve(&pair.low.clone());
+    pair.serve(&pair.high.clone());
+    let withheld = pair.submit_code(&alice, LEAK);
+    let overridden = pair.submit_code(&alice, LEAK);
+    for job in [&withheld, &overridden] {
+        pair.wait_for("intake", || {
+            (pair.state_on(&pair.low, job).as_deref() == Some("submitted")).then_some(())
+        });
+    }
+    pair.ok(&[
+        "review",
+        "approve",
+        "--config",
+        pair.low_s(),
+        &withheld,
+        &overridden,
+    ]);
+    pair.carry(&pair.low, &pair.high)
+        .expect("a bundle with the jobs");
+    for job in [&withheld, &overridden] {
+        pair.wait_for("the worker", || {
+            (pair.state_on(&pair.high, job).as_deref() == Some("finished")).then_some(())
+        });
+    }
+
+    // The owner's screen: the finding, marked as blocking, and the lookalike name made visible.
+    let show = pair.run(&["review", "show", "--config", pair.high_s(), &withheld]);
+    assert!(show.status.success());
+    let screen = rendered(&show.stdout);
+    let finding = screen
+        .lines()
+        .find(|l| l.starts_with("BLOCKS private_echo"))
+        .unwrap_or_else(|| panic!("no blocking private_echo finding:\n{screen}"));
+    assert!(finding.contains("outputs/summary.txt"), "{screen}");
+    assert!(screen.contains("summary\\u{200b}.txt"), "{screen}");
+    let json = pair.job_json(&pair.high, &withheld);
+    let checks = json["checks"].as_array().expect("checks in --json");
+    assert!(
+        checks.iter().any(|c| c["kind"] == "private_echo"
+            && c["output"] == "outputs/summary.txt"
+            && c["blocks"] == true
+            && c["detail"].as_str().is_some_and(|d| !d.is_empty())),
+        "{json:#}"
+    );
+
+    // Released as it is: refused, naming the finding, with the way out.
+    let (_, err) = pair.fails(
+        1,
+        &["review", "release", "--config", pair.high_s(), &withheld],
+    );
+    assert!(err.contains("private_echo outputs/summary.txt"), "{err}");
+    assert!(err.contains("--override"), "{err}");
+    assert_eq!(
+        pair.state_on(&pair.high, &withheld).as_deref(),
+        Some("finished")
+    );
+
+    // Withholding the file the finding concerns releases the rest.
+    let out = pair.ok(&[
+        "review",
+        "release",
+        "--config",
+        pair.high_s(),
+        &withheld,
+        "--withhold",
+        "summary.txt",
+        "--reason",
+        "it is the private file",
+    ]);
+    assert!(out.contains("withheld outputs/summary.txt"), "{out}");
+    // The other job: an override, recorded with its reason.
+    pair.ok(&[
+        "review",
+        "release",
+        "--config",
+        pair.high_s(),
+        &overridden,
+        "--override",
+        "the asset owner cleared these rows for release",
+    ]);
+    let history = pair.ok(&["review", "show", "--config", pair.high_s(), &overridden]);
+    assert!(
+        history.contains("released over 1 blocking finding(s)")
+            && history.contains("the asset owner cleared these rows for release"),
+        "{history}"
+    );
+
+    pair.carry(&pair.high, &pair.low)
+        .expect("a bundle with the results");
+    let out = pair.run_env(
+        &["results", &withheld, "--wait", "--timeout", "600"],
+        &[("FERRY_AMQP_URL", alice.as_str())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("withheld by the owner: outputs/summary.txt: it is the private file"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("grow Bacillus subtilis"), "{stdout}");
+}
