@@ -330,6 +330,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_deploy_examples_are_valid_configurations() {
+        for (name, text) in [
+            (
+                "deploy/low.ferry.toml",
+                include_str!("../../../deploy/low.ferry.toml"),
+            ),
+            (
+                "deploy/high.ferry.toml",
+                include_str!("../../../deploy/high.ferry.toml"),
+            ),
+        ] {
+            let config: Config =
+                toml::from_str(text).unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+            config
+                .validate(Path::new(name))
+                .unwrap_or_else(|e| panic!("{name} is not valid: {e}"));
+        }
+        let high: Config = toml::from_str(include_str!("../../../deploy/high.ferry.toml")).unwrap();
+        assert_eq!(
+            high.review.block_on,
+            ferry_review::checks::default_block_on()
+        );
+    }
+
+    #[test]
     fn a_relative_config_path_gives_an_absolute_side_directory() {
         let dir = tempfile::tempdir().unwrap();
         let side = dir.path().join("high");
