@@ -211,9 +211,13 @@ fn an_output_name_the_other_side_would_refuse_fails_its_job_at_export_and_the_ot
     add_private_asset(&mut sides, &[]);
     // Stored past the sandbox's collection (an older build, a hand edit): a name with a control character.
     let bad = finished_job(&mut sides, b"", &[("sum\u{1b}[2Kmary.txt", b"x\n")]);
+    // And a name over the 200-byte cap, which the other side's import would refuse with the whole bundle.
+    let long_name = format!("{}.txt", "a".repeat(197));
+    let long = finished_job(&mut sides, b"", &[(long_name.as_str(), b"z\n")]);
     let good = finished_job(&mut sides, b"", &[("summary.txt", b"y\n")]);
-    release(&mut sides, &bad, ReleaseRequest::default());
-    release(&mut sides, &good, ReleaseRequest::default());
+    for id in [&bad, &long, &good] {
+        release(&mut sides, id, ReleaseRequest::default());
+    }
     sides
         .carry(Side::High, Side::Low)
         .expect("the bundle is not refused");
@@ -225,6 +229,10 @@ fn an_output_name_the_other_side_would_refuse_fails_its_job_at_export_and_the_ot
         "the name is shown escaped: {reason}"
     );
     assert!(!reason.contains('\u{1b}'), "{reason:?}");
+    let low = low_job(&sides, &long);
+    assert_eq!(low.state, JobState::Failed);
+    let reason = low.reason.unwrap();
+    assert!(reason.contains("the limit is 200 bytes"), "{reason}");
     assert_eq!(low_job(&sides, &good).state, JobState::Released);
 }
 
