@@ -6,6 +6,7 @@
 //! - [`code`]: refusing job code with control or bidi characters (Trojan Source) at intake.
 //! - [`preview`]: an output rendered for the owner: text escaped and line-numbered (head and tail of a
 //!   long one, with exact counts), binary as its detected type, size, SHA-256 and a hex dump.
+//! - [`diff`]: the line diff of a revision's code against the version before.
 //! - [`checks`]: automated disclosure checks when a job finishes (`private_echo` against an index of
 //!   each private input built once per asset version, `canary`, `large_output`, `binary_output`,
 //!   `many_rows`, `small_count`), with thresholds and the kinds that block a release.
@@ -15,5 +16,6 @@
 
 pub mod checks;
 pub mod code;
+pub mod diff;
 pub mod escape;
 pub mod preview;
