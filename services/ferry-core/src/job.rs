@@ -1,10 +1,10 @@
 //! The job state machine, as the researcher sees it.
 //!
 //! ```text
-//! submitted -> approved | rejected            (low side, owner's code review)
+//! submitted -> approved | rejected | returned (low side, owner's code review)
 //! approved  -> exported                       (low side, packed into a bundle)
 //! exported  -> running -> finished | failed   (high side, reported low-ward)
-//! finished  -> released | withheld            (high side, owner's output review)
+//! finished  -> released | withheld | returned (high side, owner's output review)
 //! released  -> delivered                      (low side, published to the researcher's queue)
 //! any non-final state -> cancelled | failed
 //! ```
@@ -42,18 +42,21 @@ pub enum JobState {
     Failed,
     /// The researcher cancelled it.
     Cancelled,
+    /// The owner asked for changes (with a reason): the researcher submits a revision (`--revises`).
+    Returned,
 }
 
 impl JobState {
     /// The states the high side reports low-ward: every state an imported (`exported`) job can reach there.
     /// `delivered` is not among them: only the low side delivers.
-    pub const REPORTED_BY_HIGH: [JobState; 6] = [
+    pub const REPORTED_BY_HIGH: [JobState; 7] = [
         JobState::Running,
         JobState::Finished,
         JobState::Released,
         JobState::Withheld,
         JobState::Failed,
         JobState::Cancelled,
+        JobState::Returned,
     ];
 
     /// The states of a job that has crossed to the high side and is still on its way to `released` there: a
@@ -62,7 +65,7 @@ impl JobState {
         [JobState::Exported, JobState::Running, JobState::Finished];
 
     /// Every state, in flow order.
-    pub const ALL: [JobState; 11] = [
+    pub const ALL: [JobState; 12] = [
         JobState::Submitted,
         JobState::Approved,
         JobState::Rejected,
@@ -74,6 +77,7 @@ impl JobState {
         JobState::Delivered,
         JobState::Failed,
         JobState::Cancelled,
+        JobState::Returned,
     ];
 
     /// The stable lower-case name used in messages, the database and the CLI.
@@ -90,6 +94,7 @@ impl JobState {
             JobState::Delivered => "delivered",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::Returned => "returned",
         }
     }
 
@@ -98,13 +103,13 @@ impl JobState {
     pub fn next_states(self) -> &'static [JobState] {
         use JobState::*;
         match self {
-            Submitted => &[Approved, Rejected, Cancelled, Failed],
+            Submitted => &[Approved, Rejected, Returned, Cancelled, Failed],
             Approved => &[Exported, Cancelled, Failed],
             Exported => &[Running, Cancelled, Failed],
             Running => &[Finished, Cancelled, Failed],
-            Finished => &[Released, Withheld, Cancelled, Failed],
+            Finished => &[Released, Withheld, Returned, Cancelled, Failed],
             Released => &[Delivered, Cancelled, Failed],
-            Rejected | Withheld | Delivered | Failed | Cancelled => &[],
+            Rejected | Withheld | Delivered | Failed | Cancelled | Returned => &[],
         }
     }
 
@@ -130,6 +135,7 @@ impl JobState {
                 | JobState::Delivered
                 | JobState::Failed
                 | JobState::Cancelled
+                | JobState::Returned
         )
     }
 
@@ -143,7 +149,11 @@ impl JobState {
             JobState::Finished => 4,
             JobState::Released => 5,
             JobState::Delivered => 6,
-            JobState::Rejected | JobState::Withheld | JobState::Failed | JobState::Cancelled => 7,
+            JobState::Rejected
+            | JobState::Withheld
+            | JobState::Failed
+            | JobState::Cancelled
+            | JobState::Returned => 7,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`records`]: postcard records carried inside transfer bundles; specified in `schemas/bundle-format.md`.
 //! - [`config`]: a side's `ferry.toml`, and [`Side`], which side of the gap it is.
 //! - [`names`]: validation of researcher, asset and file names.
+//! - [`decision`]: reviewers' Ed25519 keys, the decisions they sign, and counting the ones that verify.
 //! - [`time`]: unix seconds and their one text form, [`time::rfc3339`].
 //!
 //! Where a stored value is missing, the crate says so (an `Option`, or an error) rather than making one up.
@@ -26,6 +27,7 @@
 
 pub mod channel;
 pub mod config;
+pub mod decision;
 pub mod job;
 pub mod names;
 pub mod records;

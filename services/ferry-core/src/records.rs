@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::channel::Seq;
+use crate::decision::{Reviewer, SignedDecision};
 
 /// Name of the bundle entry holding the postcard-encoded [`Batch`].
 pub const RECORDS_ENTRY: &str = "records";
@@ -65,6 +66,27 @@ pub enum Record {
         /// The encoded statement.
         statement: Vec<u8>,
     },
+    /// Either way: the sender's reviewers, replacing the previous list if this version is newer.
+    Reviewers {
+        /// Increases with every change.
+        version: i64,
+        /// Every reviewer, removed ones marked.
+        reviewers: Vec<Reviewer>,
+    },
+    /// Either way: the head of the sender's audit log when the bundle was made.
+    AuditHead {
+        /// The last entry's position.
+        seq: u64,
+        /// Its hash, hex.
+        hash: String,
+    },
+    /// High to low: a comment on a job, for the researcher.
+    Comment {
+        /// The job.
+        job_id: String,
+        /// The comment.
+        comment: crate::store::Comment,
+    },
 }
 
 impl Record {
@@ -77,6 +99,9 @@ impl Record {
             Record::Catalog { .. } => "catalog",
             Record::Ack { .. } => "ack",
             Record::Rotate { .. } => "rotate",
+            Record::Reviewers { .. } => "reviewers",
+            Record::AuditHead { .. } => "audit-head",
+            Record::Comment { .. } => "comment",
         }
     }
 }
@@ -117,6 +142,10 @@ pub struct JobTransfer {
     pub approved_by: String,
     /// When (unix seconds).
     pub approved_at: i64,
+    /// The reviewers' signed approvals (empty where the low side has no reviewers registered).
+    pub approvals: Vec<SignedDecision>,
+    /// The job this one revises, if any.
+    pub revises: Option<String>,
 }
 
 /// A job's state on the high side.
@@ -132,6 +161,10 @@ pub struct StatusTransfer {
     pub at: i64,
     /// The result, only when released.
     pub result: Option<ResultTransfer>,
+    /// The reviewers' signed releases (or other decisions) behind this state.
+    pub decisions: Vec<SignedDecision>,
+    /// Which run this is about: 0 for the first, one more for each `ferry review retry`.
+    pub attempt: u32,
 }
 
 /// A released result; its files are bundle entries.
@@ -274,6 +307,8 @@ pub(crate) fn spec_example() -> Batch {
                 assets: vec!["data.csv".into()],
                 approved_by: "owner:root".into(),
                 approved_at: 1,
+                approvals: vec![],
+                revises: None,
             }),
             Record::Cancel {
                 job_id: "j1".into(),
@@ -297,6 +332,8 @@ pub(crate) fn spec_example() -> Batch {
                         reason: "r".into(),
                     }],
                 }),
+                decisions: vec![],
+                attempt: 1,
             }),
             Record::Catalog {
                 version: 7,
@@ -313,6 +350,27 @@ pub(crate) fn spec_example() -> Batch {
             },
             Record::Rotate {
                 statement: vec![1, 2],
+            },
+            Record::Reviewers {
+                version: 2,
+                reviewers: vec![Reviewer {
+                    name: "rita".into(),
+                    public_key: crate::decision::ReviewerPublic([7; 32]),
+                    removed: false,
+                }],
+            },
+            Record::AuditHead {
+                seq: 9,
+                hash: "c".into(),
+            },
+            Record::Comment {
+                job_id: "j1".into(),
+                comment: crate::store::Comment {
+                    at: 4,
+                    author: "o".into(),
+                    side: "high".into(),
+                    text: "why?".into(),
+                },
             },
         ],
     }

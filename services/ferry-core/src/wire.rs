@@ -59,6 +59,9 @@ pub struct JobRequest {
     pub code: String,
     /// Names of the assets the job reads, seen as `inputs/<name>`.
     pub assets: Vec<String>,
+    /// The job (one of the researcher's own) this one is a new version of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revises: Option<Uuid>,
 }
 
 /// Why a job request was refused, and the job id when one could be read.
@@ -272,6 +275,13 @@ pub struct JobResult {
     /// withheld file is not among `outputs`, and a withheld stdout or stderr is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<crate::records::Withheld>,
+    /// The reviewers whose signed approvals let the job run (or, with no reviewers registered, the owner who
+    /// approved it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
+    /// The reviewers whose signed releases let the result out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released_by: Vec<String>,
 }
 
 /// Where a job stands, sent to the researcher's results queue on every change
@@ -293,6 +303,9 @@ pub struct JobUpdate {
     /// The released result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResult>,
+    /// The owners' comments on the job, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<crate::store::Comment>,
 }
 
 #[cfg(test)]
@@ -346,6 +359,7 @@ mod tests {
             runtime: "python".into(),
             code: "print(1)".into(),
             assets: vec!["a".into()],
+            revises: None,
         };
         let mut b = a.clone();
         assert_eq!(a.digest(), b.digest());

@@ -84,6 +84,9 @@ pub enum TransferError {
         /// The blocking findings, each as `kind output: detail`.
         findings: Vec<String>,
     },
+    /// The side has reviewers, and a decision was made without a reviewer's key.
+    #[error("this side has registered reviewers: a decision must be signed with a reviewer's key")]
+    NeedsReviewerKey,
     /// The request cannot be carried out as asked; the message says why.
     #[error("{0}")]
     Invalid(String),

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, PublicIdentity};
+use ferry_core::decision::DecisionKind;
 use ferry_core::names::OutputNames;
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
 use ferry_core::store::{ExportRecord, OutputRow, ReleasedFile, StoredResult, Tx};
@@ -102,6 +103,8 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                     assets: job.assets.clone(),
                     approved_by,
                     approved_at,
+                    approvals: decisions_of(&tx, &job.job_id, &[DecisionKind::Approve])?,
+                    revises: tx.revises(&job.job_id)?,
                 }));
                 tx.transition(
                     &job.job_id,
@@ -123,6 +126,16 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                     reason: job.reason.clone(),
                     at: job.updated_at,
                     result: None,
+                    decisions: decisions_of(
+                        &tx,
+                        &job.job_id,
+                        &[
+                            DecisionKind::Release,
+                            DecisionKind::Withhold,
+                            DecisionKind::Return,
+                        ],
+                    )?,
+                    attempt: tx.attempt(&job.job_id)?,
                 };
                 if job.state == JobState::Released {
                     let r = job.result.as_ref().ok_or_else(|| {
@@ -159,6 +172,9 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                 }
                 batch.records.push(Record::Status(status));
             }
+            for (job_id, comment) in tx.take_unsent_comments()? {
+                batch.records.push(Record::Comment { job_id, comment });
+            }
             if let Some(assets) = tx.take_catalog_change()? {
                 let mut list = Vec::new();
                 for a in assets {
@@ -189,8 +205,38 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     if let Some(statement) = rotation {
         batch.records.push(Record::Rotate { statement });
     }
+    // The reviewers first, so that the decisions after them are checked against the list they arrived with.
+    if let Some(reviewers) = tx.take_reviewers_change()? {
+        let version = tx.reviewers_version()?;
+        batch
+            .records
+            .insert(0, Record::Reviewers { version, reviewers });
+    }
     if batch.records.is_empty() {
         return Ok(None);
+    }
+    // A bundle that says anything but acknowledgements is in this side's audit log, and carries the log's head so
+    // that the other side witnesses it (an acknowledgement-only bundle does not, or the two sides would trade
+    // bundles for ever).
+    if batch
+        .records
+        .iter()
+        .any(|r| !matches!(r, Record::Ack { .. }))
+    {
+        tx.audit_append(
+            "export",
+            "export",
+            None,
+            &format!(
+                "bundle {} of channel {}: {} record(s)",
+                last_seq + 1,
+                config.side.outgoing().as_str(),
+                batch.records.len()
+            ),
+        )?;
+        if let Some((seq, hash)) = tx.audit_head()? {
+            batch.records.push(Record::AuditHead { seq, hash });
+        }
     }
     let records_bytes = batch.encode();
     let entries = bundle_entries(&records_bytes, &blobs, &files);
@@ -220,6 +266,19 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
         records: batch.records.len(),
         rotated_to,
     }))
+}
+
+/// The job's signed decisions of the given kinds, as they cross.
+fn decisions_of(
+    tx: &Tx<'_>,
+    job_id: &str,
+    kinds: &[DecisionKind],
+) -> Result<Vec<ferry_core::decision::SignedDecision>> {
+    Ok(tx
+        .decisions(job_id)?
+        .into_iter()
+        .filter(|d| kinds.contains(&d.decision.kind))
+        .collect())
 }
 
 /// A released job's result as it crosses, with the entries carrying its files.

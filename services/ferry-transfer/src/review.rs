@@ -9,6 +9,9 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+use ferry_core::decision::{
+    self, Covered, Decision, DecisionKind, Reviewer, ReviewerKey, SignedDecision, Tally,
+};
 use ferry_core::store::{JobRow, OutputRow, ReleasedFile, StoredResult};
 use ferry_core::{sha256_hex, JobState, Side, Store};
 use ferry_review::checks::{self, Canary, Check, CheckKind, EchoIndex, Output, ReviewPolicy};
@@ -170,6 +173,8 @@ pub struct ReleaseRequest<'a> {
     pub override_reason: Option<&'a str>,
     /// Who decides, for the audit trail.
     pub actor: &'a str,
+    /// The reviewer's key, required where the side has reviewers.
+    pub key: Option<&'a ReviewerKey>,
 }
 
 /// What a release did.
@@ -185,6 +190,9 @@ pub struct Released {
     pub overridden: Vec<Check>,
     /// Whether the job's checks ever ran (a job finished before checks existed has none).
     pub checks_run: bool,
+    /// The distinct reviewers whose releases count so far and how many are required (`None` without
+    /// reviewers); the job stays `finished` until enough have released it.
+    pub counted: Option<(Vec<String>, u32)>,
 }
 
 /// Releases a finished job (high side): records the SHA-256 of every file it carries and the reason for every
@@ -204,6 +212,13 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
         ));
     }
     let block_on = side.config.review.block_on.clone();
+    let required = side.config.review.releases_required;
+    let reviewer = reviewer_for(side, request.key)?;
+    if reviewer.is_none() && required > 1 {
+        return Err(TransferError::Invalid(format!(
+            "[review] releases_required = {required} needs registered reviewers: `ferry reviewer add`"
+        )));
+    }
     let tx = side.store.begin(Side::High)?;
     let job = tx
         .job(job_id)?
@@ -279,7 +294,92 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
                 .then(|| reason.unwrap_or_default().to_string()),
         })
         .collect();
+    if let Some(name) = &reviewer {
+        if name == &job.researcher {
+            return Err(TransferError::Invalid(format!(
+                "{name} submitted job {} and cannot review it",
+                job.job_id
+            )));
+        }
+    }
+    // A second reviewer releases what the first did: the same files, the same bytes, the same withheld.
+    let earlier = tx.released_files(&job.job_id)?;
+    // Compared by name, bytes and whether withheld (a second reviewer's reason may be worded otherwise).
+    let shape = |files: &[ReleasedFile]| {
+        let mut v: Vec<(String, Option<String>, bool)> = files
+            .iter()
+            .map(|f| (f.name.clone(), f.sha256.clone(), f.withheld.is_some()))
+            .collect();
+        v.sort();
+        v
+    };
+    if !earlier.is_empty() && shape(&earlier) != shape(&record) {
+        let shown = |files: &[ReleasedFile]| {
+            files
+                .iter()
+                .filter(|f| f.withheld.is_some())
+                .map(|f| escape::line(&f.name).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(TransferError::Invalid(format!(
+            "job {} has a release waiting for more reviewers that withholds [{}]; this one withholds [{}] (or \
+             its files changed since): release the same files, or withhold the job",
+            job.job_id,
+            shown(&earlier),
+            shown(&record)
+        )));
+    }
     tx.record_release(&job.job_id, &record)?;
+    let mut counted = None;
+    if let (Some(name), Some(key)) = (&reviewer, request.key) {
+        let mut covers: Vec<Covered> = record
+            .iter()
+            .filter(|f| f.withheld.is_none())
+            .map(|f| Covered {
+                name: f.name.clone(),
+                sha256: f.sha256.clone().unwrap_or_default(),
+            })
+            .collect();
+        covers.sort();
+        let mut withheld = withheld_names.clone();
+        withheld.sort();
+        tx.add_decision(&key.sign(Decision {
+            job_id: job.job_id.clone(),
+            kind: DecisionKind::Release,
+            covers: covers.clone(),
+            withheld: withheld.clone(),
+            reason: reason.map(str::to_string),
+            reviewer: name.clone(),
+            at: ferry_core::now(),
+        }))?;
+        let reviewers: Vec<Reviewer> = tx.reviewers()?.into_iter().map(|r| r.reviewer).collect();
+        let tally = decision::count(
+            &tx.decisions(&job.job_id)?,
+            DecisionKind::Release,
+            &job.job_id,
+            &covers,
+            &withheld,
+            &reviewers,
+            &job.researcher,
+        );
+        counted = Some((tally.reviewers.clone(), required));
+        if (tally.reviewers.len() as u64) < u64::from(required) {
+            tx.commit()?;
+            return Ok(Released {
+                carried: files
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .filter(|n| !withheld_names.contains(n))
+                    .collect(),
+                job,
+                withheld: withheld_names,
+                overridden: blocking,
+                checks_run,
+                counted,
+            });
+        }
+    }
     if let (false, Some(why)) = (blocking.is_empty(), request.override_reason) {
         let kinds: Vec<String> = blocking
             .iter()
@@ -307,11 +407,15 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
             reason.unwrap_or_default()
         )
     });
+    let decided_by = match &counted {
+        Some((names, _)) => names.join(", "),
+        None => request.actor.to_string(),
+    };
     let job = tx.transition(
         &job.job_id,
         &[JobState::Finished],
         JobState::Released,
-        request.actor,
+        &decided_by,
         researcher_reason.as_deref(),
     )?;
     tx.commit()?;
@@ -325,5 +429,232 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
         withheld: withheld_names,
         overridden: blocking,
         checks_run,
+        counted,
     })
+}
+
+/// What an approval covers: the code, by its SHA-256.
+pub fn approval_covers(code: &str) -> Vec<Covered> {
+    vec![Covered {
+        name: "code".into(),
+        sha256: sha256_hex(code.as_bytes()),
+    }]
+}
+
+/// Whether a job that crossed may run: with no reviewers known from the low side and one approval required, its
+/// (unsigned) approval stands as before; otherwise `required` distinct reviewers of the low side must have signed
+/// an approval of exactly this code. `Err` says why not.
+pub fn verify_approvals(
+    job: &ferry_core::records::JobTransfer,
+    peer_reviewers: &[Reviewer],
+    required: u32,
+) -> std::result::Result<(), String> {
+    if peer_reviewers.is_empty() && job.approvals.is_empty() && required <= 1 {
+        return Ok(());
+    }
+    let tally = decision::count(
+        &job.approvals,
+        DecisionKind::Approve,
+        &job.job_id,
+        &approval_covers(&job.code),
+        &[],
+        peer_reviewers,
+        &job.researcher,
+    );
+    enough(tally, required, "approvals")
+}
+
+/// Whether a released result that crossed may be delivered: as [`verify_approvals`], for the high side's
+/// reviewers' signed releases of exactly these files.
+pub fn verify_releases(
+    job_id: &str,
+    result: &ferry_core::records::ResultTransfer,
+    decisions: &[SignedDecision],
+    peer_reviewers: &[Reviewer],
+    required: u32,
+    researcher: Option<&str>,
+) -> std::result::Result<(), String> {
+    if peer_reviewers.is_empty() && decisions.is_empty() && required <= 1 {
+        return Ok(());
+    }
+    let withheld: Vec<String> = result.withheld.iter().map(|w| w.name.clone()).collect();
+    let mut covers = Vec::new();
+    for (name, data) in [("stdout", &result.stdout), ("stderr", &result.stderr)] {
+        if !withheld.iter().any(|w| w == name) {
+            covers.push(Covered {
+                name: name.into(),
+                sha256: sha256_hex(data),
+            });
+        }
+    }
+    covers.extend(result.outputs.iter().map(|f| Covered {
+        name: format!("outputs/{}", f.name),
+        sha256: f.sha256.clone(),
+    }));
+    let tally = decision::count(
+        decisions,
+        DecisionKind::Release,
+        job_id,
+        &covers,
+        &withheld,
+        peer_reviewers,
+        researcher.unwrap_or_default(),
+    );
+    enough(tally, required, "releases")
+}
+
+fn enough(tally: Tally, required: u32, what: &str) -> std::result::Result<(), String> {
+    if tally.reviewers.len() as u64 >= u64::from(required) {
+        return Ok(());
+    }
+    let mut why = format!(
+        "{} of the {required} signed {what} required verify{}",
+        tally.reviewers.len(),
+        if tally.reviewers.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", tally.reviewers.join(", "))
+        }
+    );
+    if !tally.problems.is_empty() {
+        why.push_str(&format!("; {}", tally.problems.join("; ")));
+    }
+    Err(escape::line(&why).into_owned())
+}
+
+/// The reviewer a decision is made as: the registered, current reviewer whose key `key` is, when this side has
+/// reviewers; `None` when it has none and no key was given.
+pub fn reviewer_for(side: &SideDir, key: Option<&ReviewerKey>) -> Result<Option<String>> {
+    let current: Vec<Reviewer> = side
+        .store
+        .reviewers()?
+        .into_iter()
+        .map(|r| r.reviewer)
+        .filter(|r| !r.removed)
+        .collect();
+    match key {
+        None if current.is_empty() => Ok(None),
+        None => Err(TransferError::NeedsReviewerKey),
+        Some(key) => {
+            let public = key.public();
+            match current.iter().find(|r| r.public_key == public) {
+                Some(r) => Ok(Some(r.name.clone())),
+                None => Err(TransferError::Invalid(format!(
+                    "the key {public} is not a current reviewer's on this side (`ferry reviewer list`)"
+                ))),
+            }
+        }
+    }
+}
+
+/// What a decision did.
+#[derive(Clone, Debug)]
+pub struct Decided {
+    /// The job as it is now.
+    pub job: JobRow,
+    /// The distinct reviewers whose decisions count so far, and how many are required; `None` without reviewers.
+    pub counted: Option<(Vec<String>, u32)>,
+}
+
+/// An owner's decision other than a release: `approve` (low side), `reject` (low), `withhold` (high) or
+/// `return` (either side, changes requested). Signed with `key` when the side has reviewers (then required);
+/// an approval moves the job on only once `[review] approvals_required` distinct reviewers approved it; a
+/// rejection, withholding or return takes one.
+pub fn decide(
+    side: &mut SideDir,
+    job_id: &str,
+    kind: DecisionKind,
+    reason: Option<&str>,
+    key: Option<&ReviewerKey>,
+    actor: &str,
+) -> Result<Decided> {
+    let (needs_side, from, to) = match kind {
+        DecisionKind::Approve => (Some(Side::Low), JobState::Submitted, JobState::Approved),
+        DecisionKind::Reject => (Some(Side::Low), JobState::Submitted, JobState::Rejected),
+        DecisionKind::Withhold => (Some(Side::High), JobState::Finished, JobState::Withheld),
+        DecisionKind::Return => (None, JobState::Submitted, JobState::Returned),
+        DecisionKind::Release => {
+            return Err(TransferError::Invalid(
+                "a release is made with review::release".into(),
+            ))
+        }
+    };
+    if let Some(want) = needs_side {
+        side.require(want, &format!("`ferry review {}`", kind.as_str()))?;
+    }
+    let from = match (kind, side.config.side) {
+        (DecisionKind::Return, Side::High) => JobState::Finished,
+        _ => from,
+    };
+    if kind != DecisionKind::Approve && reason.is_none_or(|r| r.trim().is_empty()) {
+        return Err(TransferError::Invalid(
+            "--reason is empty: the researcher must be told why".into(),
+        ));
+    }
+    let reviewer = reviewer_for(side, key)?;
+    let required = side.config.review.approvals_required;
+    let tx = side.store.begin(side.config.side)?;
+    let job = tx
+        .job(job_id)?
+        .ok_or_else(|| TransferError::JobLookup(format!("no job {job_id}")))?;
+    if job.state != from {
+        return Err(ferry_core::StoreError::WrongState {
+            job_id: job.job_id,
+            state: job.state,
+            action: format!("`ferry review {}`", kind.as_str()),
+            expected: from.as_str().into(),
+        }
+        .into());
+    }
+    let mut counted = None;
+    if let (Some(name), Some(key)) = (&reviewer, key) {
+        if name == &job.researcher {
+            return Err(TransferError::Invalid(format!(
+                "{name} submitted job {} and cannot review it",
+                job.job_id
+            )));
+        }
+        let covers = match kind {
+            DecisionKind::Approve => approval_covers(&job.code),
+            _ => Vec::new(),
+        };
+        tx.add_decision(&key.sign(Decision {
+            job_id: job.job_id.clone(),
+            kind,
+            covers: covers.clone(),
+            withheld: Vec::new(),
+            reason: reason.map(|r| r.trim().to_string()),
+            reviewer: name.clone(),
+            at: ferry_core::now(),
+        }))?;
+        if kind == DecisionKind::Approve {
+            let reviewers: Vec<Reviewer> =
+                tx.reviewers()?.into_iter().map(|r| r.reviewer).collect();
+            let tally = decision::count(
+                &tx.decisions(&job.job_id)?,
+                DecisionKind::Approve,
+                &job.job_id,
+                &covers,
+                &[],
+                &reviewers,
+                &job.researcher,
+            );
+            counted = Some((tally.reviewers.clone(), required));
+            if (tally.reviewers.len() as u64) < u64::from(required) {
+                tx.commit()?;
+                return Ok(Decided { job, counted });
+            }
+        }
+    } else if kind == DecisionKind::Approve && required > 1 {
+        return Err(TransferError::Invalid(format!(
+            "[review] approvals_required = {required} needs registered reviewers: `ferry reviewer add`"
+        )));
+    }
+    let decided_by = match &counted {
+        Some((names, _)) => names.join(", "),
+        None => reviewer.clone().unwrap_or_else(|| actor.to_string()),
+    };
+    let job = tx.transition(&job.job_id, &[from], to, &decided_by, reason.map(str::trim))?;
+    tx.commit()?;
+    Ok(Decided { job, counted })
 }

@@ -21,6 +21,14 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// `--key`, for decisions on a side with registered reviewers.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArg {
+    /// Your reviewer key (`ferry reviewer keygen`); required where the side has registered reviewers.
+    #[arg(long = "key", env = "FERRY_REVIEWER_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
 /// `--amqp`, for researcher commands.
 #[derive(Debug, Args, Clone)]
 pub struct AmqpArg {
@@ -72,6 +80,18 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: ReviewAction,
+    },
+    /// Reviewers' keys: make one, register, list, remove.
+    Reviewer {
+        /// What to do.
+        #[command(subcommand)]
+        action: ReviewerAction,
+    },
+    /// The side's tamper-evident audit log.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Write one signed, encrypted bundle with everything pending for the other side into outbox/.
     Export {
@@ -194,6 +214,9 @@ pub enum Command {
         /// The runtime.
         #[arg(long, default_value = "python")]
         runtime: String,
+        /// This job is a new version of JOB (one of yours), e.g. after the owner returned it.
+        #[arg(long, value_name = "JOB")]
+        revises: Option<String>,
         /// Your broker account.
         #[command(flatten)]
         amqp: AmqpArg,
@@ -333,6 +356,9 @@ pub enum ReviewAction {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+        /// The reviewer's key.
+        #[command(flatten)]
+        key: KeyArg,
         /// Job ids (a unique prefix is enough); each is decided on its own.
         #[arg(required = true)]
         ids: Vec<String>,
@@ -342,6 +368,9 @@ pub enum ReviewAction {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+        /// The reviewer's key.
+        #[command(flatten)]
+        key: KeyArg,
         /// Job ids (a unique prefix is enough); each is decided on its own.
         #[arg(required = true)]
         ids: Vec<String>,
@@ -354,6 +383,9 @@ pub enum ReviewAction {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+        /// The reviewer's key.
+        #[command(flatten)]
+        key: KeyArg,
         /// Job ids (a unique prefix is enough); each is decided on its own.
         #[arg(required = true)]
         ids: Vec<String>,
@@ -374,12 +406,115 @@ pub enum ReviewAction {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+        /// The reviewer's key.
+        #[command(flatten)]
+        key: KeyArg,
         /// Job ids (a unique prefix is enough); each is decided on its own.
         #[arg(required = true)]
         ids: Vec<String>,
         /// Why, for the researcher.
         #[arg(long)]
         reason: String,
+    },
+    /// Ask for changes (either side: a submitted job's code, or a finished job's result); the researcher sees the
+    /// reason and submits a revision with `ferry submit --revises JOB`.
+    Return {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The reviewer's key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+        /// What to change, for the researcher.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Comment on a job; the researcher sees it (from the high side, once the next bundle crosses).
+    Comment {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+        /// The comment.
+        text: String,
+    },
+    /// Queue again a job that failed for a reason not its own (sandbox or runtime unavailable), without new
+    /// approvals (high side).
+    Retry {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Job id (a unique prefix is enough).
+        id: String,
+    },
+}
+
+/// `ferry reviewer ...`
+#[derive(Debug, Subcommand)]
+pub enum ReviewerAction {
+    /// Make a reviewer key (run by the reviewer, on their own account): writes the secret to FILE (mode 0600)
+    /// and prints the public key line for `ferry reviewer add`.
+    Keygen {
+        /// Where to write the secret key (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register a reviewer's public key on this side.
+    Add {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The reviewer's name (lower case letters, digits, '-', '_').
+        name: String,
+        /// The public key line `ferry reviewer keygen` printed, or a file holding it.
+        public: String,
+    },
+    /// The side's reviewers.
+    List {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a reviewer: their decisions no longer count, here or on the other side.
+    Remove {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The reviewer's name.
+        name: String,
+    },
+}
+
+/// `ferry audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check this side's audit log (its hash chain, and that the audit trail and decisions agree with it); with
+    /// --peer, check the other side's exported log against the heads its bundles carried.
+    Verify {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The other side's log, as `ferry audit export --json` wrote it.
+        #[arg(long, value_name = "FILE")]
+        peer: Option<PathBuf>,
+    },
+    /// Print the audit log.
+    Export {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON (what `ferry audit verify --peer` reads).
+        #[arg(long)]
+        json: bool,
+        /// Only entries from this time on (RFC 3339, or unix seconds).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
     },
 }
 

@@ -53,6 +53,10 @@ fn transfer_hint(e: &TransferError) -> Option<&'static str> {
         TransferError::Config { .. } => {
             Some("`ferry init --side low|high --dir DIR` writes a valid ferry.toml")
         }
+        TransferError::NeedsReviewerKey => Some(
+            "give your reviewer key with --key FILE (or FERRY_REVIEWER_KEY); a reviewer makes one with \
+             `ferry reviewer keygen --out FILE` and the owner registers it with `ferry reviewer add`",
+        ),
         TransferError::Blocked { .. } => Some(
             "read the findings in `ferry review show`; then `--withhold FILE --reason TEXT` the files concerned, \
              or `--override REASON` to release them anyway",

@@ -16,7 +16,7 @@ mod progress;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use cmd::{researcher, review, serve, setup, transfer};
+use cmd::{audit, researcher, review, serve, setup, transfer};
 
 fn main() {
     reset_sigpipe();
@@ -87,6 +87,8 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             AssetAction::List { config, json } => setup::asset_list(&config.config, json).map(|_| 0),
         },
         Command::Review { action } => review::run(action).map(|_| 0),
+        Command::Reviewer { action } => audit::reviewer(action).map(|_| 0),
+        Command::Audit { action } => audit::audit(action),
         Command::Export {
             config,
             resend,
@@ -146,11 +148,20 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             title,
             description,
             runtime,
+            revises,
             amqp,
             script,
-        } => researcher::submit(&amqp.amqp, &assets, &title, &description, &runtime, &script)
-            .await
-            .map(|_| 0),
+        } => researcher::submit(
+            &amqp.amqp,
+            &assets,
+            &title,
+            &description,
+            &runtime,
+            revises.as_deref(),
+            &script,
+        )
+        .await
+        .map(|_| 0),
         Command::Results {
             job,
             wait,

@@ -321,6 +321,9 @@ impl Tx<'_> {
             ],
         )?;
         event(&self.tx, &job_id, researcher, JobState::Submitted, None)?;
+        if let Some(previous) = request.revises {
+            self.set_revises(&job_id, &previous.hyphenated().to_string())?;
+        }
         let job = get_job_in(&self.tx, &job_id)?.ok_or_else(|| StoreError::NoSuchJob(job_id))?;
         self.notify(&job)?;
         Ok(Submitted::New(job))
@@ -357,6 +360,7 @@ impl Tx<'_> {
             reason: Some(reason.to_string()),
             updated_at: rfc3339(at),
             result: None,
+            comments: Vec::new(),
         };
         enqueue(&self.tx, researcher, job_id, &update)
     }
@@ -636,6 +640,7 @@ mod tests {
             runtime: "python".into(),
             code: "print(1)".into(),
             assets: vec!["a".into()],
+            revises: None,
         }
     }
 
@@ -754,6 +759,8 @@ mod tests {
             reason: None,
             at: 1,
             result,
+            decisions: Vec::new(),
+            attempt: 0,
         }
     }
 
@@ -919,6 +926,8 @@ mod tests {
                 assets: Vec::new(),
                 approved_by: "owner:root".into(),
                 approved_at: 1,
+                approvals: vec![],
+                revises: None,
             })
             .unwrap();
         assert!(imported);

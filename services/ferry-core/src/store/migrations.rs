@@ -39,6 +39,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "disclosure checks, the files each release carries or withholds, and asset canaries",
         sql: SCHEMA_3,
     },
+    Migration {
+        version: 4,
+        what: "reviewers and their signed decisions, the audit log's hash chain, comments, revisions and retries",
+        sql: SCHEMA_4,
+    },
 ];
 
 /// The schema version this build writes, and the newest it can open.
@@ -200,6 +205,63 @@ CREATE TABLE canaries (
     added_at INTEGER NOT NULL,
     PRIMARY KEY (asset, value)
 );
+"#;
+
+/// Migration 4: decisions that prove who made them. `reviewers` are this side's (a removed one keeps its row);
+/// `peer_reviewers` the other side's, as its last bundle said; `decisions` every signed decision, by either side's
+/// reviewers, as postcard bytes; `audit` the hash chain of everything that happened here, and `peer_audit_heads`
+/// the other side's chain heads as its bundles carried them; `comments` the conversation with the researcher.
+const SCHEMA_4: &str = r#"
+CREATE TABLE reviewers (
+    name TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL UNIQUE,
+    added_at INTEGER NOT NULL,
+    removed_at INTEGER
+);
+CREATE TABLE peer_reviewers (
+    name TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    removed INTEGER NOT NULL
+);
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX decisions_job ON decisions(job_id, id);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    job_id TEXT,
+    detail TEXT NOT NULL,
+    ref TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_ref ON audit(ref) WHERE ref IS NOT NULL;
+CREATE TABLE peer_audit_heads (
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE TABLE comments (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    side TEXT NOT NULL,
+    text TEXT NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX comments_job ON comments(job_id, id);
+ALTER TABLE jobs ADD COLUMN revises TEXT;
+ALTER TABLE jobs ADD COLUMN retryable INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
 "#;
 
 /// The database's schema version.

@@ -6,18 +6,21 @@
 //!
 //! [`Store`] and [`Tx`] are defined here; their methods live with the tables they touch: `jobs` (jobs, results,
 //! the audit trail), `outbox` (notifications and dispatch), `catalog` (assets), `channel` (what was sent,
-//! acknowledged and imported) and `review` (disclosure checks, what releases carry, canaries). `migrations` holds
-//! the schema as ordered migrations; [`Store::open`] applies the ones a database lacks.
+//! acknowledged and imported), `review` (disclosure checks, what releases carry, canaries), `reviewers`
+//! (reviewers, signed decisions, comments) and `audit` (the hash chain of everything). `migrations` holds the
+//! schema as ordered migrations; [`Store::open`] applies the ones a database lacks.
 //!
 //! A transaction does one side's bookkeeping ([`Store::begin`] takes the [`Side`]): only the low side notifies
 //! researchers. Jobs move only along [`JobState`]'s transition table.
 
+mod audit;
 mod catalog;
 mod channel;
 mod jobs;
 mod migrations;
 mod outbox;
 mod review;
+mod reviewers;
 
 use std::path::Path;
 
@@ -28,6 +31,7 @@ use crate::config::Side;
 use crate::job::JobState;
 use crate::time::{now, rfc3339};
 
+pub use audit::{check_heads, verify_chain, AuditEntry, GENESIS};
 pub use catalog::{asset_transfer, AssetRow, AssetTransferRow};
 pub use channel::{ExportRecord, LedgerEntry};
 pub use jobs::{
@@ -36,6 +40,7 @@ pub use jobs::{
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::Notification;
 pub use review::ReleasedFile;
+pub use reviewers::{Comment, ReviewerRow};
 
 /// A failure of the state store.
 #[derive(Debug, Error)]
@@ -95,6 +100,9 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// The change conflicts with what is stored; the message says how.
+    #[error("{0}")]
+    Conflict(String),
     /// The database has no schema version but is not the unversioned store's schema either.
     #[error("state database has no schema version and is not a ferry state store as ferry made them before: {0}")]
     SchemaUnrecognised(String),
@@ -126,11 +134,22 @@ fn event(
     state: JobState,
     reason: Option<&str>,
 ) -> Result<()> {
+    let at = now();
     conn.execute(
         "INSERT INTO events (job_id, at, actor, state, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![job_id, now(), actor, state.as_str(), reason],
+        params![job_id, at, actor, state.as_str(), reason],
     )?;
-    Ok(())
+    // Every row of the audit trail is in the hash chain too, so that an edit to either shows.
+    let id = conn.last_insert_rowid();
+    audit::append(
+        conn,
+        at,
+        actor,
+        &format!("state:{}", state.as_str()),
+        Some(job_id),
+        reason.unwrap_or_default(),
+        Some(&format!("event:{id}")),
+    )
 }
 
 fn meta_get(conn: &Connection, key: &str) -> Result<i64> {

@@ -1,7 +1,7 @@
 //! The transactional outbox: researcher notifications (low side) and jobs waiting for the workers' queue (high
 //! side), written in the same transaction as the change they announce and marked once the broker confirmed them.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::jobs::{get_job_in, outputs_in, JobRow};
 use super::{event, rfc3339, Result, Store, Tx};
@@ -61,6 +61,8 @@ pub(super) fn update_for(conn: &Connection, job: &JobRow) -> Result<JobUpdate> {
                         })
                     })
                     .collect(),
+                approved_by: deciders(conn, job, crate::decision::DecisionKind::Approve)?,
+                released_by: deciders(conn, job, crate::decision::DecisionKind::Release)?,
             })
         }
         _ => None,
@@ -72,7 +74,34 @@ pub(super) fn update_for(conn: &Connection, job: &JobRow) -> Result<JobUpdate> {
         reason: job.reason.clone(),
         updated_at: rfc3339(job.updated_at),
         result,
+        comments: super::reviewers::comments_of(conn, &job.job_id)?,
     })
+}
+
+/// Who made the job's decisions of `kind`: the reviewers who signed them, or, for an approval made without
+/// reviewers, the owner the audit trail names.
+fn deciders(
+    conn: &Connection,
+    job: &JobRow,
+    kind: crate::decision::DecisionKind,
+) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for d in super::reviewers::decisions_of(conn, &job.job_id)? {
+        if d.decision.kind == kind && !names.contains(&d.decision.reviewer) {
+            names.push(d.decision.reviewer);
+        }
+    }
+    if names.is_empty() && kind == crate::decision::DecisionKind::Approve {
+        let approval: Option<String> = conn
+            .query_row(
+                super::jobs::LATEST_EVENT_SQL,
+                params![job.job_id, JobState::Approved.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        names.extend(approval);
+    }
+    Ok(names)
 }
 
 pub(super) fn base64_encode(data: &[u8]) -> String {

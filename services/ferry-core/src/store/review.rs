@@ -182,6 +182,7 @@ mod tests {
             runtime: "python".into(),
             code: "print(1)".into(),
             assets: vec!["a.csv".into()],
+            revises: None,
         };
         let tx = store.begin(Side::High).unwrap();
         tx.submit(&request, "alice").unwrap();

@@ -160,6 +160,12 @@ pub struct ReviewPolicy {
     /// The kinds whose findings block a release unless the owner overrides them with a reason (default
     /// [`default_block_on`]: `private_echo` and `canary`).
     pub block_on: Vec<CheckKind>,
+    /// Distinct reviewers whose signed approvals a job needs before it crosses (low side), and that the high
+    /// side counts before it runs one (default 1).
+    pub approvals_required: u32,
+    /// Distinct reviewers whose signed releases a result needs before it crosses (high side), and that the low
+    /// side counts before it delivers one (default 1).
+    pub releases_required: u32,
     /// `large_output` above this many bytes (default 10 MiB).
     pub large_output_bytes: u64,
     /// `many_rows` above this many table rows (default 1000).
@@ -187,6 +193,8 @@ impl Default for ReviewPolicy {
         let p = IndexParams::default();
         ReviewPolicy {
             block_on: default_block_on(),
+            approvals_required: 1,
+            releases_required: 1,
             large_output_bytes: 10 << 20,
             many_rows: 1000,
             small_count_k: 10,
@@ -213,6 +221,11 @@ impl ReviewPolicy {
 
     /// Checks the ranges (the `echo_*` ones as [`IndexParams::validate`] does).
     pub fn validate(&self) -> Result<(), IndexError> {
+        if self.approvals_required == 0 || self.releases_required == 0 {
+            return Err(IndexError::BadParams(
+                "approvals_required and releases_required must be at least 1".into(),
+            ));
+        }
         if self.small_count_k < 2 {
             return Err(IndexError::BadParams(
                 "small_count_k must be at least 2".into(),

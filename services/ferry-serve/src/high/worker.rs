@@ -76,6 +76,7 @@ fn fail_job(store: &mut Store, job_id: &str, actor: &str, reason: &str) -> Resul
         actor,
         Some(reason),
     )?;
+    tx.mark_retryable(job_id)?;
     tx.commit()?;
     Ok(())
 }
@@ -101,6 +102,8 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
             return Ok(());
         }
     }
+    // Every failure here is the high side's, not the job's (a runtime or asset missing, the sandbox unable to
+    // start): `ferry review retry` may queue the job again once it is fixed.
     let fail = |store: &mut Store, reason: String| -> Result<()> {
         tracing::warn!(job_id, reason, "job failed");
         let tx = store.begin(Side::High)?;
@@ -111,6 +114,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
             actor,
             Some(&reason),
         )?;
+        tx.mark_retryable(&job_id)?;
         tx.commit()?;
         Ok(())
     };

@@ -199,6 +199,18 @@ fn check_request(
                 .join(", ")
         )));
     }
+    if let Some(previous) = req.revises {
+        let user = msg.user_id.as_deref().unwrap_or_default();
+        match store.job(&previous.to_string()) {
+            Ok(Some(job)) if job.researcher == user => {}
+            Ok(_) => {
+                return Err(refuse(format!(
+                    "revises {previous}, which is not one of your jobs"
+                )))
+            }
+            Err(e) => return Err(refuse(format!("could not check job {previous}: {e}"))),
+        }
+    }
     for asset in &req.assets {
         match store.asset(asset) {
             Ok(Some(_)) => {}

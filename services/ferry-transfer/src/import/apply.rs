@@ -17,6 +17,9 @@ use crate::side_dir::SideDir;
 /// The largest single output file a low side accepts into its state store.
 pub const MAX_OUTPUT_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The longest comment a side accepts.
+pub const MAX_COMMENT_BYTES: usize = 64 * 1024;
+
 /// A verified, decrypted bundle with its entries staged on disk.
 pub(crate) struct Decrypted<'a> {
     /// Its verified header.
@@ -88,6 +91,27 @@ pub(crate) fn apply(
                     .map_err(|e| bad(format!("job id {:?}: {e}", job.job_id)))?;
                 if tx.import_job(job)? {
                     summary.push(format!("job {}", job.job_id));
+                    for d in &job.approvals {
+                        tx.add_decision(d)?;
+                    }
+                    if let Some(previous) = &job.revises {
+                        tx.set_revises(&job.job_id, previous)?;
+                    }
+                    // The job runs only when its approvals verify and count under this side's policy.
+                    if let Err(why) = crate::review::verify_approvals(
+                        job,
+                        &tx.peer_reviewers()?,
+                        config.review.approvals_required,
+                    ) {
+                        tx.transition(
+                            &job.job_id,
+                            &[JobState::Exported],
+                            JobState::Failed,
+                            "import",
+                            Some(&format!("not run: {why}")),
+                        )?;
+                        summary.push(format!("job {} refused by policy", job.job_id));
+                    }
                 }
             }
             (Side::High, Record::Cancel { job_id, .. }) => {
@@ -124,7 +148,41 @@ pub(crate) fn apply(
                         outputs.push(output_row(&file.name, data));
                     }
                 }
-                if tx.apply_status(status, &outputs)? {
+                let mut status = status.clone();
+                if let Some(job) = tx.job(&status.job_id)? {
+                    // A retried job starts again from `exported`, whatever its first run ended as.
+                    if status.attempt > tx.attempt(&job.job_id)? && job.state == JobState::Failed {
+                        tx.reopen(
+                            &job.job_id,
+                            status.attempt,
+                            "import",
+                            &format!(
+                                "run again on the high side (attempt {})",
+                                status.attempt + 1
+                            ),
+                        )?;
+                    }
+                }
+                for d in &status.decisions {
+                    tx.add_decision(d)?;
+                }
+                if let Some(result) = &status.result {
+                    // Delivered only when its releases verify and count under this side's policy.
+                    if let Err(why) = crate::review::verify_releases(
+                        &status.job_id,
+                        result,
+                        &status.decisions,
+                        &tx.peer_reviewers()?,
+                        config.review.releases_required,
+                        tx.job(&status.job_id)?.map(|j| j.researcher).as_deref(),
+                    ) {
+                        status.state = JobState::Withheld.as_str().to_string();
+                        status.reason = Some(format!("withheld by policy: {why}"));
+                        status.result = None;
+                        outputs.clear();
+                    }
+                }
+                if tx.apply_status(&status, &outputs)? {
                     summary.push(format!("job {} {}", status.job_id, status.state));
                 }
             }
@@ -171,6 +229,32 @@ pub(crate) fn apply(
                 }
                 summary.push(format!("key rotation to {}", parsed.new.key_id()));
                 rotation = Some(parsed);
+            }
+            (_, Record::Reviewers { version, reviewers }) => {
+                for r in reviewers {
+                    names::researcher(&r.name).map_err(|e| {
+                        bad(e.to_string().replace("researcher name", "reviewer name"))
+                    })?;
+                }
+                if tx.apply_peer_reviewers(*version, reviewers)? {
+                    summary.push(format!("{} reviewer(s)", reviewers.len()));
+                }
+            }
+            (_, Record::AuditHead { seq, hash }) => {
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad("the audit head's hash is not 64 hex digits".into()));
+                }
+                tx.record_peer_head(*seq, hash)?;
+            }
+            (Side::Low, Record::Comment { job_id, comment }) => {
+                if comment.text.len() > MAX_COMMENT_BYTES {
+                    return Err(bad(format!(
+                        "a comment on job {job_id} is over {MAX_COMMENT_BYTES} bytes"
+                    )));
+                }
+                if tx.comment_received(job_id, comment)? {
+                    summary.push(format!("comment on {job_id}"));
+                }
             }
             (_, Record::Ack { received, missing }) => {
                 // Every range is checked before anything is summed, so no arithmetic can wrap (R7).
@@ -222,7 +306,7 @@ pub(crate) fn apply(
         batch
             .records
             .iter()
-            .any(|r| !matches!(r, Record::Ack { .. })),
+            .any(|r| !matches!(r, Record::Ack { .. } | Record::AuditHead { .. })),
     )?;
     // The new key is pinned before the import commits: if pinning fails, the bundle is refused whole and can be
     // imported again; the other way round, a committed rotation with the old key still pinned would strand the

@@ -18,7 +18,7 @@ use crate::refusal::Refusal;
 use crate::side_dir::SideDir;
 use staging::{StagedEntry, StagingSink};
 
-pub use apply::MAX_OUTPUT_FILE_BYTES;
+pub use apply::{MAX_COMMENT_BYTES, MAX_OUTPUT_FILE_BYTES};
 
 /// How to import.
 #[derive(Clone, Copy, Debug, Default)]

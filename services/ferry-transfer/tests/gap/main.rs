@@ -7,4 +7,5 @@ mod harness;
 mod media;
 mod policy;
 mod review;
+mod reviewers;
 mod transfer;

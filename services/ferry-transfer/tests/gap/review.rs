@@ -51,6 +51,7 @@ fn finished_job(sides: &mut Sides, stdout: &[u8], outputs: &[(&str, &[u8])]) -> 
         runtime: "python".into(),
         code: "print(1)".into(),
         assets: vec!["data.csv".into()],
+        revises: None,
     };
     let id = request.job_id.to_string();
     let tx = sides.low.store.begin(Side::Low).unwrap();

@@ -193,8 +193,19 @@ pub async fn submit(
     title: &str,
     description: &str,
     runtime: &str,
+    revises: Option<&str>,
     script: &Path,
 ) -> Result<()> {
+    let revises = revises
+        .map(|r| {
+            uuid::Uuid::parse_str(r).map_err(|_| {
+                anyhow::anyhow!(
+                    "--revises {}: give the full job id of the job this one revises",
+                    escape::line(r)
+                )
+            })
+        })
+        .transpose()?;
     let code =
         std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
     let request = JobRequest {
@@ -211,6 +222,7 @@ pub async fn submit(
         runtime: runtime.to_string(),
         code,
         assets: assets.to_vec(),
+        revises,
     };
     // Catch what intake would refuse before it leaves, with the same rules.
     ferry_review::code::check(&request.code)

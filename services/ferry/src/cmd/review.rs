@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use ferry_core::decision::{DecisionKind, ReviewerKey};
 use ferry_core::store::JobRow;
 use ferry_core::{JobState, Seq, Side};
 use ferry_review::escape;
@@ -17,7 +18,7 @@ use serde::Serialize;
 use crate::cli::ReviewAction;
 
 /// Who is acting, for the audit trail: `owner:<login>`.
-fn owner_actor() -> String {
+pub(crate) fn owner_actor() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
@@ -57,6 +58,26 @@ struct JobJson<'a> {
     /// What the release carries and withholds (`show`, once released).
     #[serde(skip_serializing_if = "Option::is_none")]
     release: Option<Vec<ReleasedFileJson>>,
+    /// The job this one revises (`show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revises: Option<String>,
+    /// Reviewers' signed decisions (`show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decisions: Option<Vec<DecisionJson>>,
+    /// The conversation (`show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comments: Option<Vec<ferry_core::store::Comment>>,
+}
+
+#[derive(Serialize)]
+struct DecisionJson {
+    kind: &'static str,
+    reviewer: String,
+    public_key: String,
+    at: String,
+    reason: Option<String>,
+    /// Whether the signature verifies under the key it names.
+    signature_verifies: bool,
 }
 
 #[derive(Serialize)]
@@ -125,8 +146,27 @@ fn job_json<'a>(side: &SideDir, job: &'a JobRow, full: bool) -> Result<JobJson<'
         events: None,
         checks: None,
         release: None,
+        revises: None,
+        decisions: None,
+        comments: None,
     };
     if full {
+        v.revises = side.store.revises(&job.job_id)?;
+        v.comments = Some(side.store.comments(&job.job_id)?);
+        v.decisions = Some(
+            side.store
+                .decisions(&job.job_id)?
+                .into_iter()
+                .map(|d| DecisionJson {
+                    kind: d.decision.kind.as_str(),
+                    signature_verifies: d.verify().is_ok(),
+                    public_key: d.public_key.to_string(),
+                    reviewer: d.decision.reviewer,
+                    at: when(d.decision.at),
+                    reason: d.decision.reason,
+                })
+                .collect(),
+        );
         if side.config.side == Side::High {
             let block_on = &side.config.review.block_on;
             v.checks = Some(side.store.checks(&job.job_id)?.map(|found| {
@@ -202,39 +242,169 @@ pub fn run(action: ReviewAction) -> Result<()> {
         ReviewAction::List { config, all, json } => list(&config.config, all, json),
         ReviewAction::Show { config, id, json } => show(&config.config, &id, json),
         ReviewAction::Extract { config, id, out } => extract(&config.config, &id, &out),
-        ReviewAction::Approve { config, ids } => each(&ids, |id| {
-            decide(&config.config, id, Decision::Approve, None)
-        }),
+        ReviewAction::Approve { config, key, ids } => {
+            let key = load_key(&key)?;
+            each(&ids, |id| {
+                decide(
+                    &config.config,
+                    id,
+                    DecisionKind::Approve,
+                    None,
+                    key.as_ref(),
+                )
+            })
+        }
         ReviewAction::Reject {
             config,
+            key,
             ids,
             reason,
-        } => each(&ids, |id| {
-            decide(&config.config, id, Decision::Reject, Some(&reason))
-        }),
+        } => {
+            let key = load_key(&key)?;
+            each(&ids, |id| {
+                decide(
+                    &config.config,
+                    id,
+                    DecisionKind::Reject,
+                    Some(&reason),
+                    key.as_ref(),
+                )
+            })
+        }
         ReviewAction::Release {
             config,
+            key,
             ids,
             withhold,
             reason,
             override_reason,
-        } => each(&ids, |id| {
-            release(
-                &config.config,
-                id,
-                &withhold,
-                reason.as_deref(),
-                override_reason.as_deref(),
-            )
-        }),
+        } => {
+            let key = load_key(&key)?;
+            each(&ids, |id| {
+                release(
+                    &config.config,
+                    id,
+                    &withhold,
+                    reason.as_deref(),
+                    override_reason.as_deref(),
+                    key.as_ref(),
+                )
+            })
+        }
         ReviewAction::Withhold {
             config,
+            key,
             ids,
             reason,
-        } => each(&ids, |id| {
-            decide(&config.config, id, Decision::Withhold, Some(&reason))
-        }),
+        } => {
+            let key = load_key(&key)?;
+            each(&ids, |id| {
+                decide(
+                    &config.config,
+                    id,
+                    DecisionKind::Withhold,
+                    Some(&reason),
+                    key.as_ref(),
+                )
+            })
+        }
+        ReviewAction::Return {
+            config,
+            key,
+            id,
+            reason,
+        } => {
+            let key = load_key(&key)?;
+            decide(
+                &config.config,
+                &id,
+                DecisionKind::Return,
+                Some(&reason),
+                key.as_ref(),
+            )
+        }
+        ReviewAction::Comment { config, id, text } => comment(&config.config, &id, &text),
+        ReviewAction::Retry { config, id } => retry(&config.config, &id),
     }
+}
+
+/// The reviewer key `--key` (or `FERRY_REVIEWER_KEY`) names, if any.
+fn load_key(arg: &crate::cli::KeyArg) -> Result<Option<ReviewerKey>> {
+    Ok(arg.key.as_deref().map(ReviewerKey::load).transpose()?)
+}
+
+/// `ferry review comment`.
+fn comment(config: &Path, id: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        anyhow::bail!("the comment is empty");
+    }
+    if text.len() > ferry_transfer::import::MAX_COMMENT_BYTES {
+        anyhow::bail!(
+            "the comment is {} bytes; the limit is {}",
+            text.len(),
+            ferry_transfer::import::MAX_COMMENT_BYTES
+        );
+    }
+    let mut side = SideDir::open(config)?;
+    let id = side.resolve_job(id)?;
+    let tx = side.store.begin(side.config.side)?;
+    tx.comment(
+        &id,
+        &ferry_core::store::Comment {
+            at: ferry_core::now(),
+            author: owner_actor(),
+            side: side.config.side.as_str().into(),
+            text: text.to_string(),
+        },
+    )?;
+    tx.commit()?;
+    println!(
+        "comment added to job {}{}",
+        escape::line(&id),
+        match side.config.side {
+            Side::Low => "; the researcher is told",
+            Side::High => "; it reaches the researcher with the next export",
+        }
+    );
+    Ok(())
+}
+
+/// `ferry review retry` (high side).
+fn retry(config: &Path, id: &str) -> Result<()> {
+    let mut side = SideDir::open(config)?;
+    side.require(Side::High, "`ferry review retry`")?;
+    let id = side.resolve_job(id)?;
+    let tx = side.store.begin(Side::High)?;
+    let job = tx.job(&id)?.ok_or_else(|| anyhow::anyhow!("no job {id}"))?;
+    if job.state != JobState::Failed {
+        anyhow::bail!(
+            "job {} is {}: only a failed job is retried",
+            escape::line(&id),
+            job.state
+        );
+    }
+    if !tx.retryable(&id)? {
+        anyhow::bail!(
+            "job {} failed for a reason of its own ({}): a retry would fail the same way; the researcher \
+             submits a new version",
+            escape::line(&id),
+            escape::line(job.reason.as_deref().unwrap_or("no reason recorded"))
+        );
+    }
+    let attempt = tx.attempt(&id)? + 1;
+    tx.reopen(
+        &id,
+        attempt,
+        &owner_actor(),
+        "queued again by the owner (ferry review retry)",
+    )?;
+    tx.commit()?;
+    println!(
+        "job {} is queued again (attempt {}); its approvals stand",
+        escape::line(&id),
+        attempt + 1
+    );
+    Ok(())
 }
 
 /// Decides each of `ids` on its own with `decide`, one line per id; fails (after trying them all) if any failed.
@@ -268,6 +438,7 @@ fn release(
     withhold: &[String],
     reason: Option<&str>,
     override_reason: Option<&str>,
+    key: Option<&ReviewerKey>,
 ) -> Result<()> {
     let mut side = SideDir::open(config)?;
     side.require(Side::High, "`ferry review release`")?;
@@ -281,6 +452,7 @@ fn release(
             reason,
             override_reason,
             actor: &actor,
+            key,
         },
     )?;
     let shown = |names: &[String]| {
@@ -290,6 +462,17 @@ fn release(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if let Some((names, required)) = &released.counted {
+        if released.job.state == JobState::Finished {
+            println!(
+                "job {}: released by {} ({} of {required} releases required); it waits for another reviewer",
+                escape::line(&released.job.job_id),
+                names.join(", "),
+                names.len()
+            );
+            return Ok(());
+        }
+    }
     println!(
         "job {} is now {}: carries {}{}",
         escape::line(&released.job.job_id),
@@ -467,6 +650,44 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
             println!("{}", preview::preview(&o.name, &o.data, &opts(&hint)));
         }
     }
+    if let Some(previous) = side.store.revises(&job.job_id)? {
+        print_revision(&side, &job, &previous)?;
+    }
+    let decisions = side.store.decisions(&job.job_id)?;
+    if !decisions.is_empty() {
+        println!("--- signed decisions ---");
+        for d in &decisions {
+            println!(
+                "{}  {:<8} by {}{}{}",
+                when(d.decision.at),
+                d.decision.kind.as_str(),
+                escape::line(&d.decision.reviewer),
+                if d.verify().is_ok() {
+                    ""
+                } else {
+                    "  (SIGNATURE DOES NOT VERIFY)"
+                },
+                d.decision
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {}", escape::line(r)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let comments = side.store.comments(&job.job_id)?;
+    if !comments.is_empty() {
+        println!("--- conversation ---");
+        for c in &comments {
+            println!(
+                "{}  {} ({} side): {}",
+                when(c.at),
+                escape::line(&c.author),
+                escape::line(&c.side),
+                escape::line(&c.text)
+            );
+        }
+    }
     println!("--- history ---");
     for e in side.store.events(&job.job_id)? {
         println!(
@@ -478,6 +699,41 @@ fn show(config: &Path, id: &str, json: bool) -> Result<()> {
                 .map(|r| format!(": {}", escape::line(&r)))
                 .unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+/// What a revision changed against the job it revises: the code, and (high side) the outputs.
+fn print_revision(side: &SideDir, job: &JobRow, previous: &str) -> Result<()> {
+    println!("--- revises job {} ---", escape::line(previous));
+    let Some(before) = side.store.job(previous)? else {
+        println!("(that job is not on this side)");
+        return Ok(());
+    };
+    match ferry_review::diff::lines(&before.code, &job.code) {
+        None => println!("code: unchanged"),
+        Some(d) => println!("code changes:\n{d}"),
+    }
+    if side.config.side == Side::High && (before.result.is_some() || job.result.is_some()) {
+        let old = side.store.outputs(previous)?;
+        let new = side.store.outputs(&job.job_id)?;
+        let mut names: Vec<&str> = old.iter().chain(&new).map(|o| o.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let a = old.iter().find(|o| o.name == name);
+            let b = new.iter().find(|o| o.name == name);
+            let change = match (a, b) {
+                (Some(a), Some(b)) if a.sha256 == b.sha256 => continue,
+                (Some(a), Some(b)) => {
+                    format!("changed ({} -> {} bytes)", a.data.len(), b.data.len())
+                }
+                (None, Some(b)) => format!("added ({} bytes)", b.data.len()),
+                (Some(a), None) => format!("gone (was {} bytes)", a.data.len()),
+                (None, None) => continue,
+            };
+            println!("output {}: {change}", escape::line(name));
+        }
     }
     Ok(())
 }
@@ -570,41 +826,30 @@ fn extract(config: &Path, id: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-enum Decision {
-    Approve,
-    Reject,
-    Withhold,
-}
-
-fn decide(config: &Path, id: &str, decision: Decision, reason: Option<&str>) -> Result<()> {
+fn decide(
+    config: &Path,
+    id: &str,
+    kind: DecisionKind,
+    reason: Option<&str>,
+    key: Option<&ReviewerKey>,
+) -> Result<()> {
     let mut side = SideDir::open(config)?;
-    let (needs_side, from, to, verb) = match decision {
-        Decision::Approve => (
-            Side::Low,
-            JobState::Submitted,
-            JobState::Approved,
-            "approve",
-        ),
-        Decision::Reject => (Side::Low, JobState::Submitted, JobState::Rejected, "reject"),
-        Decision::Withhold => (
-            Side::High,
-            JobState::Finished,
-            JobState::Withheld,
-            "withhold",
-        ),
-    };
-    side.require(needs_side, &format!("`ferry review {verb}`"))?;
-    if let Some(r) = reason {
-        if r.trim().is_empty() {
-            anyhow::bail!("--reason is empty: the researcher must be told why");
-        }
-    }
     let id = side.resolve_job(id)?;
-    let tx = side.store.begin(side.config.side)?;
-    let job = tx.transition(&id, &[from], to, &owner_actor(), reason)?;
-    tx.commit()?;
-    println!("job {} is now {}", escape::line(&job.job_id), job.state);
+    let decided =
+        ferry_transfer::review::decide(&mut side, &id, kind, reason, key, &owner_actor())?;
+    match &decided.counted {
+        Some((names, required)) if decided.job.state == JobState::Submitted => println!(
+            "job {}: approved by {} ({} of {required} approvals required); it waits for another reviewer",
+            escape::line(&decided.job.job_id),
+            names.join(", "),
+            names.len()
+        ),
+        _ => println!(
+            "job {} is now {}",
+            escape::line(&decided.job.job_id),
+            decided.job.state
+        ),
+    }
     Ok(())
 }
 

@@ -4,5 +4,6 @@
 mod cli;
 mod intake;
 mod review;
+mod reviewers;
 mod roundtrip;
 mod worker;
