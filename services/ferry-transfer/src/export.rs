@@ -255,6 +255,14 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     tracing::info!(bundle = %path.display(), seq, records = batch.records.len(), "exported");
     let rotated_to = if rotating {
         let public = crate::rotation::complete(side)?;
+        let tx = side.store.begin(side.config.side)?;
+        tx.audit_append(
+            "export",
+            "key-rotation",
+            None,
+            &format!("this side's key is now {}", public.key_id()),
+        )?;
+        tx.commit()?;
         tracing::info!(key = %public.key_id(), "keys rotated: later bundles are signed with the new key");
         Some(public)
     } else {

@@ -353,6 +353,15 @@ impl Tx<'_> {
                 event(&self.tx, id, "intake", JobState::Failed, Some(reason))?;
             }
         }
+        super::audit::append(
+            &self.tx,
+            at,
+            "intake",
+            "request-refused",
+            job_id,
+            &format!("from {researcher}: {reason}"),
+            None,
+        )?;
         let update = JobUpdate {
             job_id: job_id.map(str::to_string),
             title: title.to_string(),

@@ -228,6 +228,12 @@ pub(crate) fn apply(
                     )));
                 }
                 summary.push(format!("key rotation to {}", parsed.new.key_id()));
+                tx.audit_append(
+                    "import",
+                    "peer-key-rotation",
+                    None,
+                    &format!("the other side's key is now {}", parsed.new.key_id()),
+                )?;
                 rotation = Some(parsed);
             }
             (_, Record::Reviewers { version, reviewers }) => {
@@ -289,6 +295,27 @@ pub(crate) fn apply(
         return Err(Refusal::UnlistedEntry(extra.clone()));
     }
     let header = bundle.header;
+    if batch
+        .records
+        .iter()
+        .any(|r| !matches!(r, Record::Ack { .. } | Record::AuditHead { .. }))
+    {
+        tx.audit_append(
+            "import",
+            "import",
+            None,
+            &format!(
+                "bundle {} of channel {}: {}",
+                header.seq,
+                config.side.incoming().as_str(),
+                if summary.is_empty() {
+                    "nothing new".to_string()
+                } else {
+                    summary.join(", ")
+                }
+            ),
+        )?;
+    }
     tx.record_import(
         config.side.incoming(),
         &LedgerEntry {

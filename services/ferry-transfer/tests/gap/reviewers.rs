@@ -317,6 +317,19 @@ fn audit_verify_passes_untouched_and_names_an_edited_row() {
         assert!(entries.iter().any(|e| e.kind == kind), "no {kind} entry");
     }
 
+    let high = sides.high.store.audit_entries(None).unwrap();
+    for kind in [
+        "import",
+        "peer-reviewers",
+        "state:exported",
+        "decision:approve",
+    ] {
+        assert!(
+            high.iter().any(|e| e.kind == kind),
+            "no {kind} entry on the high side"
+        );
+    }
+
     let db = rusqlite::Connection::open(sides.low.layout.state_db()).unwrap();
     // An approval's audit-trail row made to name someone else.
     let row: i64 = db

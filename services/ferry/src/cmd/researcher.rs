@@ -261,6 +261,14 @@ fn print_update(u: &JobUpdate) {
             .map(|r| format!(": {}", escape::line(r)))
             .unwrap_or_default()
     );
+    for c in &u.comments {
+        println!(
+            "  comment from the {} side ({}): {}",
+            escape::line(&c.side),
+            ferry_core::time::rfc3339(c.at),
+            escape::line(&c.text)
+        );
+    }
 }
 
 /// `ferry status JOB [--json]`.

@@ -42,30 +42,65 @@ fn two_reviewers_sign_the_release_and_the_researcher_sees_both_names() {
     });
     // Unsigned, where reviewers are registered: refused, with the way to sign.
     let (_, err) = pair.fails(1, &["review", "approve", "--config", pair.low_s(), &job]);
-    assert!(err.contains("must be signed with a reviewer's key"), "{err}");
+    assert!(
+        err.contains("must be signed with a reviewer's key"),
+        "{err}"
+    );
     assert!(err.contains("--key"), "{err}");
-    pair.ok(&["review", "approve", "--config", pair.low_s(), "--key", &rita, &job]);
+    pair.ok(&[
+        "review",
+        "approve",
+        "--config",
+        pair.low_s(),
+        "--key",
+        &rita,
+        &job,
+    ]);
     pair.carry(&pair.low, &pair.high).expect("the job crosses");
     pair.wait_for("the worker", || {
         (pair.state_on(&pair.high, &job).as_deref() == Some("finished")).then_some(())
     });
     let release = |key: &str| {
-        pair.ok(&["review", "release", "--config", pair.high_s(), "--key", key, &job])
+        pair.ok(&[
+            "review",
+            "release",
+            "--config",
+            pair.high_s(),
+            "--key",
+            key,
+            &job,
+        ])
     };
     assert!(release(&hana).contains("1 of 2 releases required"));
-    assert!(release(&hana).contains("1 of 2 releases required"), "the same reviewer twice counts once");
+    assert!(
+        release(&hana).contains("1 of 2 releases required"),
+        "the same reviewer twice counts once"
+    );
     assert_eq!(pair.state_on(&pair.high, &job).as_deref(), Some("finished"));
     assert!(release(&omar).contains("is now released"));
-    pair.carry(&pair.high, &pair.low).expect("the result crosses");
+    pair.carry(&pair.high, &pair.low)
+        .expect("the result crosses");
     let out = pair.run_env(
         &["results", &job, "--wait", "--timeout", "600", "--json"],
         &[("FERRY_AMQP_URL", alice.as_str())],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let updates: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let result = &updates[0]["result"];
-    assert_eq!(result["released_by"], serde_json::json!(["hana", "omar"]), "{updates:#}");
-    assert_eq!(result["approved_by"], serde_json::json!(["rita"]), "{updates:#}");
+    assert_eq!(
+        result["released_by"],
+        serde_json::json!(["hana", "omar"]),
+        "{updates:#}"
+    );
+    assert_eq!(
+        result["approved_by"],
+        serde_json::json!(["rita"]),
+        "{updates:#}"
+    );
 
     // Each side's log verifies, and the low side witnesses the high side's.
     let verified = pair.ok(&["audit", "verify", "--config", pair.low_s()]);
@@ -88,7 +123,17 @@ fn two_reviewers_sign_the_release_and_the_researcher_sees_both_names() {
     std::fs::write(&file, serde_json::to_string(&entries).unwrap()).unwrap();
     let (out, _) = pair.fails(
         1,
-        &["audit", "verify", "--config", pair.low_s(), "--peer", file.to_str().unwrap()],
+        &[
+            "audit",
+            "verify",
+            "--config",
+            pair.low_s(),
+            "--peer",
+            file.to_str().unwrap(),
+        ],
     );
-    assert!(out.contains("PROBLEM: peer: audit entry 1 was changed"), "{out}");
+    assert!(
+        out.contains("PROBLEM: peer: audit entry 1 was changed"),
+        "{out}"
+    );
 }
