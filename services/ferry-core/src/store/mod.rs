@@ -164,6 +164,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Up to 32 MiB of pages cached per connection (SQLite's default is 2 MiB): an export or import of ten
+        // thousand jobs then works on cached pages instead of re-reading them from the file (measured by
+        // `scripts/bench transfer`: 20-30% less time at 10,000 jobs).
+        conn.pragma_update(None, "cache_size", -32768)?;
         migrations::migrate(&mut conn)?;
         Ok(Store { conn })
     }
