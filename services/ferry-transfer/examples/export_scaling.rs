@@ -119,7 +119,10 @@ fn run(base: &Path, n: usize) -> Times {
     let ids = approved_jobs(&mut low, n);
     let (export_jobs, import_jobs) = carry(&mut low, &mut high);
     assert_eq!(
-        high.store.jobs(Some(JobState::Exported), None).unwrap().len(),
+        high.store
+            .jobs(Some(JobState::Exported), None)
+            .unwrap()
+            .len(),
         n
     );
     fail_all(&mut high, &ids);
@@ -219,8 +222,16 @@ fn main() {
             if ok { "met" } else { "NOT met" }
         );
     };
-    ratio("export of jobs, large / small", small.export_jobs, large.export_jobs);
-    ratio("import of jobs, large / small", small.import_jobs, large.import_jobs);
+    ratio(
+        "export of jobs, large / small",
+        small.export_jobs,
+        large.export_jobs,
+    );
+    ratio(
+        "import of jobs, large / small",
+        small.import_jobs,
+        large.import_jobs,
+    );
     ratio(
         "export of statuses, large / small",
         small.export_status,
