@@ -17,6 +17,7 @@ mod channel;
 mod jobs;
 mod migrations;
 mod outbox;
+mod pending;
 
 use std::path::Path;
 
@@ -34,6 +35,7 @@ pub use jobs::{
 };
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::Notification;
+pub use pending::PendingAck;
 
 /// A failure of the state store.
 #[derive(Debug, Error)]
@@ -178,6 +180,16 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Ok(Tx { tx, side })
+    }
+
+    /// Starts a read transaction doing `side`'s bookkeeping: a consistent snapshot that takes no write lock while
+    /// it only reads, so other writers (intake, decisions, the notifier) carry on meanwhile. For collecting what
+    /// to do before a long step (an export's bundle), then doing it in a short [`Store::begin`] transaction.
+    pub fn read(&mut self, side: Side) -> Result<Tx<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
         Ok(Tx { tx, side })
     }
 }
