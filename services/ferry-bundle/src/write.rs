@@ -50,9 +50,8 @@ pub struct WrittenBundle {
 /// The bundle starts at `out`'s current position. The plaintext's length is known before
 /// anything is written (from the entries' lengths), which fixes the layout: the header
 /// block and the segment table are reserved as zeros, the age header is written, and the
-/// plaintext is encrypted segment by segment (1 MiB each, on helper threads, one per core
-/// but this thread's, each also hashing the ciphertext it produced) while this thread reads the
-/// entries, hashes them for the manifest and writes finished segments in order. Then the
+/// plaintext is encrypted segment by segment (1 MiB each, on helper threads, one per core,
+/// each also hashing the ciphertext it produced) while this thread reads the entries, hashes them for the manifest and writes finished segments in order. Then the
 /// segment table and the signed header block are written over the reserved bytes. `out` is
 /// left positioned at the end of the bundle and flushed, but not synced: to make the file
 /// durable and atomic (R11), pass `&mut File` of a temporary file, then `sync_all` and
@@ -192,7 +191,7 @@ fn seal<W: Write + Seek>(
     };
     let segments = layout.segments - 1;
     parallel::run(
-        parallel::helpers_for(segments, true),
+        parallel::helpers_for(segments),
         queue_depth(&layout),
         &encrypt,
         |ordered| {
