@@ -491,10 +491,9 @@ fn write_and_record(
         outbox.join(BundleName::new(channel, export.seq.get(), &bundle_id).to_string());
     let tmp_path = temp_path(&final_path);
     let written = (|| -> Result<ferry_bundle::WrittenBundle> {
-        // Unbuffered: the writer hands over the payload in 64 KiB pieces, which the kernel copies into the page
-        // cache more cheaply than a buffer's 1 MiB writes, and a buffer would copy every byte once more.
+        // Straight to the file, unbuffered: the helper threads write the segments they encrypt in place.
         let mut file = File::create(&tmp_path).at("creating", &tmp_path)?;
-        let written = ferry_bundle::write_bundle(&mut file, keys, peer, &params, entries)
+        let written = ferry_bundle::write_bundle_file(&mut file, keys, peer, &params, entries)
             .map_err(|e| TransferError::bundle("writing the bundle", e))?;
         file.sync_all().at("syncing", &tmp_path)?;
         Ok(written)
