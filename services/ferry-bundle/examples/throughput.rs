@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use ferry_bundle::{
-    new_bundle_id, open, write_bundle, BundleError, Channel, Entry, EntrySink, EntrySource,
+    new_bundle_id, open, write_bundle_file, BundleError, Channel, Entry, EntrySink, EntrySource,
     HeaderParams, OpenOptions, SideKeys,
 };
 
@@ -110,7 +110,7 @@ fn pack(dir: &Path, input: &Path, bundle: &Path) -> Result<(), BundleError> {
         source: EntrySource::File(input),
     }];
     // Not synced, to compare like for like with the `age` CLI, which does not sync either.
-    write_bundle(&mut out, &low, &high, &params(), &entries)?;
+    write_bundle_file(&mut out, &low, &high, &params(), &entries)?;
     Ok(())
 }
 

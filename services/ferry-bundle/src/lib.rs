@@ -70,7 +70,7 @@ pub use rotation::{retire_keys, RotationStatement, MAX_ROTATION_LEN, ROTATION_VE
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use write::seal_plaintext_for_fuzzing;
-pub use write::{write_bundle, Entry, EntrySource, WrittenBundle};
+pub use write::{write_bundle, write_bundle_file, Entry, EntrySource, WrittenBundle};
 
 /// The bundle format version this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u16 = 2;

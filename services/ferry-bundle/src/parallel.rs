@@ -25,17 +25,18 @@ pub(crate) type Work<'w, T> = &'w (dyn Fn(&mut T) -> Result<(), BundleError> + S
 type Done<T> = (u64, Result<T, BundleError>);
 
 /// Helper threads worth starting for `items` items of about 1 MiB each: none for a few
-/// (starting threads would cost more than it saves); else one per core, less one if the
-/// calling thread has about as much work of its own as the helpers have together (as when
-/// it reads, hashes and writes while they encrypt and hash), so that no core has two busy
-/// threads to share; at least one, at most four.
-pub(crate) fn helpers_for(items: u64, caller_works: bool) -> usize {
+/// (starting threads would cost more than it saves); else one per core, at least one, at
+/// most four. The calling thread has work of its own besides (reading, hashing entries,
+/// writing), so with as many helpers as cores one core runs two busy threads and the
+/// scheduler balances them: whichever side of the pipeline has more to do gets more of
+/// the cores, where one helper fewer would leave a core idle whenever the caller waits
+/// (measured on 2 cores: the same CPU time, about 10% less wall time, pack and unpack).
+pub(crate) fn helpers_for(items: u64) -> usize {
     if items < 4 {
         return 0;
     }
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    let helpers = if caller_works { cores - 1 } else { cores };
-    helpers.clamp(1, 4)
+    cores.clamp(1, 4)
 }
 
 /// The calling thread's end: submit items, take results in order.

@@ -170,7 +170,7 @@ pub fn verify_bundle<R: Read>(
     let table = read_table(&mut r, &header, &layout)?;
     let check = |segment: &mut Segment| check_segment(&table, segment);
     parallel::run(
-        parallel::helpers_for(layout.segments, false),
+        parallel::helpers_for(layout.segments),
         queue_depth(&layout),
         &check,
         |ordered| {
@@ -261,8 +261,7 @@ impl<'a, E> OpenOptions<'a, E> {
 /// checked against the header's `table_sha256`. Then the payload is read segment by
 /// segment, each one checked against its SHA-256 in the table BEFORE any of it is
 /// decrypted (R1): segment 0 is the age header, opened with `options.identities`; every
-/// later segment is verified and decrypted on a helper thread (one per core but this
-/// thread's), and its
+/// later segment is verified and decrypted on a helper thread (one per core), and its
 /// plaintext parsed here, in order, streaming the entries into `options.sink` under
 /// `options.limits` and checking them against the signed manifest at the end. A segment
 /// that fails its hash is refused before any plaintext of it reaches the sink.
@@ -370,7 +369,7 @@ fn decrypt_and_stream<R: Read>(
         decrypt_segment(&key, layout, segment)
     };
     parallel::run(
-        parallel::helpers_for(layout.segments - 1, true),
+        parallel::helpers_for(layout.segments - 1),
         queue_depth(layout),
         &decrypt,
         |ordered| {

@@ -1,9 +1,13 @@
 //! `ferry export`: everything pending for the other side in one signed, encrypted bundle in `outbox/`, and
 //! `--resend`, which signs a past bundle's content anew.
 //!
-//! The bundle is written under a temporary name, fsynced and renamed; the state moves (jobs become `exported`,
-//! reports are marked sent) in the same SQLite transaction that records the bundle, committed only once the file
-//! is in place. Bundles chain by content ([`content_hash`]), so a resent bundle keeps its place in the chain.
+//! What to carry is collected in a read transaction, which takes no write lock, so intake, decisions and the
+//! notifier commit while the bundle is written under a temporary name and fsynced. Only then does a short write
+//! transaction move the state (jobs become `exported`, reports, cancellations, the catalog and acknowledgements are
+//! marked sent, exactly as carried) and record the bundle; the file is renamed into place after that commit. A job
+//! that changed in between (an approved job cancelled meanwhile) makes the export start again without it. Exports
+//! and resends take the side's export lock, a file lock, for the whole of their run. Bundles chain by content
+//! ([`content_hash`]), so a resent bundle keeps its place in the chain.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,7 +16,9 @@ use ferry_bundle::{Channel, Entry, EntrySource, HeaderParams, PublicIdentity};
 use ferry_core::decision::DecisionKind;
 use ferry_core::names::OutputNames;
 use ferry_core::records::{self, Batch, Record, StatusTransfer};
-use ferry_core::store::{ExportRecord, OutputRow, ReleasedFile, StoredResult, Tx};
+use ferry_core::store::{
+    ExportRecord, OutputRow, PendingAck, ReleasedFile, Store, StoreError, StoredResult, Tx,
+};
 use ferry_core::{now, sha256_hex, ContentHash, JobState, Seq, Side};
 use ferry_review::escape;
 
@@ -64,8 +70,140 @@ pub fn pending_summary(side: &SideDir) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// How often an export starts again when what it collected changed before it could commit.
+const EXPORT_ATTEMPTS: usize = 3;
+
 /// Writes one bundle with everything pending; `None` when nothing is.
 pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
+    let lock = export_lock(side)?;
+    for attempt in 1..=EXPORT_ATTEMPTS {
+        match export_once(side)? {
+            Attempt::Done(exported) => {
+                drop(lock);
+                return Ok(exported);
+            }
+            Attempt::Changed(why) if attempt < EXPORT_ATTEMPTS => {
+                tracing::info!(%why, "the state changed while the bundle was written: exporting again");
+            }
+            Attempt::Changed(why) => {
+                return Err(TransferError::Invalid(format!(
+                    "the state kept changing while the bundle was written ({why}); export again"
+                )))
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Takes the side's export lock (`.export.lock`), held until the returned file is dropped: one export or resend
+/// at a time, so that none takes another's temporary file for a stopped export's, or its sequence number.
+fn export_lock(side: &SideDir) -> Result<File> {
+    let path = side.layout.export_lock();
+    let lock = File::create(&path).at("creating", &path)?;
+    lock.lock().at("taking the export lock", &path)?;
+    Ok(lock)
+}
+
+/// One export's outcome: done (with a bundle, or nothing to carry), or to be started again because what it
+/// collected changed before it committed (nothing moved, nothing left behind).
+enum Attempt {
+    Done(Option<Exported>),
+    Changed(String),
+}
+
+/// What the export's commit marks, exactly as the bundle carried it.
+#[derive(Default)]
+struct Carried {
+    /// Low side: approved jobs, now exported.
+    approved: Vec<String>,
+    /// Low side: cancellations.
+    cancels: Vec<String>,
+    /// High side: jobs reported, in the state reported.
+    reported: Vec<(String, JobState)>,
+    /// High side: the catalog version sent.
+    catalog: Option<i64>,
+    /// The acknowledgement sent.
+    ack: Option<PendingAck>,
+    /// High side: released jobs the bundle reports failed instead, because their release could not be carried as
+    /// recorded, with the reason.
+    failed: Vec<(String, String)>,
+    /// The reviewer list version sent.
+    reviewers: Option<i64>,
+    /// High side: the comments carried (their ids).
+    comments: Vec<i64>,
+    /// What the audit log records of this export.
+    audit: Option<String>,
+}
+
+impl Carried {
+    /// Moves the state as the bundle says, in the export's write transaction; [`Changed::Job`] when a job is no
+    /// longer where the bundle says it was.
+    fn mark(&self, tx: &Tx<'_>) -> std::result::Result<(), Changed> {
+        // A release that cannot cross as recorded fails its job, which the bundle reports as failed.
+        for (job_id, reason) in &self.failed {
+            match tx.transition(
+                job_id,
+                &[JobState::Released],
+                JobState::Failed,
+                "export",
+                Some(reason),
+            ) {
+                Ok(_) => {}
+                Err(StoreError::WrongState { state, .. }) => {
+                    return Err(Changed::Job(format!("job {job_id} is {state} now")))
+                }
+                Err(e) => return Err(Changed::Store(e)),
+            }
+        }
+        for job_id in &self.approved {
+            match tx.transition(
+                job_id,
+                &[JobState::Approved],
+                JobState::Exported,
+                "export",
+                None,
+            ) {
+                Ok(_) => {}
+                Err(StoreError::WrongState { state, .. }) => {
+                    return Err(Changed::Job(format!("job {job_id} is {state} now")))
+                }
+                Err(e) => return Err(Changed::Store(e)),
+            }
+        }
+        tx.cancels_sent(&self.cancels)?;
+        tx.reported(&self.reported)?;
+        if let Some(version) = self.catalog {
+            tx.catalog_sent(version)?;
+        }
+        if let Some(ack) = &self.ack {
+            tx.acked(ack)?;
+        }
+        if let Some(version) = self.reviewers {
+            tx.reviewers_sent(version)?;
+        }
+        tx.comments_sent(&self.comments)?;
+        if let Some(detail) = &self.audit {
+            tx.audit_append("export", "export", None, detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an export's commit did not happen.
+enum Changed {
+    /// What the bundle carries changed meanwhile: export again.
+    Job(String),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Changed {
+    fn from(e: StoreError) -> Changed {
+        Changed::Store(e)
+    }
+}
+
+fn export_once(side: &mut SideDir) -> Result<Attempt> {
     let keys = side.keys()?;
     let peer = side.peer()?;
     let channel = side.outgoing();
@@ -75,7 +213,8 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
         store,
         layout,
     } = side;
-    let tx = store.begin(config.side)?;
+    let mut carried = Carried::default();
+    let tx = store.read(config.side)?;
     let (last_seq, last_hash) = tx.channel_out(config.side.outgoing())?;
     let last_seq = last_seq.get();
     recover_outbox(&tx, &layout.outbox(), channel)?;
@@ -106,20 +245,18 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                     approvals: decisions_of(&tx, &job.job_id, &[DecisionKind::Approve])?,
                     revises: tx.revises(&job.job_id)?,
                 }));
-                tx.transition(
-                    &job.job_id,
-                    &[JobState::Approved],
-                    JobState::Exported,
-                    "export",
-                    None,
-                )?;
+                carried.approved.push(job.job_id.clone());
             }
-            for job_id in tx.take_cancels()? {
-                batch.records.push(Record::Cancel { job_id, at: now() });
+            carried.cancels = tx.cancels_to_send()?;
+            for job_id in &carried.cancels {
+                batch.records.push(Record::Cancel {
+                    job_id: job_id.clone(),
+                    at: now(),
+                });
             }
         }
         Side::High => {
-            for job in tx.take_status_changes()? {
+            for job in tx.status_changes()? {
                 let mut status = StatusTransfer {
                     job_id: job.job_id.clone(),
                     state: job.state.as_str().to_string(),
@@ -137,6 +274,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                     )?,
                     attempt: tx.attempt(&job.job_id)?,
                 };
+                let mut reported = job.state;
                 if job.state == JobState::Released {
                     let r = job.result.as_ref().ok_or_else(|| {
                         TransferError::Invalid(format!(
@@ -156,26 +294,23 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                             // the bundle crosses.
                             let reason = format!("the release cannot be exported: {why}");
                             tracing::warn!(job_id = %job.job_id, reason, "release refused at export");
-                            let failed = tx.transition(
-                                &job.job_id,
-                                &[JobState::Released],
-                                JobState::Failed,
-                                "export",
-                                Some(&reason),
-                            )?;
-                            tx.mark_reported(&job.job_id)?;
-                            status.state = failed.state.as_str().to_string();
-                            status.reason = failed.reason;
-                            status.at = failed.updated_at;
+                            status.state = JobState::Failed.as_str().to_string();
+                            status.reason = Some(reason.clone());
+                            status.at = now();
+                            reported = JobState::Failed;
+                            carried.failed.push((job.job_id.clone(), reason));
                         }
                     }
                 }
+                carried.reported.push((job.job_id.clone(), reported));
                 batch.records.push(Record::Status(status));
             }
-            for (job_id, comment) in tx.take_unsent_comments()? {
+            for (id, job_id, comment) in tx.comments_to_send()? {
+                carried.comments.push(id);
                 batch.records.push(Record::Comment { job_id, comment });
             }
-            if let Some(assets) = tx.take_catalog_change()? {
+            if let Some((version, assets)) = tx.catalog_to_send()? {
+                carried.catalog = Some(version);
                 let mut list = Vec::new();
                 for a in assets {
                     let entry = records::mock_entry(&a.name);
@@ -187,7 +322,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
                     list.push(ferry_core::store::asset_transfer(&a, entry));
                 }
                 batch.records.push(Record::Catalog {
-                    version: tx.catalog_version()?,
+                    version,
                     assets: list,
                 });
             }
@@ -195,49 +330,47 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     }
     // Acknowledge what arrived from the other side; a bundle of nothing but acknowledgements is still worth
     // carrying, since it tells the other side what to resend.
-    if let Some((seen, missing)) = tx.take_ack(config.side.incoming())? {
+    if let Some(ack) = tx.ack_to_send(config.side.incoming())? {
         batch.records.push(Record::Ack {
-            received: records::to_ranges(&seen),
-            missing: missing.into_iter().map(Seq::get).collect(),
+            received: records::to_ranges(&ack.seen),
+            missing: ack.missing.iter().map(|s| s.get()).collect(),
         });
+        carried.ack = Some(ack);
+    }
+    // The reviewers first, so that the decisions after them are checked against the list they arrived with.
+    if let Some((version, reviewers)) = tx.reviewers_to_send()? {
+        batch
+            .records
+            .insert(0, Record::Reviewers { version, reviewers });
+        carried.reviewers = Some(version);
     }
     let rotating = rotation.is_some();
     if let Some(statement) = rotation {
         batch.records.push(Record::Rotate { statement });
     }
-    // The reviewers first, so that the decisions after them are checked against the list they arrived with.
-    if let Some(reviewers) = tx.take_reviewers_change()? {
-        let version = tx.reviewers_version()?;
-        batch
-            .records
-            .insert(0, Record::Reviewers { version, reviewers });
-    }
     if batch.records.is_empty() {
-        return Ok(None);
+        return Ok(Attempt::Done(None));
     }
-    // A bundle that says anything but acknowledgements is in this side's audit log, and carries the log's head so
-    // that the other side witnesses it (an acknowledgement-only bundle does not, or the two sides would trade
-    // bundles for ever).
+    // A bundle that says anything but acknowledgements is in this side's audit log (when it commits), and carries
+    // the log's head so that the other side witnesses it (an acknowledgement-only bundle does not, or the two
+    // sides would trade bundles for ever).
     if batch
         .records
         .iter()
         .any(|r| !matches!(r, Record::Ack { .. }))
     {
-        tx.audit_append(
-            "export",
-            "export",
-            None,
-            &format!(
-                "bundle {} of channel {}: {} record(s)",
-                last_seq + 1,
-                config.side.outgoing().as_str(),
-                batch.records.len()
-            ),
-        )?;
         if let Some((seq, hash)) = tx.audit_head()? {
             batch.records.push(Record::AuditHead { seq, hash });
         }
+        carried.audit = Some(format!(
+            "bundle {} of channel {}: {} record(s)",
+            last_seq + 1,
+            config.side.outgoing().as_str(),
+            batch.records.len()
+        ));
     }
+    // The read transaction ends here: the bundle is written holding no lock on the store.
+    drop(tx);
     let records_bytes = batch.encode();
     let entries = bundle_entries(&records_bytes, &blobs, &files);
     let seq = last_seq + 1;
@@ -251,7 +384,18 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     };
     let outbox = layout.outbox();
     let expiry = config.bundle.expiry_hours;
-    let path = write_and_record(&outbox, expiry, tx, &keys, &peer, channel, export, &entries)?;
+    let commit = Commit {
+        store,
+        side: config.side,
+        last_seq: Some(Seq(last_seq)),
+        carried: &carried,
+    };
+    let path = match write_and_record(
+        &outbox, expiry, commit, &keys, &peer, channel, export, &entries,
+    )? {
+        Ok(path) => path,
+        Err(why) => return Ok(Attempt::Changed(why)),
+    };
     tracing::info!(bundle = %path.display(), seq, records = batch.records.len(), "exported");
     let rotated_to = if rotating {
         let public = crate::rotation::complete(side)?;
@@ -268,12 +412,12 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
     } else {
         None
     };
-    Ok(Some(Exported {
+    Ok(Attempt::Done(Some(Exported {
         path,
         seq,
         records: batch.records.len(),
         rotated_to,
-    }))
+    })))
 }
 
 /// The job's signed decisions of the given kinds, as they cross.
@@ -449,7 +593,7 @@ pub(crate) fn channel_of(channel: Channel) -> ferry_core::Channel {
     }
 }
 
-/// Finishes or removes what a stopped export left in `outbox/`, under the export's write lock: a temporary file
+/// Finishes or removes what a stopped export left in `outbox/`, under the export lock: a temporary file
 /// whose export was recorded is renamed into place (the crash came between commit and rename); one whose export
 /// was not is removed (the crash came before commit, and its sequence number will be used again).
 fn recover_outbox(tx: &Tx<'_>, outbox: &Path, channel: Channel) -> Result<()> {
@@ -510,19 +654,30 @@ pub fn content_hash(seq: u64, records: &[u8]) -> ContentHash {
     ContentHash::sha256(&data)
 }
 
-/// Writes the bundle into outbox/ (temporary name, fsync, rename) and commits `tx` with the export recorded; on
-/// any failure nothing is left behind and the state does not move.
+/// The write transaction that ends an export: what it marks, on which store, and the channel's last sequence
+/// number it was collected against (`None` for a resend, which moves nothing).
+struct Commit<'s, 'c> {
+    store: &'s mut Store,
+    side: Side,
+    last_seq: Option<Seq>,
+    carried: &'c Carried,
+}
+
+/// Writes the bundle into outbox/ (temporary name, fsync), then, in one short write transaction, moves the state
+/// as `commit` says, records the export and commits, and renames the file into place. On any failure nothing is
+/// left behind and the state does not move; `Ok(Err(why))` when what the bundle carries changed since it was
+/// collected (nothing moved, nothing left: export again).
 #[allow(clippy::too_many_arguments)]
 fn write_and_record(
     outbox: &Path,
     expiry_hours: u64,
-    tx: Tx<'_>,
+    commit: Commit<'_, '_>,
     keys: &ferry_bundle::SideKeys,
     peer: &PublicIdentity,
     channel: Channel,
     mut export: ExportRecord,
     entries: &[Entry<'_>],
-) -> Result<PathBuf> {
+) -> Result<std::result::Result<PathBuf, String>> {
     let mut bundle_id = [0u8; 16];
     bundle_id.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     let prev_hash = export.prev_hash.map_or([0u8; 32], <[u8; 32]>::from);
@@ -539,13 +694,10 @@ fn write_and_record(
         outbox.join(BundleName::new(channel, export.seq.get(), &bundle_id).to_string());
     let tmp_path = temp_path(&final_path);
     let written = (|| -> Result<ferry_bundle::WrittenBundle> {
-        let file = File::create(&tmp_path).at("creating", &tmp_path)?;
-        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-        let written = ferry_bundle::write_bundle(&mut writer, keys, peer, &params, entries)
+        // Straight to the file, unbuffered: the helper threads write the segments they encrypt in place.
+        let mut file = File::create(&tmp_path).at("creating", &tmp_path)?;
+        let written = ferry_bundle::write_bundle_file(&mut file, keys, peer, &params, entries)
             .map_err(|e| TransferError::bundle("writing the bundle", e))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| TransferError::io("writing", &tmp_path, e.into_error()))?;
         file.sync_all().at("syncing", &tmp_path)?;
         Ok(written)
     })();
@@ -556,30 +708,49 @@ fn write_and_record(
             return Err(e);
         }
     };
+    #[cfg(test)]
+    tests::while_writing();
     // Recorded first, renamed after: a crash in between leaves a temporary file that the state store knows
     // (recover_outbox puts it in place), never a carried bundle that it does not.
     export.path = final_path.display().to_string();
-    let recorded = tx
-        .record_export(
+    let recorded = (|| -> std::result::Result<(), Changed> {
+        let tx = commit.store.begin(commit.side)?;
+        if let Some(last) = commit.last_seq {
+            let (now_last, _) = tx.channel_out(channel_of(channel))?;
+            if now_last != last {
+                return Err(Changed::Job(format!(
+                    "another export took sequence {}",
+                    now_last.get()
+                )));
+            }
+        }
+        commit.carried.mark(&tx)?;
+        tx.record_export(
             channel_of(channel),
             &export,
             &hex::encode(bundle_id),
             &hex::encode(written.bundle_hash),
-        )
-        .and_then(|()| tx.commit());
+        )?;
+        tx.commit()?;
+        Ok(())
+    })();
     if let Err(e) = recorded {
         let _ = std::fs::remove_file(&tmp_path);
-        return Err(e.into());
+        return match e {
+            Changed::Job(why) => Ok(Err(why)),
+            Changed::Store(e) => Err(e.into()),
+        };
     }
     std::fs::rename(&tmp_path, &final_path).at("renaming into", &final_path)?;
     sync_dir(outbox)?;
-    Ok(final_path)
+    Ok(Ok(final_path))
 }
 
 /// `ferry export --resend SEQ`: signs the content of bundle SEQ anew (fresh id and expiry, same sequence number
 /// and chain), for a bundle the other side reports missing. Importing it where the original arrived changes
 /// nothing.
 pub fn resend(side: &mut SideDir, seq: u64) -> Result<Exported> {
+    let _lock = export_lock(side)?;
     let keys = side.keys()?;
     let peer = side.peer()?;
     let channel = side.outgoing();
@@ -628,18 +799,26 @@ pub fn resend(side: &mut SideDir, seq: u64) -> Result<Exported> {
         .map(|b| b.records.len())
         .unwrap_or(0);
     let entries = bundle_entries(&records_bytes, &blobs, &files);
-    let tx = store.begin(config.side)?;
+    let tx = store.read(config.side)?;
     recover_outbox(&tx, &layout.outbox(), channel)?;
+    drop(tx);
+    let commit = Commit {
+        store,
+        side: config.side,
+        last_seq: None,
+        carried: &Carried::default(),
+    };
     let path = write_and_record(
         &layout.outbox(),
         config.bundle.expiry_hours,
-        tx,
+        commit,
         &keys,
         &peer,
         channel,
         export,
         &entries,
-    )?;
+    )?
+    .map_err(|why| TransferError::Invalid(format!("resending sequence {seq}: {why}")))?;
     tracing::info!(bundle = %path.display(), seq, "resent");
     Ok(Exported {
         path,
@@ -647,4 +826,128 @@ pub fn resend(side: &mut SideDir, seq: u64) -> Result<Exported> {
         records,
         rotated_to: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use ferry_core::wire::JobRequest;
+    use ferry_core::{JobState, Side, Store};
+
+    use crate::{setup, SideDir};
+
+    thread_local! {
+        static WHILE_WRITING: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+    }
+
+    /// Runs the step a test set, once, after the bundle is written and before the export commits.
+    pub(super) fn while_writing() {
+        if let Some(step) = WHILE_WRITING.with(|h| h.borrow_mut().take()) {
+            step();
+        }
+    }
+
+    fn set_while_writing(step: impl FnOnce() + 'static) {
+        WHILE_WRITING.with(|h| *h.borrow_mut() = Some(Box::new(step)));
+    }
+
+    /// A low side that pins a high side, in `dir`.
+    fn low_side(dir: &std::path::Path) -> SideDir {
+        let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
+        let low = setup::init(Side::Low, &dir.join("low"), amqp).unwrap();
+        let high = setup::init(Side::High, &dir.join("high"), amqp).unwrap();
+        let side = SideDir::open(&low.config_file).unwrap();
+        setup::trust_add(&side, &high.public_file).unwrap();
+        side
+    }
+
+    fn request(title: &str) -> JobRequest {
+        JobRequest {
+            job_id: uuid::Uuid::new_v4(),
+            title: title.into(),
+            description: String::new(),
+            runtime: "python".into(),
+            code: "print(1)\n".into(),
+            assets: vec!["data.csv".into()],
+            revises: None,
+        }
+    }
+
+    /// Submits and approves a job; returns its id.
+    fn approved(store: &mut Store, title: &str) -> String {
+        let tx = store.begin(Side::Low).unwrap();
+        let r = request(title);
+        tx.submit(&r, "alice").unwrap();
+        let id = r.job_id.hyphenated().to_string();
+        tx.transition(
+            &id,
+            &[JobState::Submitted],
+            JobState::Approved,
+            "owner:o",
+            None,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        id
+    }
+
+    fn state(store: &Store, id: &str) -> JobState {
+        store.job(id).unwrap().unwrap().state
+    }
+
+    #[test]
+    fn intake_commits_while_an_export_writes_its_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut low = low_side(dir.path());
+        let exported = approved(&mut low.store, "exported");
+        let db = low.layout.state_db();
+        let submitted = request("arrives during the export");
+        let id = submitted.job_id.hyphenated().to_string();
+        set_while_writing(move || {
+            // Another connection, as intake has: it must not wait for the export.
+            let mut store = Store::open(&db).unwrap();
+            let tx = store.begin(Side::Low).unwrap();
+            tx.submit(&submitted, "bob").unwrap();
+            tx.commit().unwrap();
+        });
+        let bundle = super::export(&mut low).unwrap().expect("a bundle");
+        // The job and the audit log's head.
+        assert_eq!(bundle.records, 2);
+        assert_eq!(state(&low.store, &exported), JobState::Exported);
+        assert_eq!(state(&low.store, &id), JobState::Submitted);
+    }
+
+    #[test]
+    fn an_approved_job_cancelled_while_its_bundle_is_written_is_not_exported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut low = low_side(dir.path());
+        let kept = approved(&mut low.store, "kept");
+        let cancelled = approved(&mut low.store, "cancelled");
+        let db = low.layout.state_db();
+        let id = cancelled.clone();
+        set_while_writing(move || {
+            let mut store = Store::open(&db).unwrap();
+            let tx = store.begin(Side::Low).unwrap();
+            tx.transition(
+                &id,
+                &[JobState::Approved],
+                JobState::Cancelled,
+                "alice",
+                None,
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        });
+        let bundle = super::export(&mut low).unwrap().expect("a bundle");
+        // Exported again without the cancelled job, under the same sequence number; nothing else left behind.
+        assert_eq!((bundle.seq, bundle.records), (1, 2), "the kept job and the audit head");
+        assert_eq!(state(&low.store, &kept), JobState::Exported);
+        assert_eq!(state(&low.store, &cancelled), JobState::Cancelled);
+        let bundles: Vec<_> = std::fs::read_dir(low.layout.outbox())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(bundles, vec![bundle.path.file_name().unwrap().to_owned()]);
+    }
 }

@@ -133,6 +133,10 @@ impl Layout {
     pub fn import_lock(&self) -> PathBuf {
         self.dir.join(".import.lock")
     }
+    /// `.export.lock`: held by an export or resend for the whole of its run.
+    pub fn export_lock(&self) -> PathBuf {
+        self.dir.join(".export.lock")
+    }
     /// Every directory `ferry init` creates.
     pub fn all_dirs(&self) -> Vec<PathBuf> {
         vec![

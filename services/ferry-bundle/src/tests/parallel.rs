@@ -82,9 +82,8 @@ fn a_panicking_item_is_an_error_not_a_hang() {
 
 #[test]
 fn few_items_get_no_helpers() {
-    assert_eq!(helpers_for(0, false), 0);
-    assert_eq!(helpers_for(3, true), 0);
+    assert_eq!(helpers_for(0), 0);
+    assert_eq!(helpers_for(3), 0);
     let cores = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(helpers_for(1000, false), cores.clamp(1, 4));
-    assert_eq!(helpers_for(1000, true), (cores - 1).clamp(1, 4));
+    assert_eq!(helpers_for(1000), cores.clamp(1, 4));
 }

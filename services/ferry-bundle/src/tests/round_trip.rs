@@ -212,3 +212,54 @@ fn policy_check_runs_before_decryption() {
     assert_eq!(opened.entries.len(), 2);
     assert_eq!(sink.entries.len(), 2);
 }
+
+#[test]
+fn write_bundle_file_places_every_segment_where_the_table_says_even_after_a_prefix() {
+    use std::io::{Read, Write};
+    let p = pair();
+    let dir = tempfile::tempdir().unwrap();
+    let big = noise(6 * 1024 * 1024 + 77, 9);
+    let path = dir.path().join("out.ferry");
+    let mut file = fs::File::create(&path).unwrap();
+    file.write_all(b"prefix!").unwrap();
+    let entries = [
+        Entry {
+            path: "big.bin".into(),
+            source: EntrySource::Bytes(&big),
+        },
+        Entry {
+            path: "small".into(),
+            source: EntrySource::Bytes(b"tail"),
+        },
+    ];
+    let written =
+        write_bundle_file(&mut file, &p.low, &p.high.public(), &params(), &entries).unwrap();
+    let bundle_len = written.header.bundle_len().unwrap();
+    assert_eq!(file.stream_position().unwrap(), 7 + bundle_len);
+    drop(file);
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, 7 + bundle_len);
+    let bundle = &bytes[7..];
+    let table_len = written.header.table_len().unwrap() as usize;
+    let segments = segment_ranges(bundle);
+    assert!(segments.len() > 6, "6 MiB make several segments");
+    for (i, range) in segments.iter().enumerate() {
+        assert_eq!(
+            &bundle[1024 + i * 32..1024 + i * 32 + 32],
+            &Sha256::digest(&bundle[range.clone()])[..]
+        );
+    }
+    assert_eq!(segments.len() * 32, table_len);
+    let mut reader = fs::File::open(&path).unwrap();
+    reader.read_exact(&mut [0u8; 7]).unwrap();
+    let mut sink = MemorySink::new(64 << 20);
+    open(
+        reader,
+        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
+    )
+    .unwrap();
+    assert_eq!(
+        sink.entries,
+        vec![("big.bin".into(), big), ("small".into(), b"tail".to_vec())]
+    );
+}

@@ -349,14 +349,14 @@ impl Tx<'_> {
 }
 
 /// The sequence numbers `sql` selects for `channel` (its `?1`).
-fn seqs(conn: &Connection, sql: &str, channel: Channel) -> Result<Vec<Seq>> {
+pub(super) fn seqs(conn: &Connection, sql: &str, channel: Channel) -> Result<Vec<Seq>> {
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(params![channel], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The numbers below the largest of `seen` (sorted) that it lacks.
-fn gaps(seen: &[Seq]) -> Vec<Seq> {
+pub(super) fn gaps(seen: &[Seq]) -> Vec<Seq> {
     let set: std::collections::BTreeSet<Seq> = seen.iter().copied().collect();
     let max = seen.last().map_or(0, |s| s.get());
     (1..max).map(Seq).filter(|s| !set.contains(s)).collect()

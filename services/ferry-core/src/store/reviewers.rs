@@ -213,19 +213,24 @@ impl Tx<'_> {
         reviewers_in(&self.tx)
     }
 
-    /// The reviewers to send when they changed since the last export (marking them sent).
-    pub fn take_reviewers_change(&self) -> Result<Option<Vec<Reviewer>>> {
+    /// The reviewer list and its version when it changed since the last export, unmarked.
+    pub fn reviewers_to_send(&self) -> Result<Option<(i64, Vec<Reviewer>)>> {
         let version = meta_get(&self.tx, "reviewers_version")?;
         if version == meta_get(&self.tx, "reviewers_sent_version")? {
             return Ok(None);
         }
-        meta_set(&self.tx, "reviewers_sent_version", version)?;
-        Ok(Some(
+        Ok(Some((
+            version,
             reviewers_in(&self.tx)?
                 .into_iter()
                 .map(|r| r.reviewer)
                 .collect(),
-        ))
+        )))
+    }
+
+    /// Marks the reviewer list of `version` sent.
+    pub fn reviewers_sent(&self, version: i64) -> Result<()> {
+        meta_set(&self.tx, "reviewers_sent_version", version)
     }
 
     /// Replaces what this side knows of the other side's reviewers, if `version` is newer.
@@ -379,30 +384,33 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Comments not yet carried to the other side, marking them carried.
-    pub fn take_unsent_comments(&self) -> Result<Vec<(String, Comment)>> {
+    /// Comments not yet carried to the other side, with their ids, unmarked.
+    pub fn comments_to_send(&self) -> Result<Vec<(i64, String, Comment)>> {
         let mut stmt = self.tx.prepare(
             "SELECT id, job_id, at, author, side, text FROM comments WHERE sent = 0 ORDER BY id",
         )?;
-        let rows: Vec<(i64, String, Comment)> = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    Comment {
-                        at: r.get(2)?,
-                        author: r.get(3)?,
-                        side: r.get(4)?,
-                        text: r.get(5)?,
-                    },
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        for (id, _, _) in &rows {
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                Comment {
+                    at: r.get(2)?,
+                    author: r.get(3)?,
+                    side: r.get(4)?,
+                    text: r.get(5)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks the comments `ids` carried.
+    pub fn comments_sent(&self, ids: &[i64]) -> Result<()> {
+        for id in ids {
             self.tx
                 .execute("UPDATE comments SET sent = 1 WHERE id = ?1", params![id])?;
         }
-        Ok(rows.into_iter().map(|(_, j, c)| (j, c)).collect())
+        Ok(())
     }
 
     /// The job this one revises, inside the transaction.

@@ -13,18 +13,29 @@ use crate::error::Result;
 use crate::supervise::stopped;
 use crate::OUTBOX_POLL;
 
+/// Notifications published (and confirmed) per round, at most.
+const BATCH: usize = 500;
+
 pub(super) async fn notifier(
     session: Arc<Session>,
     config: Config,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut store = open_store(&config)?;
+    // A full batch means more may be waiting: the next one is read at once. Only an empty (or failed) round waits
+    // for the poll interval, so the rate is the broker's confirm rate, not one batch per interval.
+    let mut idle = false;
     loop {
-        tokio::select! {
-            () = stopped(&mut shutdown) => return Ok(()),
-            _ = tokio::time::sleep(OUTBOX_POLL) => {}
+        if idle {
+            tokio::select! {
+                () = stopped(&mut shutdown) => return Ok(()),
+                _ = tokio::time::sleep(OUTBOX_POLL) => {}
+            }
+        } else if *shutdown.borrow() {
+            return Ok(());
         }
-        let pending = match store.pending_notifications(100) {
+        idle = true;
+        let pending = match store.pending_notifications(BATCH) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("reading notifications: {e}");
@@ -51,7 +62,10 @@ pub(super) async fn notifier(
         // All confirmed, or none marked: a failure part-way publishes some twice later, never loses one
         // (updates carry the job's whole state, so a repeat is harmless).
         match session.publish_many(&msgs).await {
-            Ok(()) => store.notifications_published(&pending)?,
+            Ok(()) => {
+                store.notifications_published(&pending)?;
+                idle = pending.len() < BATCH;
+            }
             Err(BrokerError::Unroutable { routing_key, .. }) => {
                 tracing::info!(researcher = %routing_key, "declaring the missing results queue");
                 topology::declare_results_queue(&session, &routing_key).await?;

@@ -22,7 +22,8 @@ pub(crate) struct StagedEntry {
 pub(crate) struct StagingSink {
     dir: PathBuf,
     files: Vec<PathBuf>,
-    current: Option<std::io::BufWriter<File>>,
+    /// Unbuffered: the reader hands over whole STREAM chunks (64 KiB), so a buffer would only copy them again.
+    current: Option<File>,
 }
 
 impl StagingSink {
@@ -58,7 +59,7 @@ impl ferry_bundle::EntrySink for StagingSink {
         let f = File::create(&file)
             .map_err(|e| staging_error(format!("staging {}", file.display()), e))?;
         self.files.push(file);
-        self.current = Some(std::io::BufWriter::with_capacity(1 << 20, f));
+        self.current = Some(f);
         Ok(())
     }
 
