@@ -2,5 +2,6 @@
 //! top of the gap protocol, which ferry-transfer's own tests cover rule by rule.
 
 mod cli;
+mod docs;
 mod media;
 mod transfer;
