@@ -266,6 +266,51 @@ impl Session {
         Ok(())
     }
 
+    /// Answers a [`Session::call`]: publishes `body` to the caller's direct reply-to address `reply_to` with its
+    /// `correlation_id`, and waits for the broker's confirmation (a Nack is an error).
+    ///
+    /// Unlike [`Session::publish`] the message is not `mandatory`: RabbitMQ delivers a direct reply-to message
+    /// straight to the caller's channel without routing it through a queue, and before 4.x it then also returns
+    /// a mandatory one as unroutable (`basic.return`, 312 NO_ROUTE) although it was delivered
+    /// (rabbitmq-server#6124). Treating that return as a failure reported a lost reply on every call. A caller
+    /// that has gone is not an error either: its reply is dropped, and it sees a timeout.
+    pub async fn reply(
+        &self,
+        reply_to: &str,
+        correlation_id: Option<&str>,
+        kind: &str,
+        body: &[u8],
+    ) -> Result<(), BrokerError> {
+        let msg = Outgoing {
+            exchange: "",
+            routing_key: reply_to,
+            body,
+            correlation_id,
+            kind: Some(kind),
+            ..Outgoing::default()
+        };
+        let confirm = self
+            .publisher
+            .basic_publish(
+                "".into(),
+                reply_to.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties(&msg),
+            )
+            .await
+            .map_err(amqp(describe(&msg)))?
+            .await
+            .map_err(amqp(describe(&msg)))?;
+        if confirm.is_nack() {
+            return Err(BrokerError::Nacked {
+                exchange: String::new(),
+                routing_key: reply_to.into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Consumes `queue` with at most `prefetch` unacknowledged messages at a time.
     pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
         let channel = self.scratch_channel().await?;

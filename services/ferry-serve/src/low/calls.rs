@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferry_broker::{Outgoing, Session};
+use ferry_broker::Session;
 use ferry_core::wire::{AssetInfo, Call, CallReply, MockData, CALLS_QUEUE};
 use ferry_core::{Config, JobState, Side, Store};
 use tokio::sync::watch;
@@ -41,16 +41,11 @@ pub(super) async fn calls(
             };
             if let Some(reply_to) = &msg.reply_to {
                 let body = serde_json::to_vec(&reply).expect("reply serializes");
-                let out = Outgoing {
-                    exchange: "",
-                    routing_key: reply_to,
-                    body: &body,
-                    correlation_id: msg.correlation_id.as_deref(),
-                    kind: Some("call-reply"),
-                    ..Outgoing::default()
-                };
-                if let Err(e) = session.publish(&out).await {
-                    tracing::warn!("could not reply (the caller may have gone): {e}");
+                if let Err(e) = session
+                    .reply(reply_to, msg.correlation_id.as_deref(), "call-reply", &body)
+                    .await
+                {
+                    tracing::warn!("could not reply: {e}");
                 }
             }
             msg.ack().await

@@ -20,3 +20,21 @@ fn a_login_the_broker_refuses_gets_a_hint() {
         "the password is not printed: {err}"
     );
 }
+
+#[test]
+fn answered_calls_log_no_could_not_reply_warning() {
+    let mut pair = Pair::with_broker();
+    let alice = pair.researcher("alice");
+    pair.serve(&pair.low.clone());
+    let env = [("FERRY_AMQP_URL", alice.as_str())];
+    pair.wait_for("the first call", || {
+        pair.run_env(&["assets"], &env).status.success().then_some(())
+    });
+    // The low side answers one call at a time and logs a failed reply before it takes the next call, so once
+    // this second answer arrives, the first one's warning (if any) is in the log.
+    let out = pair.run_env(&["assets", "--json"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logs = pair.serve_logs();
+    assert!(!logs.contains("could not reply"), "{logs}");
+    assert!(!logs.contains("WARN"), "{logs}");
+}
