@@ -50,13 +50,16 @@ fn reset_sigpipe() {
     }
 }
 
+/// Logs go to stderr, coloured only when it is a terminal (a log file gets no escape codes).
 fn init_tracing(default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{default_level},lapin=warn,amq_protocol=warn"))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

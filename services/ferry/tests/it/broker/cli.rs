@@ -38,3 +38,14 @@ fn answered_calls_log_no_could_not_reply_warning() {
     assert!(!logs.contains("could not reply"), "{logs}");
     assert!(!logs.contains("WARN"), "{logs}");
 }
+
+#[test]
+fn serve_logs_written_to_a_file_carry_no_colour_codes() {
+    let mut pair = Pair::with_broker();
+    pair.serve(&pair.low.clone());
+    let logs = pair.wait_for("serve to log", || {
+        let logs = pair.serve_logs();
+        logs.contains("INFO").then_some(logs)
+    });
+    assert!(!logs.contains('\u{1b}'), "ESC in a log file: {logs:?}");
+}
