@@ -82,6 +82,29 @@ impl BrokerError {
     }
 }
 
+impl BrokerError {
+    /// Whether the broker answered but has no such vhost (AMQP 530 NOT_ALLOWED at login).
+    pub fn is_vhost_missing(&self) -> bool {
+        match self {
+            BrokerError::Connect { source, .. } => {
+                matches!(source.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 530)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether nothing answered at the URL's address: the connection itself failed (refused, reset,
+    /// unreachable), before any AMQP was spoken.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            BrokerError::Connect { source, .. } => {
+                matches!(source.kind(), lapin::ErrorKind::IOError(_))
+            }
+            _ => false,
+        }
+    }
+}
+
 fn amqp(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> BrokerError {
     let operation = operation.into();
     move |source| BrokerError::Amqp { operation, source }
