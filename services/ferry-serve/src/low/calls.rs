@@ -35,7 +35,8 @@ pub(super) async fn calls(
                 Some(user) => match serde_json::from_slice::<Call>(&msg.body) {
                     Err(e) => CallReply::error(format!("call does not match the call schema: {e}")),
                     Ok(call) => {
-                        answer(&mut store, user, call).unwrap_or_else(|e| CallReply::error(e.0))
+                        answer(&mut store, &config, user, call)
+                            .unwrap_or_else(|e| CallReply::error(e.0))
                     }
                 },
             };
@@ -64,7 +65,12 @@ impl From<ferry_core::StoreError> for CallError {
     }
 }
 
-fn answer(store: &mut Store, user: &str, call: Call) -> Result<CallReply, CallError> {
+fn answer(
+    store: &mut Store,
+    config: &Config,
+    user: &str,
+    call: Call,
+) -> Result<CallReply, CallError> {
     let own_job =
         |store: &Store, job_id: &uuid::Uuid| -> Result<ferry_core::store::JobRow, CallError> {
             store
@@ -92,7 +98,8 @@ fn answer(store: &mut Store, user: &str, call: Call) -> Result<CallReply, CallEr
                             .unwrap_or_default(),
                     })
                     .collect(),
-            )
+            );
+            reply.runtimes = Some(config.runtimes.keys().cloned().collect());
         }
         Call::Mock { asset } => {
             let a = store.asset(&asset)?.ok_or_else(|| {

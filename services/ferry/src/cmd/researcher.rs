@@ -186,6 +186,45 @@ fn tempfile_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Refuses, before anything is published, an asset the low side's catalog does not list or a runtime it does
+/// not offer (intake would refuse the job later, where the researcher sees it only in `ferry results`).
+async fn check_against_catalog(url: &str, assets: &[String], runtime: &str) -> Result<()> {
+    let reply = call(url, &Call::Assets).await?;
+    let catalog = reply.assets.unwrap_or_default();
+    let known: Vec<&str> = catalog.iter().map(|a| a.name.as_str()).collect();
+    let unknown: Vec<String> = assets
+        .iter()
+        .filter(|a| !known.contains(&a.as_str()))
+        .map(|a| format!("{:?}", escape::line(a)))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "unknown asset{} {}: the catalog has {} (`ferry assets` lists them); nothing was submitted",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", "),
+            if known.is_empty() {
+                "no assets yet".to_string()
+            } else {
+                known
+                    .iter()
+                    .map(|n| escape::line(n).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+    }
+    if let Some(runtimes) = reply.runtimes {
+        if !runtimes.iter().any(|r| r == runtime) {
+            bail!(
+                "unknown runtime {:?}: the low side offers {}; nothing was submitted",
+                escape::line(runtime),
+                runtimes.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `ferry submit --asset NAME... SCRIPT`: prints the job id.
 pub async fn submit(
     url: &str,
@@ -218,6 +257,7 @@ pub async fn submit(
     let body = serde_json::to_vec(&request).expect("request serializes");
     JobRequest::parse(&body, &ferry_core::config::IntakePolicy::default())
         .map_err(|r| anyhow::anyhow!("{}", r.reason))?;
+    check_against_catalog(url, assets, runtime).await?;
     let session = Session::connect(url).await?;
     let job_id = request.job_id.to_string();
     let user = user_of(url);

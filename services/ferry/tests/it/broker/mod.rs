@@ -3,6 +3,7 @@
 
 mod cli;
 mod intake;
+mod researcher;
 mod review;
 mod roundtrip;
 mod worker;
