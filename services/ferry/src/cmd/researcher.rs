@@ -225,6 +225,40 @@ async fn check_against_catalog(url: &str, assets: &[String], runtime: &str) -> R
     Ok(())
 }
 
+/// The job `given` names: a full job id, or a unique prefix of one of the caller's own job ids.
+async fn resolve_job(url: &str, given: &str) -> Result<uuid::Uuid> {
+    if let Ok(id) = uuid::Uuid::parse_str(given) {
+        return Ok(id);
+    }
+    if given.is_empty() || !given.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        bail!(
+            "{:?} is not a job id: give the id `ferry submit` printed, or a unique prefix of it",
+            escape::line(given)
+        );
+    }
+    let jobs = call(url, &Call::Jobs).await?.jobs.unwrap_or_default();
+    let id = by_prefix(given, jobs.iter().filter_map(|u| u.job_id.as_deref()))?;
+    uuid::Uuid::parse_str(id).context("the low side sent a job id that is not a UUID")
+}
+
+/// The one id in `ids` that starts with `prefix` (case-insensitive).
+fn by_prefix<'a>(prefix: &str, ids: impl Iterator<Item = &'a str>) -> Result<&'a str> {
+    let prefix = prefix.to_ascii_lowercase();
+    let matching: Vec<&str> = ids.filter(|id| id.starts_with(&prefix)).collect();
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("you have no job whose id starts with {prefix:?}"),
+        many => bail!(
+            "{prefix:?} is the start of {} of your job ids ({}): give more of it",
+            many.len(),
+            many.iter()
+                .map(|m| escape::line(m).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// `ferry submit --asset NAME... SCRIPT`: prints the job id.
 pub async fn submit(
     url: &str,
@@ -293,8 +327,7 @@ fn print_update(u: &JobUpdate) {
 
 /// `ferry status JOB [--json]`.
 pub async fn status(url: &str, job: &str, json: bool) -> Result<()> {
-    let job_id =
-        uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let job_id = resolve_job(url, job).await?;
     let jobs = call(url, &Call::Status { job_id })
         .await?
         .jobs
@@ -313,8 +346,7 @@ pub async fn status(url: &str, job: &str, json: bool) -> Result<()> {
 
 /// `ferry cancel JOB`.
 pub async fn cancel(url: &str, job: &str) -> Result<()> {
-    let job_id =
-        uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let job_id = resolve_job(url, job).await?;
     let jobs = call(url, &Call::Cancel { job_id })
         .await?
         .jobs
@@ -340,11 +372,10 @@ pub async fn results(
     out: &Path,
     json: bool,
 ) -> Result<i32> {
-    let job_id = job
-        .map(|j| {
-            uuid::Uuid::parse_str(j).with_context(|| format!("{j:?} is not a job id (a UUID)"))
-        })
-        .transpose()?;
+    let job_id = match job {
+        Some(j) => Some(resolve_job(url, j).await?),
+        None => None,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let updates = loop {
         let updates = match job_id {
@@ -442,6 +473,16 @@ pub async fn results(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_names_one_job_or_says_why_not() {
+        let ids = ["2e12aa00-0000-4000-8000-000000000000", "2e13bb00-0000-4000-8000-000000000000"];
+        assert_eq!(by_prefix("2E12", ids.into_iter()).unwrap(), ids[0]);
+        let err = by_prefix("2e1", ids.into_iter()).unwrap_err().to_string();
+        assert!(err.contains("is the start of 2 of your job ids"), "{err}");
+        let err = by_prefix("ff", ids.into_iter()).unwrap_err().to_string();
+        assert!(err.contains("you have no job whose id starts with \"ff\""), "{err}");
+    }
 
     #[test]
     fn user_comes_from_the_url() {

@@ -57,3 +57,59 @@ fn submit_refuses_an_unknown_asset_or_runtime_before_publishing() {
     let v: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
     assert_eq!(v, serde_json::json!([]), "{v}");
 }
+
+#[test]
+fn researcher_commands_take_a_unique_prefix_of_ones_own_job_ids() {
+    let mut pair = Pair::with_broker();
+    pair.register_dataset();
+    // A name longer than the RESEARCHER heading, to see the columns after it stay aligned.
+    let alice = pair.researcher("alice-long-account");
+    let bob = pair.researcher("bob");
+    pair.serve(&pair.low.clone());
+    let job = pair.submit_code(&alice, CODE);
+    pair.wait_for("intake", || pair.state_on(&pair.low, &job));
+    let prefix = &job[..8];
+
+    let env = [("FERRY_AMQP_URL", alice.as_str())];
+    let out = pair.run_env(&["status", prefix, "--json"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["job_id"], job.as_str());
+    let out = pair.run_env(&["results", &prefix.to_uppercase()], &env);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&job));
+
+    // Someone else's prefix is not theirs to name.
+    let out = pair.run_env(&["status", prefix], &[("FERRY_AMQP_URL", bob.as_str())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("you have no job whose id starts with"), "{err}");
+    let out = pair.run_env(&["cancel", "not-hex!"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a job id"));
+
+    let out = pair.run_env(&["cancel", prefix], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(pair.state_on(&pair.low, &job).as_deref(), Some("cancelled"));
+
+    // The owner's list: every row's columns start where the heading's do.
+    let list = pair.ok(&["review", "list", "--config", pair.low_s(), "--all"]);
+    let lines: Vec<&str> = list.lines().collect();
+    let starts = |line: &str| -> Vec<usize> {
+        ["STATE", "RESEARCHER", "UPDATED", "TITLE"]
+            .iter()
+            .map(|h| lines[0].find(h).unwrap())
+            .map(|col| {
+                assert!(
+                    col == 0 || line.as_bytes()[col - 1] == b' ',
+                    "a cell runs into column {col}:\n{list}"
+                );
+                col
+            })
+            .collect()
+    };
+    for line in &lines[1..] {
+        starts(line);
+        assert!(line.contains("alice-long-account"), "{list}");
+    }
+}
