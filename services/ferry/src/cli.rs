@@ -201,6 +201,9 @@ pub enum Command {
         script: PathBuf,
     },
     /// Your jobs' results: state, exit code, stdout; output files go into --out.
+    ///
+    /// With JOB, the exit code says how it stands: 0 its result is here, 3 still pending, 4 failed, 5 rejected,
+    /// 6 withheld, 7 cancelled (1: the call itself failed).
     Results {
         /// One job; default: all of yours.
         job: Option<String>,

@@ -6,7 +6,7 @@
 //! `error:` line and, when its typed cause has a known fix, one `hint:` line ([`hint`]).
 //!
 //! Exit codes: 0 success; 1 failure (the message names what is wrong); 2 usage error; for `ferry run --mock`, the
-//! job's own exit code when it ran.
+//! job's own exit code when it ran; for `ferry results JOB`, how the job stands (docs/contract.md).
 
 mod cli;
 mod cmd;

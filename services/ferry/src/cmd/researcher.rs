@@ -363,7 +363,22 @@ pub async fn cancel(url: &str, job: &str) -> Result<()> {
 
 const FINAL: [&str; 5] = ["delivered", "rejected", "withheld", "failed", "cancelled"];
 
-/// `ferry results [JOB] [--wait] [--timeout S] [--out DIR]`: exit 0 unless a waited-for job did not end well.
+/// `ferry results JOB`'s exit code for the job's state (docs/contract.md, "Exit codes"): 0 its result is here,
+/// 3 still pending, 4 failed, 5 rejected, 6 withheld, 7 cancelled.
+fn results_exit_code(update: &JobUpdate) -> i32 {
+    match update.state.as_str() {
+        "delivered" => 0,
+        "released" if update.result.is_some() => 0,
+        "failed" => 4,
+        "rejected" => 5,
+        "withheld" => 6,
+        "cancelled" => 7,
+        _ => 3,
+    }
+}
+
+/// `ferry results [JOB] [--wait] [--timeout S] [--out DIR]`: with JOB, the exit code says how the job stands
+/// ([`results_exit_code`]); without, 0.
 pub async fn results(
     url: &str,
     job: Option<&str>,
@@ -392,13 +407,8 @@ pub async fn results(
             break updates;
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "timed out after {timeout} s; the job is still {}",
-                updates
-                    .first()
-                    .map(|u| u.state.as_str())
-                    .unwrap_or("unknown")
-            );
+            eprintln!("ferry: gave up waiting after {timeout} s");
+            break updates;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
@@ -460,8 +470,8 @@ pub async fn results(
                 }
             }
         }
-        if job_id.is_some() && wait && u.state != "delivered" && u.state != "released" {
-            code = 1;
+        if job_id.is_some() {
+            code = results_exit_code(u);
         }
     }
     if updates.is_empty() && !json {
@@ -482,6 +492,32 @@ mod tests {
         assert!(err.contains("is the start of 2 of your job ids"), "{err}");
         let err = by_prefix("ff", ids.into_iter()).unwrap_err().to_string();
         assert!(err.contains("you have no job whose id starts with \"ff\""), "{err}");
+    }
+
+    #[test]
+    fn results_exit_codes_tell_the_states_apart() {
+        let update = |state: &str| JobUpdate {
+            job_id: None,
+            title: String::new(),
+            state: state.into(),
+            reason: None,
+            updated_at: String::new(),
+            result: None,
+        };
+        let codes: Vec<i32> = [
+            "delivered",
+            "submitted",
+            "running",
+            "released",
+            "failed",
+            "rejected",
+            "withheld",
+            "cancelled",
+        ]
+        .iter()
+        .map(|s| results_exit_code(&update(s)))
+        .collect();
+        assert_eq!(codes, [0, 3, 3, 3, 4, 5, 6, 7]);
     }
 
     #[test]

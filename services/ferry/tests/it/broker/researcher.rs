@@ -76,7 +76,7 @@ fn researcher_commands_take_a_unique_prefix_of_ones_own_job_ids() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["job_id"], job.as_str());
     let out = pair.run_env(&["results", &prefix.to_uppercase()], &env);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(3), "still pending");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&job));
 
     // Someone else's prefix is not theirs to name.
@@ -112,4 +112,47 @@ fn researcher_commands_take_a_unique_prefix_of_ones_own_job_ids() {
         starts(line);
         assert!(line.contains("alice-long-account"), "{list}");
     }
+}
+
+#[test]
+fn results_exit_codes_tell_pending_failed_and_rejected_apart() {
+    let mut pair = Pair::with_broker();
+    pair.register_dataset();
+    // Intake on this low side takes very little code, so a job `ferry submit` lets through fails there.
+    pair.configure(
+        &pair.low.clone(),
+        &[("max_code_bytes = 262144", "max_code_bytes = 64")],
+    );
+    let alice = pair.researcher("alice");
+    pair.serve(&pair.low.clone());
+    let env = [("FERRY_AMQP_URL", alice.as_str())];
+
+    let pending = pair.submit_code(&alice, "print(1)\n");
+    pair.wait_for("intake", || pair.state_on(&pair.low, &pending));
+    assert_eq!(pair.run_env(&["results", &pending], &env).status.code(), Some(3));
+
+    let failed = pair.submit_code(&alice, &format!("print({:?})\n", "x".repeat(100)));
+    pair.wait_for("intake", || pair.state_on(&pair.low, &failed));
+    let out = pair.run_env(&["results", &failed], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    pair.ok(&[
+        "review",
+        "reject",
+        "--config",
+        pair.low_s(),
+        &pending,
+        "--reason",
+        "no",
+    ]);
+    let out = pair.run_env(&["results", &pending, "--wait"], &env);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rejected: no"));
+    // Without a job, the list of them all: 0.
+    assert_eq!(pair.run_env(&["results"], &env).status.code(), Some(0));
 }
