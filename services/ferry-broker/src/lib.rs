@@ -65,6 +65,14 @@ pub enum BrokerError {
         /// How long we waited.
         secs: u64,
     },
+    /// The URL is not an AMQP URL.
+    #[error("{url} is not an AMQP URL: {reason}")]
+    BadUrl {
+        /// The URL, password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The subscription ended (the broker closed the channel or the connection).
     #[error("the subscription to {0:?} ended")]
     SubscriptionEnded(String),
@@ -103,6 +111,44 @@ impl BrokerError {
             _ => false,
         }
     }
+}
+
+/// What an AMQP URL names: the account and the vhost (percent-decoded; an empty path is the vhost `/`).
+#[derive(Clone)]
+pub struct UrlParts {
+    /// The user name.
+    pub user: String,
+    /// The password; never logged.
+    pub password: String,
+    /// The vhost.
+    pub vhost: String,
+}
+
+impl std::fmt::Debug for UrlParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlParts")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("vhost", &self.vhost)
+            .finish()
+    }
+}
+
+/// Parses `url` as lapin will when connecting.
+pub fn url_parts(url: &str) -> Result<UrlParts, BrokerError> {
+    let uri: lapin::uri::AMQPUri = url.parse().map_err(|reason: String| BrokerError::BadUrl {
+        url: ferry_core::config::redact_url(url),
+        reason,
+    })?;
+    Ok(UrlParts {
+        user: uri.authority.userinfo.username,
+        password: uri.authority.userinfo.password,
+        vhost: if uri.vhost.is_empty() {
+            "/".to_string()
+        } else {
+            uri.vhost
+        },
+    })
 }
 
 fn amqp(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> BrokerError {
@@ -470,6 +516,23 @@ fn properties(msg: &Outgoing<'_>) -> BasicProperties {
         props = props.with_delivery_mode(2);
     }
     props
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_parts_are_decoded() {
+        let p = super::url_parts("amqp://ferry-low:p%40ss@127.0.0.1:5672/ferry-low").unwrap();
+        assert_eq!(
+            (p.user.as_str(), p.password.as_str(), p.vhost.as_str()),
+            ("ferry-low", "p@ss", "ferry-low")
+        );
+        assert_eq!(
+            super::url_parts("amqp://g:g@h:5672/%2f").unwrap().vhost,
+            "/"
+        );
+        assert!(!format!("{p:?}").contains("p@ss"));
+    }
 }
 
 fn now_nanos() -> u64 {

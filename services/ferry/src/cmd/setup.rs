@@ -20,6 +20,18 @@ pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<()> {
     Ok(())
 }
 
+fn vhost_exists(vhost: &str) -> Result<bool> {
+    let list = rabbitmqctl(&["list_vhosts", "--quiet", "--no-table-headers"], None)?;
+    Ok(list.lines().any(|l| l.trim() == vhost))
+}
+
+fn user_exists(user: &str) -> Result<bool> {
+    let list = rabbitmqctl(&["list_users", "--quiet", "--no-table-headers"], None)?;
+    Ok(list
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(user)))
+}
+
 /// `ferry trust add --config CFG PEER_PUBLIC_TXT`.
 pub fn trust_add(config_path: &Path, peer_file: &Path) -> Result<()> {
     let side = SideDir::open(config_path)?;
@@ -31,18 +43,6 @@ pub fn trust_add(config_path: &Path, peer_file: &Path) -> Result<()> {
         side.layout.peer_file().display()
     );
     Ok(())
-}
-
-/// The vhost named in an AMQP URL (`%2f` and an empty path mean `/`).
-fn vhost_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
-    let path = path.split('?').next().unwrap_or("");
-    if path.is_empty() {
-        "/".to_string()
-    } else {
-        path.replace("%2f", "/").replace("%2F", "/")
-    }
 }
 
 fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> Result<String> {
@@ -73,7 +73,13 @@ fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> Result<String> {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        bail!("rabbitmqctl {} failed: {}", args[0], text.trim());
+        // rabbitmqctl's own words, on one line, without its banner and prompts.
+        let said: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.ends_with("...") && !l.ends_with(':'))
+            .collect();
+        bail!("rabbitmqctl {} failed: {}", args[0], said.join("; "));
     }
     Ok(text)
 }
@@ -91,27 +97,39 @@ pub async fn researcher_add(config_path: &Path, name: &str) -> Result<()> {
     if password.len() < 8 {
         bail!("the password (read from stdin) must be at least 8 characters");
     }
-    let vhost = vhost_of(&side.config.amqp_url);
-    let users = rabbitmqctl(&["list_users", "--quiet"], None)?;
-    if users
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(name))
-    {
+    let vhost = ferry_broker::url_parts(&side.config.amqp_url)?.vhost;
+    // Everything that can fail before the account exists is tried first, so that a failure leaves nothing behind
+    // and the same command can simply be run again.
+    if !vhost_exists(&vhost)? {
+        bail!(
+            "the broker has no vhost {vhost} (the low side's, from {}): `ferry init --provision --side low --dir \
+             {}` creates it and the service account",
+            config_path.display(),
+            side.config.dir.display()
+        );
+    }
+    if user_exists(name)? {
         bail!("broker user {name:?} exists already");
     }
+    let session = ferry_broker::Session::connect(&side.config.amqp_url).await?;
+    ferry_broker::topology::declare_low(&session).await?;
+    ferry_broker::topology::declare_results_queue(&session, name).await?;
+    session.close().await;
     rabbitmqctl(&["add_user", name], Some(&format!("{password}\n")))?;
     // Confined: configure nothing, write only to the requests exchange, read only their own results queue
     // (direct reply-to, used for calls, needs no read permission).
     let write = format!("^{}$", regex_escape(ferry_core::wire::REQUESTS_EXCHANGE));
     let read = format!("^{}$", regex_escape(&ferry_core::wire::results_queue(name)));
-    rabbitmqctl(
+    if let Err(e) = rabbitmqctl(
         &["set_permissions", "-p", &vhost, name, "^$", &write, &read],
         None,
-    )?;
-    let session = ferry_broker::Session::connect(&side.config.amqp_url).await?;
-    ferry_broker::topology::declare_low(&session).await?;
-    ferry_broker::topology::declare_results_queue(&session, name).await?;
-    session.close().await;
+    ) {
+        // Not half made: the account goes again, so that the command can be retried.
+        let _ = rabbitmqctl(&["delete_user", name], None);
+        return Err(e.context(format!(
+            "giving {name} its permissions on {vhost}; the account was removed again"
+        )));
+    }
     println!(
         "researcher {name} can now publish requests and read {} on vhost {vhost}",
         ferry_core::wire::results_queue(name)
@@ -198,13 +216,6 @@ pub fn asset_list(config_path: &Path, json: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vhosts() {
-        assert_eq!(vhost_of("amqp://g:g@127.0.0.1:5672/%2f"), "/");
-        assert_eq!(vhost_of("amqp://g:g@127.0.0.1:5672/ferry-low"), "ferry-low");
-        assert_eq!(vhost_of("amqp://127.0.0.1"), "/");
-    }
 
     #[test]
     fn permissions_are_anchored_and_escaped() {

@@ -6,4 +6,5 @@ mod intake;
 mod researcher;
 mod review;
 mod roundtrip;
+mod setup;
 mod worker;
