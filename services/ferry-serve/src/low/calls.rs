@@ -34,10 +34,8 @@ pub(super) async fn calls(
                 None => CallReply::error("calls must carry the user_id property"),
                 Some(user) => match serde_json::from_slice::<Call>(&msg.body) {
                     Err(e) => CallReply::error(format!("call does not match the call schema: {e}")),
-                    Ok(call) => {
-                        answer(&mut store, &config, user, call)
-                            .unwrap_or_else(|e| CallReply::error(e.0))
-                    }
+                    Ok(call) => answer(&mut store, &config, user, call)
+                        .unwrap_or_else(|e| CallReply::error(e.0)),
                 },
             };
             if let Some(reply_to) = &msg.reply_to {

@@ -486,12 +486,18 @@ mod tests {
 
     #[test]
     fn a_prefix_names_one_job_or_says_why_not() {
-        let ids = ["2e12aa00-0000-4000-8000-000000000000", "2e13bb00-0000-4000-8000-000000000000"];
+        let ids = [
+            "2e12aa00-0000-4000-8000-000000000000",
+            "2e13bb00-0000-4000-8000-000000000000",
+        ];
         assert_eq!(by_prefix("2E12", ids.into_iter()).unwrap(), ids[0]);
         let err = by_prefix("2e1", ids.into_iter()).unwrap_err().to_string();
         assert!(err.contains("is the start of 2 of your job ids"), "{err}");
         let err = by_prefix("ff", ids.into_iter()).unwrap_err().to_string();
-        assert!(err.contains("you have no job whose id starts with \"ff\""), "{err}");
+        assert!(
+            err.contains("you have no job whose id starts with \"ff\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ fn a_wrong_password_gets_one_error_line_and_the_account_hint() {
     let pair = Pair::create();
     let out = pair.run_env(
         &["assets"],
-        &[("FERRY_AMQP_URL", "amqp://guest:not-the-password@127.0.0.1:5672/%2f")],
+        &[(
+            "FERRY_AMQP_URL",
+            "amqp://guest:not-the-password@127.0.0.1:5672/%2f",
+        )],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -39,7 +42,10 @@ fn a_wrong_password_gets_one_error_line_and_the_account_hint() {
         "{err}"
     );
     assert!(!err.contains("is RabbitMQ running"), "{err}");
-    assert!(!err.contains("ERROR"), "no raw AMQP library log lines: {err}");
+    assert!(
+        !err.contains("ERROR"),
+        "no raw AMQP library log lines: {err}"
+    );
     assert!(!err.contains("not-the-password"), "{err}");
     // The cause is said once, however deep the chain.
     let error = lines[0];
@@ -59,12 +65,19 @@ fn answered_calls_log_no_could_not_reply_warning() {
     pair.serve(&pair.low.clone());
     let env = [("FERRY_AMQP_URL", alice.as_str())];
     pair.wait_for("the first call", || {
-        pair.run_env(&["assets"], &env).status.success().then_some(())
+        pair.run_env(&["assets"], &env)
+            .status
+            .success()
+            .then_some(())
     });
     // The low side answers one call at a time and logs a failed reply before it takes the next call, so once
     // this second answer arrives, the first one's warning (if any) is in the log.
     let out = pair.run_env(&["assets", "--json"], &env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logs = pair.serve_logs();
     assert!(!logs.contains("could not reply"), "{logs}");
     assert!(!logs.contains("WARN"), "{logs}");

@@ -22,13 +22,13 @@ fn submit_refuses_an_unknown_asset_or_runtime_before_publishing() {
     let env = [("FERRY_AMQP_URL", alice.as_str())];
     let script = script(&pair);
     pair.wait_for("the low side to answer", || {
-        pair.run_env(&["assets"], &env).status.success().then_some(())
+        pair.run_env(&["assets"], &env)
+            .status
+            .success()
+            .then_some(())
     });
 
-    let out = pair.run_env(
-        &["submit", "--asset", "training-dta.csv", &script],
-        &env,
-    );
+    let out = pair.run_env(&["submit", "--asset", "training-dta.csv", &script], &env);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("unknown asset \"training-dta.csv\""), "{err}");
@@ -72,7 +72,11 @@ fn researcher_commands_take_a_unique_prefix_of_ones_own_job_ids() {
 
     let env = [("FERRY_AMQP_URL", alice.as_str())];
     let out = pair.run_env(&["status", prefix, "--json"], &env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["job_id"], job.as_str());
     let out = pair.run_env(&["results", &prefix.to_uppercase()], &env);
@@ -83,13 +87,20 @@ fn researcher_commands_take_a_unique_prefix_of_ones_own_job_ids() {
     let out = pair.run_env(&["status", prefix], &[("FERRY_AMQP_URL", bob.as_str())]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("you have no job whose id starts with"), "{err}");
+    assert!(
+        err.contains("you have no job whose id starts with"),
+        "{err}"
+    );
     let out = pair.run_env(&["cancel", "not-hex!"], &env);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a job id"));
 
     let out = pair.run_env(&["cancel", prefix], &env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(pair.state_on(&pair.low, &job).as_deref(), Some("cancelled"));
 
     // The owner's list: every row's columns start where the heading's do.
@@ -129,7 +140,10 @@ fn results_exit_codes_tell_pending_failed_and_rejected_apart() {
 
     let pending = pair.submit_code(&alice, "print(1)\n");
     pair.wait_for("intake", || pair.state_on(&pair.low, &pending));
-    assert_eq!(pair.run_env(&["results", &pending], &env).status.code(), Some(3));
+    assert_eq!(
+        pair.run_env(&["results", &pending], &env).status.code(),
+        Some(3)
+    );
 
     let failed = pair.submit_code(&alice, &format!("print({:?})\n", "x".repeat(100)));
     pair.wait_for("intake", || pair.state_on(&pair.low, &failed));

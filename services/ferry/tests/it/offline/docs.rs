@@ -3,7 +3,9 @@
 use std::path::Path;
 
 fn repo_file(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
@@ -21,7 +23,8 @@ fn each_deploy_example_names_its_own_side() {
             "deploy/{side}.ferry.toml: {first}"
         );
         assert!(
-            text.lines().any(|l| l.trim() == format!("side = \"{side}\"")),
+            text.lines()
+                .any(|l| l.trim() == format!("side = \"{side}\"")),
             "deploy/{side}.ferry.toml sets another side"
         );
     }
