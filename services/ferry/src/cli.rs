@@ -45,9 +45,15 @@ pub enum Command {
         /// Where to create it.
         #[arg(long)]
         dir: PathBuf,
-        /// This side's broker, with the service's credentials.
-        #[arg(long, default_value = ferry_core::config::DEFAULT_AMQP_URL, hide_default_value = true)]
-        amqp: String,
+        /// This side's broker, with the service's own account and the side's own vhost (default:
+        /// amqp://guest:guest@127.0.0.1:5672/ferry-SIDE, so that two sides on one broker do not collide).
+        #[arg(long, value_name = "URL")]
+        amqp: Option<String>,
+        /// Also create the URL's vhost and account on the broker, with every permission on that vhost, through
+        /// `rabbitmqctl` (run as root); what exists already is left as it is. On a side made before, provisions
+        /// its ferry.toml's broker.
+        #[arg(long)]
+        provision: bool,
     },
     /// Pin the other side's public identity.
     Trust {

@@ -120,7 +120,12 @@ mod tests {
 async fn dispatch(command: Command) -> anyhow::Result<i32> {
     use cli::*;
     match command {
-        Command::Init { side, dir, amqp } => setup::init(side, &dir, &amqp).map(|_| 0),
+        Command::Init {
+            side,
+            dir,
+            amqp,
+            provision,
+        } => setup::init(side, &dir, amqp.as_deref(), provision).map(|_| 0),
         Command::Trust {
             action: TrustAction::Add {
                 config,

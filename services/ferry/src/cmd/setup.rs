@@ -7,9 +7,43 @@ use anyhow::{bail, Context, Result};
 use ferry_core::{names, Side};
 use ferry_transfer::SideDir;
 
-/// `ferry init --side S --dir DIR [--amqp URL]`.
-pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<()> {
-    let made = ferry_transfer::setup::init(side, dir, amqp)?;
+/// The broker URL `ferry init` writes when given none: the local broker's guest account on the side's own vhost.
+fn default_amqp_url(side: Side) -> String {
+    format!("amqp://guest:guest@127.0.0.1:5672/ferry-{}", side.as_str())
+}
+
+/// `ferry init --side S --dir DIR [--amqp URL] [--provision]`.
+pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Result<()> {
+    let config_path = ferry_transfer::Layout::new(dir).config_file();
+    if provision && config_path.exists() {
+        // A side made before: provision the broker its configuration names (idempotent).
+        let made = SideDir::open(&config_path)?;
+        made.require(side, "`ferry init --provision`")?;
+        if let Some(url) = amqp.filter(|u| *u != made.config.amqp_url) {
+            bail!(
+                "{} names another broker URL than --amqp {}: edit amqp_url there, or leave --amqp out",
+                config_path.display(),
+                ferry_core::config::redact_url(url)
+            );
+        }
+        let done = provision_broker(&made.config.amqp_url)?;
+        println!(
+            "the {} side in {} exists already; its broker is provisioned: {done}",
+            side.as_str(),
+            made.config.dir.display()
+        );
+        return Ok(());
+    }
+    let amqp = amqp
+        .map(str::to_string)
+        .unwrap_or_else(|| default_amqp_url(side));
+    ferry_broker::url_parts(&amqp)?;
+    let provisioned = if provision && !config_path.exists() {
+        Some(provision_broker(&amqp)?)
+    } else {
+        None
+    };
+    let made = ferry_transfer::setup::init(side, dir, &amqp)?;
     println!(
         "initialised the {} side in {} (key {}); hand {} to the other side's owner",
         side.as_str(),
@@ -17,7 +51,80 @@ pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<()> {
         made.key_id,
         made.public_file.display()
     );
+    let cfg = made.config_file.display().to_string();
+    let broker = ferry_broker::url_parts(&amqp)?;
+    println!("broker: vhost {} as {}", broker.vhost, broker.user);
+    match provisioned {
+        Some(done) => println!("provisioned: {done}"),
+        None => println!(
+            "  the broker needs that vhost and account, with every permission on it: run this again with \
+             --provision (as root), or see deploy/README.md"
+        ),
+    }
+    let peer = side.peer().as_str();
+    println!("next steps:");
+    println!("  ferry trust add --config {cfg} {peer}-public.txt   # the {peer} side's public.txt");
+    match side {
+        Side::High => {
+            println!("  ferry asset add --config {cfg} NAME --private FILE --mock FILE --description TEXT");
+            println!("  ferry serve --config {cfg}          # the dispatcher and workers, leave it running");
+            println!("  ferry export --config {cfg}         # the catalog, to carry to the low side's inbox/");
+        }
+        Side::Low => {
+            println!("  ferry researcher add --config {cfg} NAME < password.txt");
+            println!("  ferry serve --config {cfg}          # intake and researchers' calls, leave it running");
+            println!("  ferry import --config {cfg}         # bundles carried into inbox/ (serve does it too)");
+        }
+    }
     Ok(())
+}
+
+/// Makes sure the broker has the vhost and account `url` names, the account with every permission on the vhost
+/// (it declares the side's topology), through `rabbitmqctl`. Idempotent: what exists is left as it is, but an
+/// existing account must accept the URL's password. Returns what it did, for people.
+fn provision_broker(url: &str) -> Result<String> {
+    let parts = ferry_broker::url_parts(url)?;
+    if parts.user.is_empty() || parts.password.is_empty() {
+        bail!("--provision needs the URL to name an account and its password (amqp://USER:PASSWORD@host/VHOST)");
+    }
+    let mut done = Vec::new();
+    if vhost_exists(&parts.vhost)? {
+        done.push(format!("vhost {} was there", parts.vhost));
+    } else {
+        rabbitmqctl(&["add_vhost", &parts.vhost], None)?;
+        done.push(format!("vhost {} created", parts.vhost));
+    }
+    let password = format!("{}\n", parts.password);
+    if user_exists(&parts.user)? {
+        rabbitmqctl(&["authenticate_user", &parts.user], Some(&password)).with_context(|| {
+            format!(
+                "the broker has an account {} already, and it refuses the URL's password: give that \
+                 account's password, or name another account",
+                parts.user
+            )
+        })?;
+        done.push(format!("account {} was there", parts.user));
+    } else {
+        rabbitmqctl(&["add_user", &parts.user], Some(&password))?;
+        done.push(format!("account {} created", parts.user));
+    }
+    rabbitmqctl(
+        &[
+            "set_permissions",
+            "-p",
+            &parts.vhost,
+            &parts.user,
+            ".*",
+            ".*",
+            ".*",
+        ],
+        None,
+    )?;
+    done.push(format!(
+        "{} may configure, write and read on {}",
+        parts.user, parts.vhost
+    ));
+    Ok(done.join(", "))
 }
 
 fn vhost_exists(vhost: &str) -> Result<bool> {

@@ -58,6 +58,30 @@ pub fn rabbitmqctl_lines(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Removes vhosts and accounts a test made on the shared broker, when dropped (even when the test fails).
+#[derive(Default)]
+pub struct BrokerNames {
+    /// Vhosts to delete.
+    pub vhosts: Vec<String>,
+    /// Accounts to delete.
+    pub users: Vec<String>,
+}
+
+impl Drop for BrokerNames {
+    fn drop(&mut self) {
+        for v in &self.vhosts {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_vhost", v])
+                .output();
+        }
+        for u in &self.users {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_user", u])
+                .output();
+        }
+    }
+}
+
 /// A unique short tag for names on the shared broker.
 pub fn unique(prefix: &str) -> String {
     format!(
