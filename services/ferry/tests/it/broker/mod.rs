@@ -3,6 +3,7 @@
 
 mod cli;
 mod intake;
+mod quickstart;
 mod researcher;
 mod review;
 mod roundtrip;
