@@ -26,6 +26,8 @@ pub struct Exported {
     pub seq: u64,
     /// How many records it carries.
     pub records: usize,
+    /// What they are, for people ([`Batch::summary`]).
+    pub summary: Vec<String>,
     /// The new identity, when this bundle announced a key rotation (now in force).
     pub rotated_to: Option<PublicIdentity>,
 }
@@ -216,6 +218,7 @@ pub fn export(side: &mut SideDir) -> Result<Option<Exported>> {
         path,
         seq,
         records: batch.records.len(),
+        summary: batch.summary(),
         rotated_to,
     }))
 }
@@ -467,6 +470,9 @@ pub fn resend(side: &mut SideDir, seq: u64) -> Result<Exported> {
         path,
         seq,
         records,
+        summary: Batch::decode(&records_bytes)
+            .map(|b| b.summary())
+            .unwrap_or_default(),
         rotated_to: None,
     })
 }

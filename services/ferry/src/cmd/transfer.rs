@@ -9,7 +9,7 @@ use ferry_transfer::import::{ImportOptions, ImportOutcome};
 use ferry_transfer::{export, import, media, rotation, SideDir};
 use serde::Serialize;
 
-use crate::progress::Bar;
+use crate::progress::{human, Bar};
 
 /// A path as a message shows it: escaped in line mode (a file name on a medium is anyone's).
 fn shown(p: &Path) -> String {
@@ -38,13 +38,33 @@ fn print_exported(
     exported: &export::Exported,
     max_part_size: Option<u64>,
 ) -> Result<()> {
+    let size = std::fs::metadata(&exported.path)
+        .map(|m| m.len())
+        .with_context(|| format!("reading {}", shown(&exported.path)))?;
     let files = match max_part_size {
         Some(size) => media::split_in_outbox(side, &exported.path, size)?,
         None => vec![exported.path.clone()],
     };
-    for f in files {
-        println!("{}", shown(&f));
+    for f in &files {
+        println!("{}", shown(f));
     }
+    // The paths alone on stdout, for scripts; what was packed for people, on stderr.
+    eprintln!(
+        "ferry: bundle {} for the {} side: {}; {}{}",
+        exported.seq,
+        side.config.side.peer().as_str(),
+        if exported.summary.is_empty() {
+            "nothing but its header".to_string()
+        } else {
+            exported.summary.join(", ")
+        },
+        human(size),
+        if files.len() > 1 {
+            format!(" in {} parts", files.len())
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
