@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, propagate_version = true)]
 pub struct Cli {
+    /// No progress on the terminal (it is never drawn when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

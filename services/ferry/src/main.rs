@@ -21,6 +21,7 @@ use cmd::{researcher, review, serve, setup, transfer};
 fn main() {
     reset_sigpipe();
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     // Services log their work; one-shot commands speak through their output and only log warnings.
     let serving = matches!(cli.command, Command::Serve { .. });
     init_tracing(if serving { "info" } else { "warn" });

@@ -205,6 +205,44 @@ impl Pair {
         cmd.output().expect("running ferry")
     }
 
+    /// Runs ferry with `args` on a terminal (a pseudo-terminal that python3's `pty` module opens, as stdin,
+    /// stdout and stderr); returns the exit code and everything the terminal received.
+    pub fn on_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+        const PTY: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", PTY])
+            .arg(ferry_bin())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("FERRY_CONFIG")
+            .env_remove("FERRY_AMQP_URL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("running ferry on a pseudo-terminal");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Runs ferry and returns stdout, failing the test with stderr if it failed.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);

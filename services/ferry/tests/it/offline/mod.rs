@@ -4,4 +4,5 @@
 mod cli;
 mod docs;
 mod media;
+mod progress;
 mod transfer;
