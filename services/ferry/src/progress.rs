@@ -1,9 +1,12 @@
 //! Progress on stderr for long operations, drawn only when stderr is a terminal and `--quiet` was not given:
-//! [`Bar`] when the library reports bytes ([`ferry_transfer::media::Progress`]). Nothing is drawn otherwise: a
-//! pipe or a log gets no carriage returns.
+//! [`Bar`] when the library reports bytes ([`ferry_transfer::media::Progress`]), [`Activity`] when the command
+//! can only watch (what it measures, and the time). Nothing is drawn otherwise: a pipe or a log gets no
+//! carriage returns.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -93,6 +96,74 @@ impl ferry_transfer::media::Progress for Bar {
             eprintln!("{CLEAR}{}: {} {note}", self.label, human(self.total));
         }
     }
+}
+
+/// A line redrawn in place while an operation runs: its label, what `measure` reports (bytes so far) and the
+/// time taken. Cleared when finished or dropped.
+pub struct Activity {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Activity {
+    /// Starts drawing (the first frame at once) when progress is drawn; otherwise does nothing.
+    pub fn start(label: String, measure: impl Fn() -> Option<u64> + Send + 'static) -> Activity {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !drawing() {
+            return Activity { stop, thread: None };
+        }
+        let started = Instant::now();
+        let frame = move || {
+            let so_far = measure()
+                .map(|b| format!("  {}", human(b)))
+                .unwrap_or_default();
+            eprint!(
+                "{CLEAR}{label}{so_far}  {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        };
+        frame();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if !flag.load(Ordering::Relaxed) {
+                    frame();
+                }
+            }
+        });
+        Activity {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+            eprint!("{CLEAR}");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+/// The bytes of the regular files in `dir` (not below it) whose names start with `.`: the temporary files a
+/// writer fills before renaming them into place.
+pub fn temporary_bytes(dir: &std::path::Path) -> Option<u64> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    Some(
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum(),
+    )
 }
 
 /// A byte count for people: `512 B`, `1.5 MiB`.

@@ -79,6 +79,10 @@ pub async fn assets(url: &str, json: bool) -> Result<()> {
 }
 
 async fn fetch_mock(url: &str, name: &str) -> Result<Vec<u8>> {
+    let _fetching = crate::progress::Activity::start(
+        format!("fetching the mock of {}", escape::line(name)),
+        || None,
+    );
     let mock = call(
         url,
         &Call::Mock {

@@ -265,6 +265,16 @@ pub fn asset_add(
     description: &str,
 ) -> Result<()> {
     let mut side = SideDir::open(config_path)?;
+    let mock_size = std::fs::metadata(mock).map(|m| m.len()).unwrap_or(0);
+    let mocks = side.layout.mocks_dir();
+    let registering = crate::progress::Activity::start(
+        format!(
+            "registering {}: copying its mock ({})",
+            ferry_review::escape::line(name),
+            crate::progress::human(mock_size)
+        ),
+        move || crate::progress::temporary_bytes(&mocks),
+    );
     let row = ferry_transfer::setup::asset_add(
         &mut side,
         name,
@@ -272,7 +282,9 @@ pub fn asset_add(
         mock,
         description,
         ferry_sandbox::SANDBOX_UID,
-    )?;
+    );
+    drop(registering);
+    let row = row?;
     println!(
         "registered asset {name}: private file {} stays here; its mock ({} bytes) travels with the next export",
         row.private_path.as_deref().unwrap_or("?"),

@@ -51,6 +51,24 @@ fn submit_refuses_an_unknown_asset_or_runtime_before_publishing() {
     assert!(err.contains("unknown runtime \"julia\""), "{err}");
     assert!(err.contains("offers python"), "{err}");
 
+    // Fetching a mock shows that it is under way, on a terminal.
+    let out_file = pair.dir.path().join("mock-copy.csv");
+    let (code, screen) = pair.on_terminal(
+        &[
+            "mock",
+            "fetch",
+            "training-data.csv",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("fetching the mock of training-data.csv"),
+        "{screen:?}"
+    );
+
     // Nothing reached the low side: the researcher has no job at all.
     let jobs = pair.run_env(&["results", "--json"], &env);
     assert!(jobs.status.success());

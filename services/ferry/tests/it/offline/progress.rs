@@ -28,6 +28,57 @@ fn asset_add<'a>(pair: &'a Pair, files: &'a [String; 2]) -> Vec<&'a str> {
 }
 
 #[test]
+fn every_long_operation_shows_progress_on_a_terminal_only() {
+    let pair = Pair::create();
+    let files = with_asset(&pair, 3 << 20);
+
+    let (code, screen) = pair.on_terminal(&asset_add(&pair, &files), &[]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("registering data.csv: copying its mock (3.0 MiB)"),
+        "{screen:?}"
+    );
+
+    let (code, screen) = pair.on_terminal(&["export", "--config", pair.high_s()], &[]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("\r\u{1b}[Kpacking a bundle for the low side"),
+        "{screen:?}"
+    );
+    // What it packed, and how big it is.
+    assert!(
+        screen.contains("ferry: bundle 1 for the low side: the catalog of 1 asset(s); 3.0 MiB"),
+        "{screen:?}"
+    );
+    let bundle = screen
+        .lines()
+        .find(|l| l.trim_end().ends_with(".bundle"))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let (code, screen) = pair.on_terminal(&["import", "--config", pair.low_s(), &bundle], &[]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("\r\u{1b}[Kimporting ferry-high-to-low-000001"),
+        "{screen:?}"
+    );
+
+    // Not on a terminal: no progress, nothing redrawn; the export still says what it packed.
+    let out = pair.run(&asset_add(&pair, &files));
+    assert!(out.status.success());
+    let out = pair.run(&["export", "--config", pair.high_s()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\r') && !err.contains("packing"), "{err:?}");
+    assert!(err.contains("the catalog of 1 asset(s)"), "{err}");
+
+    // --quiet on a terminal: no progress either.
+    let (code, screen) = pair.on_terminal(&["--quiet", "import", "--config", pair.low_s()], &[]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(!screen.contains("importing"), "{screen:?}");
+}
+
+#[test]
 fn media_write_counts_each_byte_once() {
     let pair = Pair::create();
     let files = with_asset(&pair, 2 << 20);
