@@ -83,41 +83,6 @@ fn init_tracing(default_level: &str) {
         .init();
 }
 
-#[cfg(test)]
-mod tests {
-    #[derive(Debug)]
-    struct Inner;
-    impl std::fmt::Display for Inner {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("access refused")
-        }
-    }
-    impl std::error::Error for Inner {}
-
-    #[derive(Debug)]
-    struct Outer(Inner);
-    impl std::fmt::Display for Outer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "connecting: {}", self.0)
-        }
-    }
-    impl std::error::Error for Outer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-
-    #[test]
-    fn error_line_says_each_cause_once() {
-        let err = anyhow::Error::new(Outer(Inner)).context("listing the assets");
-        assert_eq!(
-            super::error_line(&err),
-            "listing the assets: connecting: access refused"
-        );
-        assert_eq!(format!("{err:#}").matches("access refused").count(), 2);
-    }
-}
-
 async fn dispatch(command: Command) -> anyhow::Result<i32> {
     use cli::*;
     match command {
@@ -220,5 +185,40 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             amqp,
         } => researcher::results(&amqp.amqp, job.as_deref(), wait, timeout, &out, json).await,
         Command::Cancel { job, amqp } => researcher::cancel(&amqp.amqp, &job).await.map(|_| 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("access refused")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "connecting: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_line_says_each_cause_once() {
+        let err = anyhow::Error::new(Outer(Inner)).context("listing the assets");
+        assert_eq!(
+            super::error_line(&err),
+            "listing the assets: connecting: access refused"
+        );
+        assert_eq!(format!("{err:#}").matches("access refused").count(), 2);
     }
 }

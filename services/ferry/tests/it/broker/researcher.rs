@@ -124,22 +124,20 @@ fn researcher_commands_take_a_unique_prefix_of_ones_own_job_ids() {
     // The owner's list: every row's columns start where the heading's do.
     let list = pair.ok(&["review", "list", "--config", pair.low_s(), "--all"]);
     let lines: Vec<&str> = list.lines().collect();
-    let starts = |line: &str| -> Vec<usize> {
-        ["STATE", "RESEARCHER", "UPDATED", "TITLE"]
-            .iter()
-            .map(|h| lines[0].find(h).unwrap())
-            .map(|col| {
-                assert!(
-                    col == 0 || line.as_bytes()[col - 1] == b' ',
-                    "a cell runs into column {col}:\n{list}"
-                );
-                col
-            })
-            .collect()
-    };
+    let columns: Vec<usize> = ["STATE", "RESEARCHER", "UPDATED", "TITLE"]
+        .iter()
+        .map(|h| lines[0].find(h).unwrap())
+        .collect();
     for line in &lines[1..] {
-        starts(line);
         assert!(line.contains("alice-long-account"), "{list}");
+        for &col in &columns {
+            assert_eq!(
+                line.as_bytes()[col - 1],
+                b' ',
+                "a cell runs into column {col}:\n{list}"
+            );
+            assert_ne!(line.as_bytes()[col], b' ', "a cell starts late:\n{list}");
+        }
     }
 }
 
