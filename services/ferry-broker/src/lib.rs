@@ -4,7 +4,8 @@
 //! [`Subscription`] of [`Incoming`] messages to ack only once their effect is durable; [`Session::publish`]
 //! returns only when the broker confirmed the message (a Nack or an unroutable message is an error, never a log
 //! line); [`Session::call`] is a request/reply over RabbitMQ's direct reply-to, used by researchers, who may not
-//! declare queues. [`topology`] declares the exchanges and queues each side needs.
+//! declare queues, and [`Session::reply`] answers one. [`topology`] declares the exchanges and queues each side
+//! needs; [`url_parts`] reads an AMQP URL as lapin does.
 
 pub mod topology;
 
