@@ -357,6 +357,22 @@ mod spec_tests {
     }
 
     #[test]
+    fn a_batch_says_what_it_carries() {
+        assert_eq!(
+            super::spec_example().summary(),
+            [
+                "1 job(s)",
+                "1 released result(s)",
+                "1 cancellation(s)",
+                "the catalog of 1 asset(s)",
+                "a key rotation",
+                "an acknowledgement"
+            ]
+        );
+        assert!(super::Batch::default().summary().is_empty());
+    }
+
+    #[test]
     fn records_match_the_spec() {
         let actual = hex::encode(super::spec_example().encode());
         assert_eq!(
