@@ -51,7 +51,18 @@ fn print_exported(
         .map(|m| m.len())
         .with_context(|| format!("reading {}", shown(&exported.path)))?;
     let files = match max_part_size {
-        Some(size) => media::split_in_outbox(side, &exported.path, size)?,
+        Some(part) => {
+            let outbox = side.layout.outbox();
+            let _splitting = Activity::start(
+                format!(
+                    "splitting the bundle ({}) into parts of at most {}: written",
+                    human(size),
+                    human(part)
+                ),
+                move || temporary_bytes(&outbox),
+            );
+            media::split_in_outbox(side, &exported.path, part)?
+        }
         None => vec![exported.path.clone()],
     };
     for f in &files {

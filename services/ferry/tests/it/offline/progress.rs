@@ -57,6 +57,25 @@ fn every_long_operation_shows_progress_on_a_terminal_only() {
         .trim()
         .to_string();
 
+    // Splitting a bundle into parts, too.
+    pair.ok(&asset_add(&pair, &files));
+    let (code, screen) = pair.on_terminal(
+        &[
+            "export",
+            "--config",
+            pair.high_s(),
+            "--max-part-size",
+            "2MiB",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("splitting the bundle (3.0 MiB) into parts of at most 2.0 MiB"),
+        "{screen:?}"
+    );
+    assert!(screen.contains("in 2 parts"), "{screen:?}");
+
     let (code, screen) = pair.on_terminal(&["import", "--config", pair.low_s(), &bundle], &[]);
     assert_eq!(code, Some(0), "{screen}");
     assert!(
