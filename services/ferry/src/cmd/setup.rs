@@ -265,13 +265,14 @@ pub fn asset_add(
     description: &str,
 ) -> Result<()> {
     let mut side = SideDir::open(config_path)?;
-    let mock_size = std::fs::metadata(mock).map(|m| m.len()).unwrap_or(0);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let mocks = side.layout.mocks_dir();
     let registering = crate::progress::Activity::start(
         format!(
-            "registering {}: copying its mock ({})",
+            "registering {} (private file {}, mock {})",
             ferry_review::escape::line(name),
-            crate::progress::human(mock_size)
+            crate::progress::human(size(private)),
+            crate::progress::human(size(mock))
         ),
         move || crate::progress::temporary_bytes(&mocks),
     );

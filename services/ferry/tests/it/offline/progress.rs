@@ -35,7 +35,7 @@ fn every_long_operation_shows_progress_on_a_terminal_only() {
     let (code, screen) = pair.on_terminal(&asset_add(&pair, &files), &[]);
     assert_eq!(code, Some(0), "{screen}");
     assert!(
-        screen.contains("registering data.csv: copying its mock (3.0 MiB)"),
+        screen.contains("registering data.csv (private file 17 B, mock 3.0 MiB)"),
         "{screen:?}"
     );
 
