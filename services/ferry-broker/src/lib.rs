@@ -4,7 +4,8 @@
 //! [`Subscription`] of [`Incoming`] messages to ack only once their effect is durable; [`Session::publish`]
 //! returns only when the broker confirmed the message (a Nack or an unroutable message is an error, never a log
 //! line); [`Session::call`] is a request/reply over RabbitMQ's direct reply-to, used by researchers, who may not
-//! declare queues. [`topology`] declares the exchanges and queues each side needs.
+//! declare queues, and [`Session::reply`] answers one. [`topology`] declares the exchanges and queues each side
+//! needs; [`url_parts`] reads an AMQP URL as lapin does.
 
 pub mod topology;
 
@@ -65,6 +66,14 @@ pub enum BrokerError {
         /// How long we waited.
         secs: u64,
     },
+    /// The URL is not an AMQP URL.
+    #[error("{url} is not an AMQP URL: {reason}")]
+    BadUrl {
+        /// The URL, password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The subscription ended (the broker closed the channel or the connection).
     #[error("the subscription to {0:?} ended")]
     SubscriptionEnded(String),
@@ -80,6 +89,67 @@ impl BrokerError {
         };
         matches!(source.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 403)
     }
+}
+
+impl BrokerError {
+    /// Whether the broker answered but has no such vhost (AMQP 530 NOT_ALLOWED at login).
+    pub fn is_vhost_missing(&self) -> bool {
+        match self {
+            BrokerError::Connect { source, .. } => {
+                matches!(source.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 530)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether nothing answered at the URL's address: the connection itself failed (refused, reset,
+    /// unreachable), before any AMQP was spoken.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            BrokerError::Connect { source, .. } => {
+                matches!(source.kind(), lapin::ErrorKind::IOError(_))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What an AMQP URL names: the account and the vhost (percent-decoded; an empty path is the vhost `/`).
+#[derive(Clone)]
+pub struct UrlParts {
+    /// The user name.
+    pub user: String,
+    /// The password; never logged.
+    pub password: String,
+    /// The vhost.
+    pub vhost: String,
+}
+
+impl std::fmt::Debug for UrlParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlParts")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("vhost", &self.vhost)
+            .finish()
+    }
+}
+
+/// Parses `url` as lapin will when connecting.
+pub fn url_parts(url: &str) -> Result<UrlParts, BrokerError> {
+    let uri: lapin::uri::AMQPUri = url.parse().map_err(|reason: String| BrokerError::BadUrl {
+        url: ferry_core::config::redact_url(url),
+        reason,
+    })?;
+    Ok(UrlParts {
+        user: uri.authority.userinfo.username,
+        password: uri.authority.userinfo.password,
+        vhost: if uri.vhost.is_empty() {
+            "/".to_string()
+        } else {
+            uri.vhost
+        },
+    })
 }
 
 fn amqp(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> BrokerError {
@@ -266,6 +336,51 @@ impl Session {
         Ok(())
     }
 
+    /// Answers a [`Session::call`]: publishes `body` to the caller's direct reply-to address `reply_to` with its
+    /// `correlation_id`, and waits for the broker's confirmation (a Nack is an error).
+    ///
+    /// Unlike [`Session::publish`] the message is not `mandatory`: RabbitMQ delivers a direct reply-to message
+    /// straight to the caller's channel without routing it through a queue, and before 4.x it then also returns
+    /// a mandatory one as unroutable (`basic.return`, 312 NO_ROUTE) although it was delivered
+    /// (rabbitmq-server#6124). Treating that return as a failure reported a lost reply on every call. A caller
+    /// that has gone is not an error either: its reply is dropped, and it sees a timeout.
+    pub async fn reply(
+        &self,
+        reply_to: &str,
+        correlation_id: Option<&str>,
+        kind: &str,
+        body: &[u8],
+    ) -> Result<(), BrokerError> {
+        let msg = Outgoing {
+            exchange: "",
+            routing_key: reply_to,
+            body,
+            correlation_id,
+            kind: Some(kind),
+            ..Outgoing::default()
+        };
+        let confirm = self
+            .publisher
+            .basic_publish(
+                "".into(),
+                reply_to.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties(&msg),
+            )
+            .await
+            .map_err(amqp(describe(&msg)))?
+            .await
+            .map_err(amqp(describe(&msg)))?;
+        if confirm.is_nack() {
+            return Err(BrokerError::Nacked {
+                exchange: String::new(),
+                routing_key: reply_to.into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Consumes `queue` with at most `prefetch` unacknowledged messages at a time.
     pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
         let channel = self.scratch_channel().await?;
@@ -409,4 +524,21 @@ fn now_nanos() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_parts_are_decoded() {
+        let p = super::url_parts("amqp://ferry-low:p%40ss@127.0.0.1:5672/ferry-low").unwrap();
+        assert_eq!(
+            (p.user.as_str(), p.password.as_str(), p.vhost.as_str()),
+            ("ferry-low", "p@ss", "ferry-low")
+        );
+        assert_eq!(
+            super::url_parts("amqp://g:g@h:5672/%2f").unwrap().vhost,
+            "/"
+        );
+        assert!(!format!("{p:?}").contains("p@ss"));
+    }
 }

@@ -230,6 +230,54 @@ pub struct AssetTransfer {
 pub struct RecordsError(pub String);
 
 impl Batch {
+    /// What the batch carries, for people, one phrase per kind in a fixed order: `2 job(s)`,
+    /// `1 released result(s)`, `1 other status report(s)`, `1 cancellation(s)`, `the catalog of 3 asset(s)`,
+    /// `a key rotation`, `an acknowledgement`.
+    pub fn summary(&self) -> Vec<String> {
+        let (mut jobs, mut results, mut reports, mut cancels, mut comments) = (0, 0, 0, 0, 0);
+        let (mut catalog, mut rotation, mut ack, mut reviewers) = (None, false, false, None);
+        for r in &self.records {
+            match r {
+                Record::Job(_) => jobs += 1,
+                Record::Status(s) if s.result.is_some() => results += 1,
+                Record::Status(_) => reports += 1,
+                Record::Cancel { .. } => cancels += 1,
+                Record::Catalog { assets, .. } => catalog = Some(assets.len()),
+                Record::Rotate { .. } => rotation = true,
+                Record::Ack { .. } => ack = true,
+                Record::Reviewers { reviewers: r, .. } => reviewers = Some(r.len()),
+                Record::Comment { .. } => comments += 1,
+                // The audit log's head rides along with everything; it says nothing of its own.
+                Record::AuditHead { .. } => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (n, what) in [
+            (jobs, "job(s)"),
+            (results, "released result(s)"),
+            (reports, "other status report(s)"),
+            (cancels, "cancellation(s)"),
+            (comments, "comment(s)"),
+        ] {
+            if n > 0 {
+                out.push(format!("{n} {what}"));
+            }
+        }
+        if let Some(n) = catalog {
+            out.push(format!("the catalog of {n} asset(s)"));
+        }
+        if let Some(n) = reviewers {
+            out.push(format!("the list of {n} reviewer(s)"));
+        }
+        if rotation {
+            out.push("a key rotation".into());
+        }
+        if ack {
+            out.push("an acknowledgement".into());
+        }
+        out
+    }
+
     /// postcard bytes.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("records serialize")
@@ -388,6 +436,22 @@ mod spec_tests {
         let body = &body[body.find('\n').unwrap() + 1..];
         let end = body.find("```").unwrap();
         body[..end].split_whitespace().collect()
+    }
+
+    #[test]
+    fn a_batch_says_what_it_carries() {
+        assert_eq!(
+            super::spec_example().summary(),
+            [
+                "1 job(s)",
+                "1 released result(s)",
+                "1 cancellation(s)",
+                "the catalog of 1 asset(s)",
+                "a key rotation",
+                "an acknowledgement"
+            ]
+        );
+        assert!(super::Batch::default().summary().is_empty());
     }
 
     #[test]

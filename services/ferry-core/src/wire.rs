@@ -222,6 +222,9 @@ pub struct CallReply {
     /// For `assets`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assets: Option<Vec<AssetInfo>>,
+    /// For `assets`: the runtimes a job may name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtimes: Option<Vec<String>>,
     /// For `mock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockData>,

@@ -35,6 +35,8 @@ pub struct Exported {
     pub seq: u64,
     /// How many records it carries.
     pub records: usize,
+    /// What they are, for people ([`Batch::summary`]).
+    pub summary: Vec<String>,
     /// The new identity, when this bundle announced a key rotation (now in force).
     pub rotated_to: Option<PublicIdentity>,
 }
@@ -416,6 +418,7 @@ fn export_once(side: &mut SideDir) -> Result<Attempt> {
         path,
         seq,
         records: batch.records.len(),
+        summary: batch.summary(),
         rotated_to,
     })))
 }
@@ -824,6 +827,9 @@ pub fn resend(side: &mut SideDir, seq: u64) -> Result<Exported> {
         path,
         seq,
         records,
+        summary: Batch::decode(&records_bytes)
+            .map(|b| b.summary())
+            .unwrap_or_default(),
         rotated_to: None,
     })
 }
@@ -941,7 +947,11 @@ mod tests {
         });
         let bundle = super::export(&mut low).unwrap().expect("a bundle");
         // Exported again without the cancelled job, under the same sequence number; nothing else left behind.
-        assert_eq!((bundle.seq, bundle.records), (1, 2), "the kept job and the audit head");
+        assert_eq!(
+            (bundle.seq, bundle.records),
+            (1, 2),
+            "the kept job and the audit head"
+        );
         assert_eq!(state(&low.store, &kept), JobState::Exported);
         assert_eq!(state(&low.store, &cancelled), JobState::Cancelled);
         let bundles: Vec<_> = std::fs::read_dir(low.layout.outbox())

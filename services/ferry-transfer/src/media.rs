@@ -18,8 +18,10 @@ use crate::side_dir::SideDir;
 
 /// Told how a long copy advances; the binary draws it on a terminal.
 pub trait Progress {
-    /// A new task of `total` bytes begins.
+    /// A new task over `total` bytes begins.
     fn start(&mut self, label: &str, total: u64);
+    /// The task begins another pass over its bytes (`verifying` after copying): counting starts again at 0.
+    fn phase(&mut self, _what: &str) {}
     /// `n` more bytes are done.
     fn advance(&mut self, n: u64);
     /// The task is done.
@@ -79,7 +81,7 @@ fn copy_verified(src: &Path, dest_dir: &Path, progress: &mut dyn Progress) -> Re
     let dest = crate::fs::unique_name(dest_dir, &name);
     let tmp = temp_path(&dest);
     let len = std::fs::metadata(src).at("reading", src)?.len();
-    progress.start(&format!("copying {name}"), len * 2);
+    progress.start(&name, len);
     let result = (|| -> Result<()> {
         let mut input = File::open(src).at("opening", src)?;
         let mut output = File::create(&tmp).at("creating", &tmp)?;
@@ -97,6 +99,7 @@ fn copy_verified(src: &Path, dest_dir: &Path, progress: &mut dyn Progress) -> Re
         output.sync_all().at("syncing", &tmp)?;
         drop(output);
         let written: [u8; 32] = hasher.finalize().into();
+        progress.phase("verifying");
         if sha256_file(&tmp, progress)? != written {
             return Err(TransferError::Invalid(format!(
                 "read-back of {} does not match what was written: the medium is faulty",

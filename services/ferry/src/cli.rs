@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, propagate_version = true)]
 pub struct Cli {
+    /// No progress on the terminal (it is never drawn when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -53,9 +56,15 @@ pub enum Command {
         /// Where to create it.
         #[arg(long)]
         dir: PathBuf,
-        /// This side's broker, with the service's credentials.
-        #[arg(long, default_value = ferry_core::config::DEFAULT_AMQP_URL, hide_default_value = true)]
-        amqp: String,
+        /// This side's broker, with the service's own account and the side's own vhost (default:
+        /// amqp://guest:guest@127.0.0.1:5672/ferry-SIDE, so that two sides on one broker do not collide).
+        #[arg(long, value_name = "URL")]
+        amqp: Option<String>,
+        /// Also create the URL's vhost and account on the broker, with every permission on that vhost, through
+        /// `rabbitmqctl` (run as root); what exists already is left as it is. On a side made before, provisions
+        /// its ferry.toml's broker.
+        #[arg(long)]
+        provision: bool,
     },
     /// Pin the other side's public identity.
     Trust {
@@ -224,6 +233,9 @@ pub enum Command {
         script: PathBuf,
     },
     /// Your jobs' results: state, exit code, stdout; output files go into --out.
+    ///
+    /// With JOB, the exit code says how it stands: 0 its result is here, 3 still pending, 4 failed, 5 rejected,
+    /// 6 withheld, 7 cancelled, 8 returned (1: the call itself failed).
     Results {
         /// One job; default: all of yours.
         job: Option<String>,

@@ -26,18 +26,18 @@ pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
 
 fn broker_hint(e: &BrokerError) -> Option<&'static str> {
     match e {
-        BrokerError::Connect { .. } if e.is_access_refused() => Some(
+        _ if e.is_access_refused() => Some(
             "the broker refused this account: check the user name, password and its permissions on the vhost",
         ),
-        BrokerError::Connect { .. } => Some(
-            "is RabbitMQ running? `rabbitmq-server -detached` starts it; check the URL's credentials and vhost",
+        _ if e.is_vhost_missing() => Some(
+            "the broker has no such vhost: `ferry init --provision` creates a side's vhost and service account",
+        ),
+        _ if e.is_unreachable() => Some(
+            "is RabbitMQ running? `rabbitmq-server -detached` starts it; check the URL's host and port",
         ),
         BrokerError::CallTimeout { .. } => {
             Some("start the low side's services with `ferry serve --config LOW/ferry.toml`")
         }
-        _ if e.is_access_refused() => Some(
-            "the broker refused this account: check the user name, password and its permissions on the vhost",
-        ),
         _ => None,
     }
 }

@@ -6,7 +6,7 @@
 //! `error:` line and, when its typed cause has a known fix, one `hint:` line ([`hint`]).
 //!
 //! Exit codes: 0 success; 1 failure (the message names what is wrong); 2 usage error; for `ferry run --mock`, the
-//! job's own exit code when it ran.
+//! job's own exit code when it ran; for `ferry results JOB`, how the job stands (docs/contract.md).
 
 mod cli;
 mod cmd;
@@ -21,6 +21,7 @@ use cmd::{audit, researcher, review, serve, setup, transfer};
 fn main() {
     reset_sigpipe();
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     // Services log their work; one-shot commands speak through their output and only log warnings.
     let serving = matches!(cli.command, Command::Serve { .. });
     init_tracing(if serving { "info" } else { "warn" });
@@ -31,7 +32,7 @@ fn main() {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_line(&err));
             if let Some(hint) = hint::hint_for(&err) {
                 eprintln!("hint: {hint}");
             }
@@ -50,13 +51,34 @@ fn reset_sigpipe() {
     }
 }
 
+/// The error and its causes on one line, each said once: a cause whose text its parent already quotes (as
+/// `BrokerError::Connect` quotes lapin's error) is not repeated.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Logs go to stderr, coloured only when it is a terminal (a log file gets no escape codes). The AMQP library's
+/// own log lines are off: ferry-broker turns its errors into typed ones, which are printed or logged once.
 fn init_tracing(default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{default_level},lapin=warn,amq_protocol=warn"))
+        tracing_subscriber::EnvFilter::new(format!("{default_level},lapin=off,amq_protocol=off"))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }
@@ -64,7 +86,12 @@ fn init_tracing(default_level: &str) {
 async fn dispatch(command: Command) -> anyhow::Result<i32> {
     use cli::*;
     match command {
-        Command::Init { side, dir, amqp } => setup::init(side, &dir, &amqp).map(|_| 0),
+        Command::Init {
+            side,
+            dir,
+            amqp,
+            provision,
+        } => setup::init(side, &dir, amqp.as_deref(), provision).map(|_| 0),
         Command::Trust {
             action: TrustAction::Add {
                 config,
@@ -171,5 +198,40 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             amqp,
         } => researcher::results(&amqp.amqp, job.as_deref(), wait, timeout, &out, json).await,
         Command::Cancel { job, amqp } => researcher::cancel(&amqp.amqp, &job).await.map(|_| 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("access refused")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "connecting: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_line_says_each_cause_once() {
+        let err = anyhow::Error::new(Outer(Inner)).context("listing the assets");
+        assert_eq!(
+            super::error_line(&err),
+            "listing the assets: connecting: access refused"
+        );
+        assert_eq!(format!("{err:#}").matches("access refused").count(), 2);
     }
 }

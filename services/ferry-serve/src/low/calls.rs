@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferry_broker::{Outgoing, Session};
+use ferry_broker::Session;
 use ferry_core::wire::{AssetInfo, Call, CallReply, MockData, CALLS_QUEUE};
 use ferry_core::{Config, JobState, Side, Store};
 use tokio::sync::watch;
@@ -34,23 +34,17 @@ pub(super) async fn calls(
                 None => CallReply::error("calls must carry the user_id property"),
                 Some(user) => match serde_json::from_slice::<Call>(&msg.body) {
                     Err(e) => CallReply::error(format!("call does not match the call schema: {e}")),
-                    Ok(call) => {
-                        answer(&mut store, user, call).unwrap_or_else(|e| CallReply::error(e.0))
-                    }
+                    Ok(call) => answer(&mut store, &config, user, call)
+                        .unwrap_or_else(|e| CallReply::error(e.0)),
                 },
             };
             if let Some(reply_to) = &msg.reply_to {
                 let body = serde_json::to_vec(&reply).expect("reply serializes");
-                let out = Outgoing {
-                    exchange: "",
-                    routing_key: reply_to,
-                    body: &body,
-                    correlation_id: msg.correlation_id.as_deref(),
-                    kind: Some("call-reply"),
-                    ..Outgoing::default()
-                };
-                if let Err(e) = session.publish(&out).await {
-                    tracing::warn!("could not reply (the caller may have gone): {e}");
+                if let Err(e) = session
+                    .reply(reply_to, msg.correlation_id.as_deref(), "call-reply", &body)
+                    .await
+                {
+                    tracing::warn!("could not reply: {e}");
                 }
             }
             msg.ack().await
@@ -69,7 +63,12 @@ impl From<ferry_core::StoreError> for CallError {
     }
 }
 
-fn answer(store: &mut Store, user: &str, call: Call) -> Result<CallReply, CallError> {
+fn answer(
+    store: &mut Store,
+    config: &Config,
+    user: &str,
+    call: Call,
+) -> Result<CallReply, CallError> {
     let own_job =
         |store: &Store, job_id: &uuid::Uuid| -> Result<ferry_core::store::JobRow, CallError> {
             store
@@ -97,7 +96,8 @@ fn answer(store: &mut Store, user: &str, call: Call) -> Result<CallReply, CallEr
                             .unwrap_or_default(),
                     })
                     .collect(),
-            )
+            );
+            reply.runtimes = Some(config.runtimes.keys().cloned().collect());
         }
         Call::Mock { asset } => {
             let a = store.asset(&asset)?.ok_or_else(|| {

@@ -79,6 +79,10 @@ pub async fn assets(url: &str, json: bool) -> Result<()> {
 }
 
 async fn fetch_mock(url: &str, name: &str) -> Result<Vec<u8>> {
+    let _fetching = crate::progress::Activity::start(
+        format!("fetching the mock of {}", escape::line(name)),
+        || None,
+    );
     let mock = call(
         url,
         &Call::Mock {
@@ -186,6 +190,79 @@ fn tempfile_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Refuses, before anything is published, an asset the low side's catalog does not list or a runtime it does
+/// not offer (intake would refuse the job later, where the researcher sees it only in `ferry results`).
+async fn check_against_catalog(url: &str, assets: &[String], runtime: &str) -> Result<()> {
+    let reply = call(url, &Call::Assets).await?;
+    let catalog = reply.assets.unwrap_or_default();
+    let known: Vec<&str> = catalog.iter().map(|a| a.name.as_str()).collect();
+    let unknown: Vec<String> = assets
+        .iter()
+        .filter(|a| !known.contains(&a.as_str()))
+        .map(|a| format!("{:?}", escape::line(a)))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "unknown asset{} {}: the catalog has {} (`ferry assets` lists them); nothing was submitted",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", "),
+            if known.is_empty() {
+                "no assets yet".to_string()
+            } else {
+                known
+                    .iter()
+                    .map(|n| escape::line(n).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+    }
+    if let Some(runtimes) = reply.runtimes {
+        if !runtimes.iter().any(|r| r == runtime) {
+            bail!(
+                "unknown runtime {:?}: the low side offers {}; nothing was submitted",
+                escape::line(runtime),
+                runtimes.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The job `given` names: a full job id, or a unique prefix of one of the caller's own job ids.
+async fn resolve_job(url: &str, given: &str) -> Result<uuid::Uuid> {
+    if let Ok(id) = uuid::Uuid::parse_str(given) {
+        return Ok(id);
+    }
+    if given.is_empty() || !given.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        bail!(
+            "{:?} is not a job id: give the id `ferry submit` printed, or a unique prefix of it",
+            escape::line(given)
+        );
+    }
+    let jobs = call(url, &Call::Jobs).await?.jobs.unwrap_or_default();
+    let id = by_prefix(given, jobs.iter().filter_map(|u| u.job_id.as_deref()))?;
+    uuid::Uuid::parse_str(id).context("the low side sent a job id that is not a UUID")
+}
+
+/// The one id in `ids` that starts with `prefix` (case-insensitive).
+fn by_prefix<'a>(prefix: &str, ids: impl Iterator<Item = &'a str>) -> Result<&'a str> {
+    let prefix = prefix.to_ascii_lowercase();
+    let matching: Vec<&str> = ids.filter(|id| id.starts_with(&prefix)).collect();
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("you have no job whose id starts with {prefix:?}"),
+        many => bail!(
+            "{prefix:?} is the start of {} of your job ids ({}): give more of it",
+            many.len(),
+            many.iter()
+                .map(|m| escape::line(m).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// `ferry submit --asset NAME... SCRIPT`: prints the job id.
 pub async fn submit(
     url: &str,
@@ -230,6 +307,7 @@ pub async fn submit(
     let body = serde_json::to_vec(&request).expect("request serializes");
     JobRequest::parse(&body, &ferry_core::config::IntakePolicy::default())
         .map_err(|r| anyhow::anyhow!("{}", r.reason))?;
+    check_against_catalog(url, assets, runtime).await?;
     let session = Session::connect(url).await?;
     let job_id = request.job_id.to_string();
     let user = user_of(url);
@@ -273,8 +351,7 @@ fn print_update(u: &JobUpdate) {
 
 /// `ferry status JOB [--json]`.
 pub async fn status(url: &str, job: &str, json: bool) -> Result<()> {
-    let job_id =
-        uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let job_id = resolve_job(url, job).await?;
     let jobs = call(url, &Call::Status { job_id })
         .await?
         .jobs
@@ -293,8 +370,7 @@ pub async fn status(url: &str, job: &str, json: bool) -> Result<()> {
 
 /// `ferry cancel JOB`.
 pub async fn cancel(url: &str, job: &str) -> Result<()> {
-    let job_id =
-        uuid::Uuid::parse_str(job).with_context(|| format!("{job:?} is not a job id (a UUID)"))?;
+    let job_id = resolve_job(url, job).await?;
     let jobs = call(url, &Call::Cancel { job_id })
         .await?
         .jobs
@@ -309,9 +385,32 @@ pub async fn cancel(url: &str, job: &str) -> Result<()> {
     Ok(())
 }
 
-const FINAL: [&str; 5] = ["delivered", "rejected", "withheld", "failed", "cancelled"];
+const FINAL: [&str; 6] = [
+    "delivered",
+    "rejected",
+    "withheld",
+    "failed",
+    "cancelled",
+    "returned",
+];
 
-/// `ferry results [JOB] [--wait] [--timeout S] [--out DIR]`: exit 0 unless a waited-for job did not end well.
+/// `ferry results JOB`'s exit code for the job's state (docs/contract.md, "Exit codes"): 0 its result is here,
+/// 3 still pending, 4 failed, 5 rejected, 6 withheld, 7 cancelled, 8 returned (changes requested).
+fn results_exit_code(update: &JobUpdate) -> i32 {
+    match update.state.as_str() {
+        "delivered" => 0,
+        "released" if update.result.is_some() => 0,
+        "failed" => 4,
+        "rejected" => 5,
+        "withheld" => 6,
+        "cancelled" => 7,
+        "returned" => 8,
+        _ => 3,
+    }
+}
+
+/// `ferry results [JOB] [--wait] [--timeout S] [--out DIR]`: with JOB, the exit code says how the job stands
+/// ([`results_exit_code`]); without, 0.
 pub async fn results(
     url: &str,
     job: Option<&str>,
@@ -320,11 +419,10 @@ pub async fn results(
     out: &Path,
     json: bool,
 ) -> Result<i32> {
-    let job_id = job
-        .map(|j| {
-            uuid::Uuid::parse_str(j).with_context(|| format!("{j:?} is not a job id (a UUID)"))
-        })
-        .transpose()?;
+    let job_id = match job {
+        Some(j) => Some(resolve_job(url, j).await?),
+        None => None,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let updates = loop {
         let updates = match job_id {
@@ -341,13 +439,8 @@ pub async fn results(
             break updates;
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "timed out after {timeout} s; the job is still {}",
-                updates
-                    .first()
-                    .map(|u| u.state.as_str())
-                    .unwrap_or("unknown")
-            );
+            eprintln!("ferry: gave up waiting after {timeout} s");
+            break updates;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
@@ -418,8 +511,8 @@ pub async fn results(
                 }
             }
         }
-        if job_id.is_some() && wait && u.state != "delivered" && u.state != "released" {
-            code = 1;
+        if job_id.is_some() {
+            code = results_exit_code(u);
         }
     }
     if updates.is_empty() && !json {
@@ -431,6 +524,50 @@ pub async fn results(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_names_one_job_or_says_why_not() {
+        let ids = [
+            "2e12aa00-0000-4000-8000-000000000000",
+            "2e13bb00-0000-4000-8000-000000000000",
+        ];
+        assert_eq!(by_prefix("2E12", ids.into_iter()).unwrap(), ids[0]);
+        let err = by_prefix("2e1", ids.into_iter()).unwrap_err().to_string();
+        assert!(err.contains("is the start of 2 of your job ids"), "{err}");
+        let err = by_prefix("ff", ids.into_iter()).unwrap_err().to_string();
+        assert!(
+            err.contains("you have no job whose id starts with \"ff\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn results_exit_codes_tell_the_states_apart() {
+        let update = |state: &str| JobUpdate {
+            job_id: None,
+            title: String::new(),
+            state: state.into(),
+            reason: None,
+            updated_at: String::new(),
+            result: None,
+            comments: Vec::new(),
+        };
+        let codes: Vec<i32> = [
+            "delivered",
+            "submitted",
+            "running",
+            "released",
+            "failed",
+            "rejected",
+            "withheld",
+            "cancelled",
+            "returned",
+        ]
+        .iter()
+        .map(|s| results_exit_code(&update(s)))
+        .collect();
+        assert_eq!(codes, [0, 3, 3, 3, 4, 5, 6, 7, 8]);
+    }
 
     #[test]
     fn user_comes_from_the_url() {

@@ -7,9 +7,43 @@ use anyhow::{bail, Context, Result};
 use ferry_core::{names, Side};
 use ferry_transfer::SideDir;
 
-/// `ferry init --side S --dir DIR [--amqp URL]`.
-pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<()> {
-    let made = ferry_transfer::setup::init(side, dir, amqp)?;
+/// The broker URL `ferry init` writes when given none: the local broker's guest account on the side's own vhost.
+fn default_amqp_url(side: Side) -> String {
+    format!("amqp://guest:guest@127.0.0.1:5672/ferry-{}", side.as_str())
+}
+
+/// `ferry init --side S --dir DIR [--amqp URL] [--provision]`.
+pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Result<()> {
+    let config_path = ferry_transfer::Layout::new(dir).config_file();
+    if provision && config_path.exists() {
+        // A side made before: provision the broker its configuration names (idempotent).
+        let made = SideDir::open(&config_path)?;
+        made.require(side, "`ferry init --provision`")?;
+        if let Some(url) = amqp.filter(|u| *u != made.config.amqp_url) {
+            bail!(
+                "{} names another broker URL than --amqp {}: edit amqp_url there, or leave --amqp out",
+                config_path.display(),
+                ferry_core::config::redact_url(url)
+            );
+        }
+        let done = provision_broker(&made.config.amqp_url)?;
+        println!(
+            "the {} side in {} exists already; its broker is provisioned: {done}",
+            side.as_str(),
+            made.config.dir.display()
+        );
+        return Ok(());
+    }
+    let amqp = amqp
+        .map(str::to_string)
+        .unwrap_or_else(|| default_amqp_url(side));
+    ferry_broker::url_parts(&amqp)?;
+    let provisioned = if provision && !config_path.exists() {
+        Some(provision_broker(&amqp)?)
+    } else {
+        None
+    };
+    let made = ferry_transfer::setup::init(side, dir, &amqp)?;
     println!(
         "initialised the {} side in {} (key {}); hand {} to the other side's owner",
         side.as_str(),
@@ -17,7 +51,92 @@ pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<()> {
         made.key_id,
         made.public_file.display()
     );
+    let cfg = made.config_file.display().to_string();
+    let broker = ferry_broker::url_parts(&amqp)?;
+    println!("broker: vhost {} as {}", broker.vhost, broker.user);
+    match provisioned {
+        Some(done) => println!("provisioned: {done}"),
+        None => println!(
+            "  the broker needs that vhost and account, with every permission on it: run this again with \
+             --provision (as root), or see deploy/README.md"
+        ),
+    }
+    let peer = side.peer().as_str();
+    println!("next steps:");
+    println!("  ferry trust add --config {cfg} {peer}-public.txt   # the {peer} side's public.txt");
+    match side {
+        Side::High => {
+            println!("  ferry asset add --config {cfg} NAME --private FILE --mock FILE --description TEXT");
+            println!("  ferry serve --config {cfg}          # the dispatcher and workers, leave it running");
+            println!("  ferry export --config {cfg}         # the catalog, to carry to the low side's inbox/");
+        }
+        Side::Low => {
+            println!("  ferry researcher add --config {cfg} NAME < password.txt");
+            println!("  ferry serve --config {cfg}          # intake and researchers' calls, leave it running");
+            println!("  ferry import --config {cfg}         # bundles carried into inbox/ (serve does it too)");
+        }
+    }
     Ok(())
+}
+
+/// Makes sure the broker has the vhost and account `url` names, the account with every permission on the vhost
+/// (it declares the side's topology), through `rabbitmqctl`. Idempotent: what exists is left as it is, but an
+/// existing account must accept the URL's password. Returns what it did, for people.
+fn provision_broker(url: &str) -> Result<String> {
+    let parts = ferry_broker::url_parts(url)?;
+    if parts.user.is_empty() || parts.password.is_empty() {
+        bail!("--provision needs the URL to name an account and its password (amqp://USER:PASSWORD@host/VHOST)");
+    }
+    let mut done = Vec::new();
+    if vhost_exists(&parts.vhost)? {
+        done.push(format!("vhost {} was there", parts.vhost));
+    } else {
+        rabbitmqctl(&["add_vhost", &parts.vhost], None)?;
+        done.push(format!("vhost {} created", parts.vhost));
+    }
+    let password = format!("{}\n", parts.password);
+    if user_exists(&parts.user)? {
+        rabbitmqctl(&["authenticate_user", &parts.user], Some(&password)).with_context(|| {
+            format!(
+                "the broker has an account {} already, and it refuses the URL's password: give that \
+                 account's password, or name another account",
+                parts.user
+            )
+        })?;
+        done.push(format!("account {} was there", parts.user));
+    } else {
+        rabbitmqctl(&["add_user", &parts.user], Some(&password))?;
+        done.push(format!("account {} created", parts.user));
+    }
+    rabbitmqctl(
+        &[
+            "set_permissions",
+            "-p",
+            &parts.vhost,
+            &parts.user,
+            ".*",
+            ".*",
+            ".*",
+        ],
+        None,
+    )?;
+    done.push(format!(
+        "{} may configure, write and read on {}",
+        parts.user, parts.vhost
+    ));
+    Ok(done.join(", "))
+}
+
+fn vhost_exists(vhost: &str) -> Result<bool> {
+    let list = rabbitmqctl(&["list_vhosts", "--quiet", "--no-table-headers"], None)?;
+    Ok(list.lines().any(|l| l.trim() == vhost))
+}
+
+fn user_exists(user: &str) -> Result<bool> {
+    let list = rabbitmqctl(&["list_users", "--quiet", "--no-table-headers"], None)?;
+    Ok(list
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(user)))
 }
 
 /// `ferry trust add --config CFG PEER_PUBLIC_TXT`.
@@ -31,18 +150,6 @@ pub fn trust_add(config_path: &Path, peer_file: &Path) -> Result<()> {
         side.layout.peer_file().display()
     );
     Ok(())
-}
-
-/// The vhost named in an AMQP URL (`%2f` and an empty path mean `/`).
-fn vhost_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
-    let path = path.split('?').next().unwrap_or("");
-    if path.is_empty() {
-        "/".to_string()
-    } else {
-        path.replace("%2f", "/").replace("%2F", "/")
-    }
 }
 
 fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> Result<String> {
@@ -73,7 +180,13 @@ fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> Result<String> {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        bail!("rabbitmqctl {} failed: {}", args[0], text.trim());
+        // rabbitmqctl's own words, on one line, without its banner and prompts.
+        let said: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.ends_with("...") && !l.ends_with(':'))
+            .collect();
+        bail!("rabbitmqctl {} failed: {}", args[0], said.join("; "));
     }
     Ok(text)
 }
@@ -91,27 +204,39 @@ pub async fn researcher_add(config_path: &Path, name: &str) -> Result<()> {
     if password.len() < 8 {
         bail!("the password (read from stdin) must be at least 8 characters");
     }
-    let vhost = vhost_of(&side.config.amqp_url);
-    let users = rabbitmqctl(&["list_users", "--quiet"], None)?;
-    if users
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(name))
-    {
+    let vhost = ferry_broker::url_parts(&side.config.amqp_url)?.vhost;
+    // Everything that can fail before the account exists is tried first, so that a failure leaves nothing behind
+    // and the same command can simply be run again.
+    if !vhost_exists(&vhost)? {
+        bail!(
+            "the broker has no vhost {vhost} (the low side's, from {}): `ferry init --provision --side low --dir \
+             {}` creates it and the service account",
+            config_path.display(),
+            side.config.dir.display()
+        );
+    }
+    if user_exists(name)? {
         bail!("broker user {name:?} exists already");
     }
+    let session = ferry_broker::Session::connect(&side.config.amqp_url).await?;
+    ferry_broker::topology::declare_low(&session).await?;
+    ferry_broker::topology::declare_results_queue(&session, name).await?;
+    session.close().await;
     rabbitmqctl(&["add_user", name], Some(&format!("{password}\n")))?;
     // Confined: configure nothing, write only to the requests exchange, read only their own results queue
     // (direct reply-to, used for calls, needs no read permission).
     let write = format!("^{}$", regex_escape(ferry_core::wire::REQUESTS_EXCHANGE));
     let read = format!("^{}$", regex_escape(&ferry_core::wire::results_queue(name)));
-    rabbitmqctl(
+    if let Err(e) = rabbitmqctl(
         &["set_permissions", "-p", &vhost, name, "^$", &write, &read],
         None,
-    )?;
-    let session = ferry_broker::Session::connect(&side.config.amqp_url).await?;
-    ferry_broker::topology::declare_low(&session).await?;
-    ferry_broker::topology::declare_results_queue(&session, name).await?;
-    session.close().await;
+    ) {
+        // Not half made: the account goes again, so that the command can be retried.
+        let _ = rabbitmqctl(&["delete_user", name], None);
+        return Err(e.context(format!(
+            "giving {name} its permissions on {vhost}; the account was removed again"
+        )));
+    }
     println!(
         "researcher {name} can now publish requests and read {} on vhost {vhost}",
         ferry_core::wire::results_queue(name)
@@ -141,6 +266,17 @@ pub fn asset_add(
     canaries: &[String],
 ) -> Result<()> {
     let mut side = SideDir::open(config_path)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mocks = side.layout.mocks_dir();
+    let registering = crate::progress::Activity::start(
+        format!(
+            "registering {} (private file {}, mock {})",
+            ferry_review::escape::line(name),
+            crate::progress::human(size(private)),
+            crate::progress::human(size(mock))
+        ),
+        move || crate::progress::temporary_bytes(&mocks),
+    );
     let row = ferry_transfer::setup::asset_add(
         &mut side,
         name,
@@ -149,7 +285,9 @@ pub fn asset_add(
         description,
         canaries,
         ferry_sandbox::SANDBOX_UID,
-    )?;
+    );
+    drop(registering);
+    let row = row?;
     println!(
         "registered asset {name}: private file {} stays here (indexed for the disclosure checks{}); its mock \
          ({} bytes) travels with the next export",
@@ -205,13 +343,6 @@ pub fn asset_list(config_path: &Path, json: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vhosts() {
-        assert_eq!(vhost_of("amqp://g:g@127.0.0.1:5672/%2f"), "/");
-        assert_eq!(vhost_of("amqp://g:g@127.0.0.1:5672/ferry-low"), "ferry-low");
-        assert_eq!(vhost_of("amqp://127.0.0.1"), "/");
-    }
 
     #[test]
     fn permissions_are_anchored_and_escaped() {

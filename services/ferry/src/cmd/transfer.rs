@@ -9,7 +9,7 @@ use ferry_transfer::import::{ImportOptions, ImportOutcome};
 use ferry_transfer::{export, import, media, rotation, SideDir};
 use serde::Serialize;
 
-use crate::progress::Bar;
+use crate::progress::{human, temporary_bytes, Activity, Bar};
 
 /// A path as a message shows it: escaped in line mode (a file name on a medium is anyone's).
 fn shown(p: &Path) -> String {
@@ -19,10 +19,19 @@ fn shown(p: &Path) -> String {
 /// `ferry export --config CFG [--resend SEQ] [--max-part-size SIZE]`.
 pub fn export_cmd(config: &Path, resend: Option<u64>, max_part_size: Option<u64>) -> Result<()> {
     let mut side = SideDir::open(config)?;
+    let outbox = side.layout.outbox();
+    let packing = Activity::start(
+        format!(
+            "packing a bundle for the {} side",
+            side.config.side.peer().as_str()
+        ),
+        move || temporary_bytes(&outbox),
+    );
     let written = match resend {
         Some(seq) => Some(export::resend(&mut side, seq)?),
         None => export::export(&mut side)?,
     };
+    drop(packing);
     match written {
         Some(exported) => print_exported(&side, &exported, max_part_size)?,
         None => println!(
@@ -38,13 +47,44 @@ fn print_exported(
     exported: &export::Exported,
     max_part_size: Option<u64>,
 ) -> Result<()> {
+    let size = std::fs::metadata(&exported.path)
+        .map(|m| m.len())
+        .with_context(|| format!("reading {}", shown(&exported.path)))?;
     let files = match max_part_size {
-        Some(size) => media::split_in_outbox(side, &exported.path, size)?,
+        Some(part) => {
+            let outbox = side.layout.outbox();
+            let _splitting = Activity::start(
+                format!(
+                    "splitting the bundle ({}) into parts of at most {}: written",
+                    human(size),
+                    human(part)
+                ),
+                move || temporary_bytes(&outbox),
+            );
+            media::split_in_outbox(side, &exported.path, part)?
+        }
         None => vec![exported.path.clone()],
     };
-    for f in files {
-        println!("{}", shown(&f));
+    for f in &files {
+        println!("{}", shown(f));
     }
+    // The paths alone on stdout, for scripts; what was packed for people, on stderr.
+    eprintln!(
+        "ferry: bundle {} for the {} side: {}; {}{}",
+        exported.seq,
+        side.config.side.peer().as_str(),
+        if exported.summary.is_empty() {
+            "nothing but its header".to_string()
+        } else {
+            exported.summary.join(", ")
+        },
+        human(size),
+        if files.len() > 1 {
+            format!(" in {} parts", files.len())
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
@@ -79,7 +119,27 @@ pub fn import_cmd(config: &Path, files: &[PathBuf], accept_gap: bool) -> Result<
         println!("no bundles in {}", side.layout.inbox().display());
         return Ok(0);
     }
-    let results = import::import_files(&mut side, &files, ImportOptions { accept_gap })?;
+    // One file at a time, so that each shows its own progress.
+    let mut results = Vec::new();
+    for file in &files {
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let work = side.layout.work_dir();
+        let importing = Activity::start(
+            format!(
+                "importing {} ({}): unpacked",
+                shown(file.file_name().map(Path::new).unwrap_or(file)),
+                human(size)
+            ),
+            move || staged_bytes(&work),
+        );
+        let outcome = import::import_files(
+            &mut side,
+            std::slice::from_ref(file),
+            ImportOptions { accept_gap },
+        );
+        drop(importing);
+        results.extend(outcome?);
+    }
     let mut refused = 0;
     for (file, outcome) in results {
         match outcome {
@@ -107,6 +167,32 @@ pub fn import_cmd(config: &Path, files: &[PathBuf], accept_gap: bool) -> Result<
         }
     }
     Ok(if refused == 0 { 0 } else { 1 })
+}
+
+/// The bytes an import has staged so far: the files under `work/.import-*`.
+fn staged_bytes(work: &Path) -> Option<u64> {
+    fn tree(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => tree(&e.path()),
+                        Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                        _ => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let entries = std::fs::read_dir(work).ok()?;
+    Some(
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".import-"))
+            .map(|e| tree(&e.path()))
+            .sum(),
+    )
 }
 
 /// The header of a bundle as `ferry bundle inspect --json` prints it.

@@ -14,6 +14,9 @@ use crate::ferry_bin;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The password [`Pair::researcher`] gives every researcher.
+pub const RESEARCHER_PASSWORD: &str = "correct-horse-battery";
+
 /// How long a wait for a condition may take before the test fails. Generous on purpose: the waits end as soon as
 /// the condition holds, and a loaded machine must not turn slowness into failures. `FERRY_TEST_WAIT_SECS`
 /// overrides it.
@@ -35,6 +38,48 @@ fn rabbitmqctl(args: &[&str]) {
         "rabbitmqctl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// What `rabbitmqctl ARGS --quiet --no-table-headers` prints (it must succeed).
+pub fn rabbitmqctl_lines(args: &[&str]) -> Vec<String> {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .args(["--quiet", "--no-table-headers"])
+        .output()
+        .expect("running rabbitmqctl (broker tests need it on PATH, as root)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes vhosts and accounts a test made on the shared broker, when dropped (even when the test fails).
+#[derive(Default)]
+pub struct BrokerNames {
+    /// Vhosts to delete.
+    pub vhosts: Vec<String>,
+    /// Accounts to delete.
+    pub users: Vec<String>,
+}
+
+impl Drop for BrokerNames {
+    fn drop(&mut self) {
+        for v in &self.vhosts {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_vhost", v])
+                .output();
+        }
+        for u in &self.users {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_user", u])
+                .output();
+        }
+    }
 }
 
 /// A unique short tag for names on the shared broker.
@@ -160,6 +205,44 @@ impl Pair {
         cmd.output().expect("running ferry")
     }
 
+    /// Runs ferry with `args` on a terminal (a pseudo-terminal that python3's `pty` module opens, as stdin,
+    /// stdout and stderr); returns the exit code and everything the terminal received.
+    pub fn on_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+        const PTY: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", PTY])
+            .arg(ferry_bin())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("FERRY_CONFIG")
+            .env_remove("FERRY_AMQP_URL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("running ferry on a pseudo-terminal");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Runs ferry and returns stdout, failing the test with stderr if it failed.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -189,9 +272,28 @@ impl Pair {
     pub fn researcher(&mut self, name: &str) -> String {
         self.broker();
         let name = unique(&format!("{name}-"));
-        let password = "correct-horse-battery";
+        let out = self.researcher_add(&name, RESEARCHER_PASSWORD);
+        assert!(
+            out.status.success(),
+            "researcher add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.researcher_url(&name)
+    }
+
+    /// The AMQP URL of researcher `name` (made by [`Pair::researcher_add`] with [`RESEARCHER_PASSWORD`]).
+    pub fn researcher_url(&self, name: &str) -> String {
+        format!(
+            "amqp://{name}:{RESEARCHER_PASSWORD}@127.0.0.1:5672/{}",
+            self.low_vhost
+        )
+    }
+
+    /// Runs `ferry researcher add --config LOW NAME` with `password` on stdin, whatever the broker holds; the
+    /// account (if made) is removed with the pair.
+    pub fn researcher_add(&mut self, name: &str, password: &str) -> Output {
         let mut child = Command::new(ferry_bin())
-            .args(["researcher", "add", "--config", self.low_s(), &name])
+            .args(["researcher", "add", "--config", self.low_s(), name])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -204,14 +306,8 @@ impl Pair {
             .unwrap()
             .write_all(format!("{password}\n").as_bytes())
             .unwrap();
-        let out = child.wait_with_output().unwrap();
-        self.users.push(name.clone());
-        assert!(
-            out.status.success(),
-            "researcher add: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        format!("amqp://{name}:{password}@127.0.0.1:5672/{}", self.low_vhost)
+        self.users.push(name.to_string());
+        child.wait_with_output().unwrap()
     }
 
     /// Registers the demo dataset on the high side and carries the catalog down.

@@ -3,7 +3,10 @@
 
 mod cli;
 mod intake;
+mod quickstart;
+mod researcher;
 mod review;
 mod reviewers;
 mod roundtrip;
+mod setup;
 mod worker;

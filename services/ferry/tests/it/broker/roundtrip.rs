@@ -186,11 +186,7 @@ fn rejection_and_withholding_reach_the_researcher_with_their_reasons() {
     let out = pair.run_env(&["results", &rejected, "--wait", "--timeout", "600"], &env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rejected: prints raw rows"), "{stdout}");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a rejected job is not a success"
-    );
+    assert_eq!(out.status.code(), Some(5), "rejected");
 
     let withheld = submit(&pair, &alice, &script);
     pair.wait_for("intake", || pair.state_on(&pair.low, &withheld));
@@ -217,6 +213,8 @@ fn rejection_and_withholding_reach_the_researcher_with_their_reasons() {
         v.get("result").is_none(),
         "a withheld result must not leave: {v}"
     );
+    let out = pair.run_env(&["results", &withheld], &env);
+    assert_eq!(out.status.code(), Some(6), "withheld");
 }
 
 #[test]

@@ -97,3 +97,25 @@ fn review_approve_of_several_ids_reports_each_and_fails_if_any_failed() {
         "{stderr}"
     );
 }
+
+#[test]
+fn init_prints_the_next_steps_and_gives_each_side_its_own_vhost() {
+    let pair = Pair::create();
+    for (side, step) in [
+        ("high", "ferry asset add --config"),
+        ("low", "ferry researcher add --config"),
+    ] {
+        let dir = pair.dir.path().join(format!("fresh-{side}"));
+        let out = pair.ok(&["init", "--side", side, "--dir", dir.to_str().unwrap()]);
+        assert!(out.contains("next steps:"), "{out}");
+        assert!(out.contains("ferry trust add --config"), "{out}");
+        assert!(out.contains(step), "{out}");
+        assert!(out.contains("ferry serve --config"), "{out}");
+        assert!(out.contains("--provision"), "{out}");
+        let toml = std::fs::read_to_string(dir.join("ferry.toml")).unwrap();
+        assert!(
+            toml.contains(&format!("@127.0.0.1:5672/ferry-{side}\"")),
+            "a side's own vhost by default: {toml}"
+        );
+    }
+}

@@ -2,5 +2,7 @@
 //! top of the gap protocol, which ferry-transfer's own tests cover rule by rule.
 
 mod cli;
+mod docs;
 mod media;
+mod progress;
 mod transfer;

@@ -264,3 +264,26 @@ fn bundle_verify_and_inspect_say_what_they_found() {
     ]);
     assert!(out.contains("already imported"), "{out}");
 }
+
+#[test]
+fn export_says_what_it_packed_and_how_big_it_is() {
+    let pair = Pair::create();
+    let bundle = catalog_bundle(&pair, "data.csv");
+    pair.ok(&["import", "--config", pair.low_s(), bundle.to_str().unwrap()]);
+    // The low side owes the high side an acknowledgement of that bundle.
+    let out = pair.run(&["export", "--config", pair.low_s()]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.trim());
+    assert!(path.exists(), "stdout is the bundle's path alone: {stdout}");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "ferry: bundle 1 for the high side: an acknowledgement; {:.1} KiB",
+            size as f64 / 1024.0
+        ),
+        "{err}"
+    );
+}
