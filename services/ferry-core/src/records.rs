@@ -446,7 +446,9 @@ mod spec_tests {
                 "1 job(s)",
                 "1 released result(s)",
                 "1 cancellation(s)",
+                "1 comment(s)",
                 "the catalog of 1 asset(s)",
+                "the list of 1 reviewer(s)",
                 "a key rotation",
                 "an acknowledgement"
             ]

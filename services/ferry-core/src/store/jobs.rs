@@ -232,6 +232,26 @@ impl Store {
         outputs_in(&self.conn, job_id)
     }
 
+    /// The requests of `researcher` refused before a job id could be read, oldest first, as the job updates the
+    /// refusals were (`job_id` absent, state `failed`).
+    pub fn refusals_without_job(&self, researcher: &str) -> Result<Vec<JobUpdate>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, reason FROM refusals WHERE researcher = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![researcher], |r| {
+            Ok(JobUpdate {
+                job_id: None,
+                title: String::new(),
+                state: JobState::Failed.as_str().to_string(),
+                reason: Some(r.get(1)?),
+                updated_at: rfc3339(r.get(0)?),
+                result: None,
+                comments: Vec::new(),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// A job's audit trail, oldest first.
     pub fn events(&self, job_id: &str) -> Result<Vec<Event>> {
         let mut stmt = self.conn.prepare(EVENTS_SQL)?;
@@ -352,6 +372,12 @@ impl Tx<'_> {
                 )?;
                 event(&self.tx, id, "intake", JobState::Failed, Some(reason))?;
             }
+        }
+        if job_id.is_none() {
+            self.tx.execute(
+                "INSERT INTO refusals (researcher, at, reason) VALUES (?1, ?2, ?3)",
+                params![researcher, at, reason],
+            )?;
         }
         super::audit::append(
             &self.tx,

@@ -44,6 +44,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "reviewers and their signed decisions, the audit log's hash chain, comments, revisions and retries",
         sql: SCHEMA_4,
     },
+    Migration {
+        version: 5,
+        what: "requests refused before a job id could be read, kept for their researcher",
+        sql: SCHEMA_5,
+    },
 ];
 
 /// The schema version this build writes, and the newest it can open.
@@ -262,6 +267,17 @@ CREATE INDEX comments_job ON comments(job_id, id);
 ALTER TABLE jobs ADD COLUMN revises TEXT;
 ALTER TABLE jobs ADD COLUMN retryable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// Migration 5: a request refused with no readable job id leaves a row its researcher's `ferry results` lists.
+const SCHEMA_5: &str = r#"
+CREATE TABLE refusals (
+    id INTEGER PRIMARY KEY,
+    researcher TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX refusals_researcher ON refusals(researcher, id);
 "#;
 
 /// The database's schema version.

@@ -13,6 +13,9 @@ use super::open_store;
 use crate::error::Result;
 use crate::supervise::stopped;
 
+/// The prefix of every direct reply-to address RabbitMQ gives a caller (`amq.rabbitmq.reply-to.<token>`).
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
 /// The largest mock served over the broker, in bytes (base64 makes it a third larger on the wire).
 const MAX_MOCK_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -38,7 +41,20 @@ pub(super) async fn calls(
                         .unwrap_or_else(|e| CallReply::error(e.0)),
                 },
             };
-            if let Some(reply_to) = &msg.reply_to {
+            // Replies go only to the caller's own direct reply-to pseudo-queue: a reply_to naming any other queue
+            // (another researcher's results queue, ferry.requests) would let a caller have the service publish
+            // there for them.
+            let reply_to = msg.reply_to.as_deref().filter(|r| {
+                let ok = r.starts_with(DIRECT_REPLY_TO);
+                if !ok {
+                    tracing::warn!(
+                        reply_to = %ferry_review::escape::line(r),
+                        "a call's reply_to is not direct reply-to: not answered"
+                    );
+                }
+                ok
+            });
+            if let Some(reply_to) = reply_to {
                 let body = serde_json::to_vec(&reply).expect("reply serializes");
                 if let Err(e) = session
                     .reply(reply_to, msg.correlation_id.as_deref(), "call-reply", &body)
@@ -123,11 +139,13 @@ fn answer(
         }
         Call::Jobs => {
             let jobs = store.jobs(None, Some(user))?;
-            reply.jobs = Some(
-                jobs.iter()
-                    .map(|j| store.update_for(j))
-                    .collect::<Result<_, _>>()?,
-            );
+            let mut updates: Vec<_> = jobs
+                .iter()
+                .map(|j| store.update_for(j))
+                .collect::<Result<_, _>>()?;
+            // Requests refused before a job id could be read are listed too, so that none vanishes.
+            updates.extend(store.refusals_without_job(user)?);
+            reply.jobs = Some(updates);
         }
         Call::Cancel { job_id } => {
             let job = own_job(store, &job_id)?;

@@ -118,6 +118,7 @@ fn record_batch(
         .iter()
         .map(|msg| {
             JobRequest::parse(&msg.body, &config.intake)
+                .and_then(|req| content_type_ok(msg).map(|()| req))
                 .and_then(|req| check_request(config, store, msg, req))
         })
         .collect();
@@ -161,6 +162,29 @@ fn record_batch(
     }
     tx.commit()?;
     Ok(settle)
+}
+
+/// A request is JSON, and says so: one with another `content_type` (`text/plain`, say), or none, is refused
+/// before its body is read, naming what it had.
+fn content_type_ok(msg: &Incoming) -> std::result::Result<(), ferry_core::wire::Refusal> {
+    match msg.content_type.as_deref() {
+        Some("application/json") => Ok(()),
+        other => Err(ferry_core::wire::Refusal {
+            job_id: msg
+                .message_id
+                .as_deref()
+                .and_then(|m| uuid::Uuid::parse_str(m).ok())
+                .map(|u| u.to_string()),
+            reason: format!(
+                "a job request must have content_type application/json; this one had {}",
+                other.map_or("none".to_string(), |c| format!(
+                    "{:?}",
+                    ferry_review::escape::line(c)
+                ))
+            ),
+            unparsable: false,
+        }),
+    }
 }
 
 fn check_request(
