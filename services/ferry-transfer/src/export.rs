@@ -713,6 +713,7 @@ fn write_and_record(
     };
     #[cfg(test)]
     tests::while_writing();
+    crate::failpoint::hit("export-after-write");
     // Recorded first, renamed after: a crash in between leaves a temporary file that the state store knows
     // (recover_outbox puts it in place), never a carried bundle that it does not.
     export.path = final_path.display().to_string();
@@ -744,6 +745,7 @@ fn write_and_record(
             Changed::Store(e) => Err(e.into()),
         };
     }
+    crate::failpoint::hit("export-after-commit");
     std::fs::rename(&tmp_path, &final_path).at("renaming into", &final_path)?;
     sync_dir(outbox)?;
     Ok(Ok(final_path))

@@ -11,6 +11,7 @@
 //!   they carry.
 //! - [`rotation`]: key rotation, a leaf that the others call.
 //! - [`fs`]: atomic writes and directory syncs.
+//! - [`failpoint`]: named crash points for the fault tests (the `failpoints` feature; nothing without it).
 //!
 //! **Architecture Invariant:** no network I/O, no async runtime, no broker: this crate depends on neither tokio,
 //! lapin nor ferry-broker, so every rule of the gap can be tested in milliseconds.
@@ -20,6 +21,7 @@
 
 mod error;
 pub mod export;
+pub mod failpoint;
 pub mod fs;
 pub mod import;
 pub mod media;

@@ -259,7 +259,12 @@ fn import_one(
         entries,
         path,
     };
-    apply::apply(side, &peer.signing, decrypted).map_err(Failure::from)
+    crate::failpoint::hit("import-after-stage");
+    let applied = apply::apply(side, &peer.signing, decrypted).map_err(Failure::from);
+    if applied.is_ok() {
+        crate::failpoint::hit("import-after-commit");
+    }
+    applied
 }
 
 /// A bundle signed by a key other than the pinned one: a retired key is named as such.

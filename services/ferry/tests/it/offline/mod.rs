@@ -2,6 +2,8 @@
 //! top of the gap protocol, which ferry-transfer's own tests cover rule by rule.
 
 mod cli;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod docs;
 mod media;
 mod progress;
