@@ -95,6 +95,9 @@ pub struct BundlePolicy {
     pub max_seq_gap: u64,
     /// The most a bundle's payload may hold, in MiB.
     pub max_bundle_mb: u64,
+    /// The most `quarantine/` keeps, in MiB; past it a refused bundle is recorded (reason, size, SHA-256) but its
+    /// bytes are not kept.
+    pub max_quarantine_mb: u64,
 }
 
 impl Default for BundlePolicy {
@@ -104,6 +107,7 @@ impl Default for BundlePolicy {
             clock_slack_secs: 600,
             max_seq_gap: 16,
             max_bundle_mb: 4096,
+            max_quarantine_mb: 16384,
         }
     }
 }

@@ -34,6 +34,55 @@ pub fn write_reason(quarantined: &Path, refusal: &Refusal) -> Result<()> {
     write_atomically(&reason_file(quarantined), reason_text(refusal).as_bytes())
 }
 
+/// Whether `dir` has room for `file` under `cap` bytes; `Err(held)` with what it holds when it has not.
+pub fn room_for(dir: &Path, file: &Path, cap: u64) -> std::result::Result<(), u64> {
+    let held: u64 = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if held.saturating_add(len) > cap {
+        Err(held)
+    } else {
+        Ok(())
+    }
+}
+
+/// Records the refusal of a file that quarantine has no room for: `quarantine/<name>.reason` (never overwriting)
+/// names the refusal, the file's size and SHA-256, and that its bytes were not kept; returns that file.
+pub fn record_unkept(
+    dir: &Path,
+    file: &Path,
+    refusal: &Refusal,
+    held: u64,
+    cap: u64,
+) -> Result<PathBuf> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut f =
+        std::fs::File::open(file).map_err(|e| crate::TransferError::io("reading", file, e))?;
+    let len = std::io::copy(&mut f, &mut hasher)
+        .map_err(|e| crate::TransferError::io("reading", file, e))?;
+    let name = file
+        .file_name()
+        .map(|n| format!("{}.reason", n.to_string_lossy()))
+        .unwrap_or_else(|| "refused.reason".into());
+    let path = crate::fs::unique_name(dir, &name);
+    let text = format!(
+        "{}kept: no: quarantine holds {held} bytes and its cap is {cap} bytes ([bundle] max_quarantine_mb); the \
+         file was {len} bytes, sha256 {}\n",
+        reason_text(refusal),
+        hex::encode(hasher.finalize())
+    );
+    write_atomically(&path, text.as_bytes())?;
+    Ok(path)
+}
+
 /// The refusal kind recorded for a quarantined file, read back from its `.reason` file.
 pub fn recorded_kind(quarantined: &Path) -> Option<String> {
     let text = std::fs::read_to_string(reason_file(quarantined)).ok()?;

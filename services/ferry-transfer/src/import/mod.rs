@@ -144,8 +144,30 @@ pub fn import_files(
                 ImportOutcome::AlreadyImported(refusal.to_string())
             }
             Err(Failure::Refused(refusal)) => {
-                let quarantined = place(&side.layout.quarantine())?;
-                crate::quarantine::write_reason(&quarantined, &refusal)?;
+                let cap = side.config.bundle.max_quarantine_mb.saturating_mul(1 << 20);
+                let quarantined =
+                    match crate::quarantine::room_for(&side.layout.quarantine(), file, cap) {
+                        Ok(()) => {
+                            let quarantined = place(&side.layout.quarantine())?;
+                            crate::quarantine::write_reason(&quarantined, &refusal)?;
+                            quarantined
+                        }
+                        // Quarantine is full (a courier or a diode dropping junk must not fill the disk): the refusal
+                        // is recorded with the file's size and SHA-256, and its bytes are not kept.
+                        Err(held) => {
+                            let reason = crate::quarantine::record_unkept(
+                                &side.layout.quarantine(),
+                                file,
+                                &refusal,
+                                held,
+                                cap,
+                            )?;
+                            if carried {
+                                std::fs::remove_file(file).at("removing", file)?;
+                            }
+                            reason
+                        }
+                    };
                 tracing::warn!(file = %file.display(), kind = refusal.kind(), reason = %refusal, "bundle refused");
                 ImportOutcome::Refused {
                     refusal,

@@ -234,3 +234,46 @@ fn a_medium_never_overwrites_the_inbox_and_junk_is_not_copied() {
     assert!(again.copied.is_empty(), "{:?}", again.copied);
     assert_eq!(again.already, [read.copied[0].clone()]);
 }
+
+#[test]
+fn a_full_quarantine_records_a_refusal_without_keeping_its_bytes() {
+    let mut sides = Sides::create();
+    sides.add_asset("data.csv", b"id,text,source\n");
+    let good = sides.export(Side::High).expect("a catalog bundle");
+    let mut data = std::fs::read(&good).unwrap();
+    data[40] ^= 1;
+    let junk = sides.dir.path().join("junk.bundle");
+    std::fs::write(&junk, &data).unwrap();
+    // Quarantine may hold nothing more: a courier dropping junk must not fill the disk.
+    sides.low.config.bundle.max_quarantine_mb = 0;
+    let outcome = sides.import(Side::Low, &junk);
+    let ferry_transfer::import::ImportOutcome::Refused {
+        refusal,
+        quarantined,
+    } = outcome
+    else {
+        panic!("not refused");
+    };
+    assert_eq!(refusal.kind(), "bad_signature");
+    let quarantine = sides.low.layout.quarantine();
+    assert_eq!(quarantined, quarantine.join("junk.bundle.reason"));
+    let text = std::fs::read_to_string(&quarantined).unwrap();
+    assert!(text.starts_with("refused: bad_signature\n"), "{text}");
+    assert!(text.contains("kept: no"), "{text}");
+    assert!(
+        text.contains(&format!("sha256 {}", ferry_core::sha256_hex(&data))),
+        "{text}"
+    );
+    assert!(
+        !quarantine.join("junk.bundle").exists(),
+        "its bytes are not kept"
+    );
+    assert!(
+        ferry_transfer::import::inbox_files(&sides.low, false)
+            .unwrap()
+            .is_empty(),
+        "nor left in inbox/ to be refused again"
+    );
+    // The good bundle still imports.
+    crate::harness::accepted(sides.import(Side::Low, &good));
+}
