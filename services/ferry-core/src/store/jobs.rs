@@ -71,6 +71,19 @@ pub struct OutputRow {
     pub sha256: String,
 }
 
+/// A result file on disk (staged by an import), to be stored without reading it into memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Path under `outputs/`.
+    pub name: String,
+    /// Where its bytes are.
+    pub path: std::path::PathBuf,
+    /// How many.
+    pub len: u64,
+    /// Their SHA-256, hex (checked by whoever staged them).
+    pub sha256: String,
+}
+
 /// An entry of the audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -559,11 +572,36 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Stores one result file from disk, read and written in 1 MiB pieces (SQLite's incremental BLOB I/O), so
+    /// that a result's size never becomes this process's memory.
+    pub fn store_output_file(&self, job_id: &str, file: &OutputFile) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO outputs (job_id, name, data, sha256) VALUES (?1, ?2, zeroblob(?3), ?4)",
+            params![job_id, file.name, file.len as i64, file.sha256],
+        )?;
+        let row = self.tx.last_insert_rowid();
+        let mut blob =
+            self.tx
+                .blob_open(rusqlite::DatabaseName::Main, "outputs", "data", row, false)?;
+        let mut from = std::fs::File::open(&file.path)
+            .map_err(|e| StoreError::Corrupt(format!("reading {}: {e}", file.path.display())))?;
+        let copied = std::io::copy(&mut std::io::Read::take(&mut from, file.len), &mut blob)
+            .map_err(|e| StoreError::Corrupt(format!("storing {}: {e}", file.name)))?;
+        if copied != file.len {
+            return Err(StoreError::Corrupt(format!(
+                "{} held {copied} bytes where {} were expected",
+                file.path.display(),
+                file.len
+            )));
+        }
+        Ok(())
+    }
+
     /// Applies a status report from the high side (low side). The report may skip steps (the high side reports
     /// where a job stands at the time of its export), but a report of a state that does not lie ahead of the job's
     /// ([`JobState::can_reach`]) changes nothing: a late or repeated one, or any for a job in a final state.
     /// Returns whether it changed the job.
-    pub fn apply_status(&self, status: &StatusTransfer, files: &[OutputRow]) -> Result<bool> {
+    pub fn apply_status(&self, status: &StatusTransfer, files: &[OutputFile]) -> Result<bool> {
         let Some(job) = get_job_in(&self.tx, &status.job_id)? else {
             return Ok(false);
         };
@@ -575,7 +613,10 @@ impl Tx<'_> {
             return Ok(false);
         }
         if let (JobState::Released, Some(r)) = (to, &status.result) {
-            self.store_result(&status.job_id, &stored_from_transfer(r), files)?;
+            self.store_result(&status.job_id, &stored_from_transfer(r), &[])?;
+            for f in files {
+                self.store_output_file(&status.job_id, f)?;
+            }
             let withheld: Vec<super::ReleasedFile> = r
                 .withheld
                 .iter()

@@ -49,6 +49,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "requests refused before a job id could be read, kept for their researcher",
         sql: SCHEMA_5,
     },
+    Migration {
+        version: 6,
+        what: "result files stored and published without being held in memory",
+        sql: SCHEMA_6,
+    },
 ];
 
 /// The schema version this build writes, and the newest it can open.
@@ -278,6 +283,24 @@ CREATE TABLE refusals (
     reason TEXT NOT NULL
 );
 CREATE INDEX refusals_researcher ON refusals(researcher, id);
+"#;
+
+/// Migration 6: result files that never pass through memory whole. A job update that carries them is kept
+/// without their bytes (`fill_outputs = 1`; the notifier reads them from `outputs` when it publishes), and
+/// `outputs` keeps `data` as its last column, so that SQLite writes an imported file's `zeroblob` without
+/// allocating it and the file streams into it in pieces.
+const SCHEMA_6: &str = r#"
+ALTER TABLE notifications ADD COLUMN fill_outputs INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE outputs_v6 (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, name)
+);
+INSERT INTO outputs_v6 (job_id, name, sha256, data) SELECT job_id, name, sha256, data FROM outputs;
+DROP TABLE outputs;
+ALTER TABLE outputs_v6 RENAME TO outputs;
 "#;
 
 /// The database's schema version.

@@ -36,7 +36,7 @@ pub use audit::{check_heads, verify_chain, AuditEntry, GENESIS};
 pub use catalog::{asset_transfer, AssetRow, AssetTransferRow};
 pub use channel::{ExportRecord, LedgerEntry};
 pub use jobs::{
-    output_row, stored_from_transfer, Event, JobRow, OutputRow, StoredResult, Submitted,
+    output_row, stored_from_transfer, Event, JobRow, OutputFile, OutputRow, StoredResult, Submitted,
 };
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::Notification;

@@ -12,7 +12,7 @@ use crate::wire::{JobResult, JobUpdate, OutputFileData};
 
 /// Notifications not yet published, oldest first (index `notifications_pending`).
 pub(super) const PENDING_NOTIFICATIONS_SQL: &str =
-    "SELECT id, researcher, job_id, body FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT ?1";
+    "SELECT id, researcher, job_id, body, fill_outputs FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT ?1";
 
 /// Jobs not yet published to the workers' queue (index `dispatch_pending`).
 pub(super) const PENDING_DISPATCH_SQL: &str =
@@ -29,13 +29,47 @@ pub struct Notification {
     pub job_id: Option<String>,
     /// The [`JobUpdate`] JSON.
     pub body: String,
+    /// The body's result files are listed without their bytes: [`Store::filled_body`] reads them in.
+    pub fill_outputs: bool,
+}
+
+/// The job's result files as an update lists them: with their bytes (base64), or, for the outbox, without
+/// (`data_base64` empty; the notifier reads them in when it publishes, [`Store::filled_body`]).
+fn output_data(conn: &Connection, job_id: &str, with_data: bool) -> Result<Vec<OutputFileData>> {
+    if with_data {
+        return Ok(outputs_in(conn, job_id)?
+            .into_iter()
+            .map(|o| OutputFileData {
+                size: o.data.len() as u64,
+                data_base64: base64_encode(&o.data),
+                name: o.name,
+                sha256: o.sha256,
+            })
+            .collect());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT name, length(data), sha256 FROM outputs WHERE job_id = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map(params![job_id], |r| {
+        Ok(OutputFileData {
+            name: r.get(0)?,
+            size: r.get::<_, i64>(1)? as u64,
+            sha256: r.get(2)?,
+            data_base64: String::new(),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The researcher's view of a job; the result is included only once released.
 pub(super) fn update_for(conn: &Connection, job: &JobRow) -> Result<JobUpdate> {
+    update_with(conn, job, true)
+}
+
+fn update_with(conn: &Connection, job: &JobRow, with_data: bool) -> Result<JobUpdate> {
     let result = match (&job.result, job.state) {
         (Some(r), JobState::Released | JobState::Delivered) => {
-            let outputs = outputs_in(conn, &job.job_id)?;
+            let outputs = output_data(conn, &job.job_id, with_data)?;
             Some(JobResult {
                 exit_code: r.exit_code,
                 summary: r.summary.clone(),
@@ -43,15 +77,7 @@ pub(super) fn update_for(conn: &Connection, job: &JobRow) -> Result<JobUpdate> {
                 stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
                 stdout_truncated: r.stdout_truncated,
                 stderr_truncated: r.stderr_truncated,
-                outputs: outputs
-                    .into_iter()
-                    .map(|o| OutputFileData {
-                        size: o.data.len() as u64,
-                        data_base64: base64_encode(&o.data),
-                        name: o.name,
-                        sha256: o.sha256,
-                    })
-                    .collect(),
+                outputs,
                 withheld: super::review::released_files_in(conn, &job.job_id)?
                     .into_iter()
                     .filter_map(|f| {
@@ -115,10 +141,18 @@ pub(super) fn enqueue(
     job_id: Option<&str>,
     update: &JobUpdate,
 ) -> Result<()> {
+    // Result files are not copied into the outbox (the update lists them without their bytes): the notifier
+    // reads them in when it publishes.
+    let fill = update.result.as_ref().is_some_and(|r| {
+        r.outputs
+            .iter()
+            .any(|o| o.data_base64.is_empty() && o.size > 0)
+    });
     let body = serde_json::to_string(update).expect("update serializes");
     conn.execute(
-        "INSERT INTO notifications (researcher, job_id, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![researcher, job_id, body, now()],
+        "INSERT INTO notifications (researcher, job_id, body, created_at, fill_outputs) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![researcher, job_id, body, now(), fill],
     )?;
     Ok(())
 }
@@ -127,6 +161,38 @@ impl Store {
     /// The researcher's view of a job (with the result once released).
     pub fn update_for(&self, job: &JobRow) -> Result<JobUpdate> {
         update_for(&self.conn, job)
+    }
+
+    /// The body to publish for `n`: as stored, or with its result files' bytes read from the store (base64) when
+    /// it was kept without them. A file gone since is an error, naming it.
+    pub fn filled_body(&self, n: &Notification) -> Result<String> {
+        if !n.fill_outputs {
+            return Ok(n.body.clone());
+        }
+        let mut update: JobUpdate = serde_json::from_str(&n.body).map_err(|e| {
+            crate::store::StoreError::Corrupt(format!("notification {}: {e}", n.id))
+        })?;
+        let job_id = n.job_id.clone().unwrap_or_default();
+        if let Some(r) = update.result.as_mut() {
+            for o in &mut r.outputs {
+                let data: Vec<u8> = self
+                    .conn
+                    .query_row(
+                        "SELECT data FROM outputs WHERE job_id = ?1 AND name = ?2",
+                        params![job_id, o.name],
+                        |row| row.get(0),
+                    )
+                    .optional()?
+                    .ok_or_else(|| {
+                        crate::store::StoreError::Corrupt(format!(
+                            "notification {}: job {job_id} has no output {}",
+                            n.id, o.name
+                        ))
+                    })?;
+                o.data_base64 = base64_encode(&data);
+            }
+        }
+        Ok(serde_json::to_string(&update).expect("update serializes"))
     }
 
     /// Notifications not yet published, oldest first.
@@ -138,6 +204,7 @@ impl Store {
                 researcher: r.get(1)?,
                 job_id: r.get(2)?,
                 body: r.get(3)?,
+                fill_outputs: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -192,7 +259,7 @@ impl Store {
 impl Tx<'_> {
     pub(super) fn notify(&self, job: &JobRow) -> Result<()> {
         if self.side == Side::Low {
-            let update = update_for(&self.tx, job)?;
+            let update = update_with(&self.tx, job, false)?;
             enqueue(&self.tx, &job.researcher, Some(&job.job_id), &update)?;
         }
         Ok(())

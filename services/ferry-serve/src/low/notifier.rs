@@ -45,14 +45,33 @@ pub(super) async fn notifier(
         if pending.is_empty() {
             continue;
         }
+        // An update that carries result files has them read in now, one such update per round, so that the
+        // notifier holds one job's results at a time.
+        let mut pending = pending;
+        if let Some(first) = pending.iter().position(|n| n.fill_outputs) {
+            pending.truncate(first + 1);
+        }
+        let full = pending.len() == BATCH;
+        let bodies: Vec<String> = match pending
+            .iter()
+            .map(|n| store.filled_body(n))
+            .collect::<std::result::Result<_, _>>()
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("reading a job update's result files: {e}");
+                continue;
+            }
+        };
         let ids: Vec<String> = pending.iter().map(|n| format!("update-{}", n.id)).collect();
         let msgs: Vec<Outgoing<'_>> = pending
             .iter()
             .zip(&ids)
-            .map(|(n, id)| Outgoing {
+            .zip(&bodies)
+            .map(|((n, id), body)| Outgoing {
                 exchange: RESULTS_EXCHANGE,
                 routing_key: &n.researcher,
-                body: n.body.as_bytes(),
+                body: body.as_bytes(),
                 message_id: Some(id),
                 kind: Some("job-update"),
                 persistent: true,
@@ -64,7 +83,7 @@ pub(super) async fn notifier(
         match session.publish_many(&msgs).await {
             Ok(()) => {
                 store.notifications_published(&pending)?;
-                idle = pending.len() < BATCH;
+                idle = !full && !pending.last().is_some_and(|n| n.fill_outputs);
             }
             Err(BrokerError::Unroutable { routing_key, .. }) => {
                 tracing::info!(researcher = %routing_key, "declaring the missing results queue");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_bundle::Header;
 use ferry_core::records::{self, Batch, Record};
-use ferry_core::store::{output_row, AssetRow, LedgerEntry, OutputRow};
+use ferry_core::store::{AssetRow, LedgerEntry, OutputFile};
 use ferry_core::{names, now, JobState, Seq, Side};
 
 use super::staging::StagedEntry;
@@ -133,7 +133,7 @@ pub(crate) fn apply(
                 }
             }
             (Side::Low, Record::Status(status)) => {
-                let mut outputs: Vec<OutputRow> = Vec::new();
+                let mut outputs: Vec<OutputFile> = Vec::new();
                 if let Some(result) = &status.result {
                     for file in &result.outputs {
                         names::output_path(&file.name).map_err(|e| bad(e.to_string()))?;
@@ -144,8 +144,13 @@ pub(crate) fn apply(
                                 file.name, staged.len
                             )));
                         }
-                        let data = std::fs::read(&staged.file).map_err(io(&staged.file))?;
-                        outputs.push(output_row(&file.name, data));
+                        // Stored from the staged file in pieces: a result's size is never this process's memory.
+                        outputs.push(OutputFile {
+                            name: file.name.clone(),
+                            path: staged.file.clone(),
+                            len: staged.len,
+                            sha256: staged.sha256.clone(),
+                        });
                     }
                 }
                 let mut status = status.clone();

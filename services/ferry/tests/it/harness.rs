@@ -310,6 +310,79 @@ sys.exit(os.waitstatus_to_exitcode(status))
         child.wait_with_output().unwrap()
     }
 
+    /// Submits and approves `n` jobs of researcher `alice` on the low side, straight in its state store (no
+    /// broker needed); returns their ids.
+    pub fn approved_jobs(&self, n: usize) -> Vec<String> {
+        use ferry_core::{JobState, Side};
+        let mut store =
+            ferry_core::Store::open(&self.side_dir(&self.low).join("state.db")).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let request = ferry_core::wire::JobRequest {
+                job_id: uuid::Uuid::new_v4(),
+                title: format!("job {i}"),
+                description: String::new(),
+                runtime: "python".into(),
+                code: format!("print({i})\n"),
+                assets: vec!["training-data.csv".into()],
+                revises: None,
+            };
+            let id = request.job_id.to_string();
+            let tx = store.begin(Side::Low).unwrap();
+            tx.submit(&request, "alice").unwrap();
+            tx.transition(
+                &id,
+                &[JobState::Submitted],
+                JobState::Approved,
+                "owner:t",
+                None,
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Runs (as a worker would, with `outputs`) and releases each of `ids` on the high side, straight in its
+    /// state store (no worker needed).
+    pub fn released_on_high(&self, ids: &[String], outputs: &[(&str, Vec<u8>)]) {
+        use ferry_core::{JobState, Side};
+        let mut side = ferry_transfer::SideDir::open(&self.high).unwrap();
+        let rows: Vec<_> = outputs
+            .iter()
+            .map(|(n, d)| ferry_core::store::output_row(n, d.clone()))
+            .collect();
+        for id in ids {
+            let tx = side.store.begin(Side::High).unwrap();
+            tx.transition(id, &[JobState::Exported], JobState::Running, "worker", None)
+                .unwrap();
+            let result = ferry_core::store::StoredResult {
+                exit_code: Some(0),
+                summary: "exited with status 0".into(),
+                stdout: format!("answer for {id}\n").into_bytes(),
+                stderr: Vec::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                unsandboxed: false,
+            };
+            tx.store_result(id, &result, &rows).unwrap();
+            tx.store_checks(id, &[]).unwrap();
+            tx.transition(id, &[JobState::Running], JobState::Finished, "worker", None)
+                .unwrap();
+            tx.commit().unwrap();
+            ferry_transfer::review::release(
+                &mut side,
+                id,
+                &ferry_transfer::review::ReleaseRequest {
+                    actor: "owner:t",
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+    }
+
     /// Registers the demo dataset on the high side and carries the catalog down.
     pub fn register_dataset(&self) {
         let root = self.dir.path();

@@ -7,43 +7,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
-use ferry_core::{JobState, Side, Store};
+use ferry_core::{JobState, Store};
 
 use crate::ferry_bin;
 use crate::harness::Pair;
 
 const JOBS: usize = 5;
-
-/// Submits and approves `n` jobs on the low side, straight in its state store (no broker here).
-fn approved_jobs(pair: &Pair, n: usize) -> Vec<String> {
-    let mut store = Store::open(&pair.side_dir(&pair.low).join("state.db")).unwrap();
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let request = ferry_core::wire::JobRequest {
-            job_id: uuid::Uuid::new_v4(),
-            title: format!("job {i}"),
-            description: String::new(),
-            runtime: "python".into(),
-            code: format!("print({i})\n"),
-            assets: vec!["training-data.csv".into()],
-            revises: None,
-        };
-        let id = request.job_id.to_string();
-        let tx = store.begin(Side::Low).unwrap();
-        tx.submit(&request, "alice").unwrap();
-        tx.transition(
-            &id,
-            &[JobState::Submitted],
-            JobState::Approved,
-            "owner:t",
-            None,
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        ids.push(id);
-    }
-    ids
-}
 
 /// Runs `ferry ARGS`, killed at `point` when given; returns whether it died by SIGKILL.
 fn run(args: &[&str], point: Option<&str>) -> (bool, std::process::Output) {
@@ -75,44 +44,6 @@ enum Cell {
     Stuck(String),
 }
 
-/// Runs and releases `ids` on the high side, straight in its state store (no worker here).
-fn released_on_high(pair: &Pair, ids: &[String]) {
-    let config = pair.high.clone();
-    let mut side = ferry_transfer::SideDir::open(&config).unwrap();
-    for id in ids {
-        let tx = side.store.begin(Side::High).unwrap();
-        tx.transition(id, &[JobState::Exported], JobState::Running, "worker", None)
-            .unwrap();
-        let result = ferry_core::store::StoredResult {
-            exit_code: Some(0),
-            summary: "exited with status 0".into(),
-            stdout: format!("answer for {id}\n").into_bytes(),
-            stderr: Vec::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            unsandboxed: false,
-        };
-        let outputs = vec![ferry_core::store::output_row(
-            "answer.txt",
-            b"42\n".to_vec(),
-        )];
-        tx.store_result(id, &result, &outputs).unwrap();
-        tx.store_checks(id, &[]).unwrap();
-        tx.transition(id, &[JobState::Running], JobState::Finished, "worker", None)
-            .unwrap();
-        tx.commit().unwrap();
-        ferry_transfer::review::release(
-            &mut side,
-            id,
-            &ferry_transfer::review::ReleaseRequest {
-                actor: "owner:t",
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    }
-}
-
 /// Which way the crashed bundle travels.
 #[derive(Clone, Copy)]
 enum Way {
@@ -127,7 +58,7 @@ enum Way {
 fn cell(point: &str, way: Way) -> Cell {
     let pair = Pair::create();
     pair.register_dataset();
-    let ids = approved_jobs(&pair, JOBS);
+    let ids = pair.approved_jobs(JOBS);
     let (from, to) = match way {
         Way::Jobs => (pair.low.clone(), pair.high.clone()),
         Way::Results => {
@@ -138,7 +69,7 @@ fn cell(point: &str, way: Way) -> Cell {
                 pair.high_s(),
                 bundle.to_str().unwrap(),
             ]);
-            released_on_high(&pair, &ids);
+            pair.released_on_high(&ids, &[("answer.txt", b"42\n".to_vec())]);
             (pair.high.clone(), pair.low.clone())
         }
     };
@@ -206,7 +137,7 @@ fn cell(point: &str, way: Way) -> Cell {
         return Cell::Duplicated(twice);
     }
     // The channel is open: something more crosses the same way.
-    let later = approved_jobs(&pair, 1);
+    let later = pair.approved_jobs(1);
     if let Way::Results = way {
         let bundle = pair.export(&pair.low).expect("the later job");
         pair.ok(&[
@@ -215,7 +146,7 @@ fn cell(point: &str, way: Way) -> Cell {
             pair.high_s(),
             bundle.to_str().unwrap(),
         ]);
-        released_on_high(&pair, &later);
+        pair.released_on_high(&later, &[("answer.txt", b"42\n".to_vec())]);
     }
     let (_, out) = run(&export, None);
     assert!(out.status.success(), "{point}: {out:?}");

@@ -287,3 +287,69 @@ fn export_says_what_it_packed_and_how_big_it_is() {
         "{err}"
     );
 }
+
+/// The peak resident memory, in KiB, of `ferry ARGS` run alone (a fresh Python parent measures its only child).
+fn peak_kib(args: &[&str]) -> u64 {
+    let script = r#"
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True)
+sys.stderr.buffer.write(r.stdout + r.stderr)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(r.returncode)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(crate::ferry_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn importing_large_results_holds_them_on_disk_not_in_memory() {
+    let pair = Pair::create();
+    pair.register_dataset();
+    let ids = pair.approved_jobs(1);
+    let bundle = pair.export(&pair.low).expect("the job");
+    pair.ok(&[
+        "import",
+        "--config",
+        pair.high_s(),
+        bundle.to_str().unwrap(),
+    ]);
+    // Four 24 MiB result files (96 MiB, and a third more as base64 in a job update).
+    let mut outputs = Vec::new();
+    for i in 0..4u8 {
+        let data: Vec<u8> = (0..24u32 << 20)
+            .map(|j| (j.wrapping_mul(2654435761) >> 13) as u8 ^ i)
+            .collect();
+        outputs.push((format!("part{i}.bin"), data));
+    }
+    let named: Vec<(&str, Vec<u8>)> = outputs
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.clone()))
+        .collect();
+    pair.released_on_high(&ids, &named);
+    let bundle = pair.export(&pair.high).expect("the results");
+    let kib = peak_kib(&["import", "--config", pair.low_s(), bundle.to_str().unwrap()]);
+    println!(
+        "peak memory of importing 96 MiB of results: {:.1} MiB",
+        kib as f64 / 1024.0
+    );
+    assert!(kib < 64 * 1024, "peak {kib} KiB");
+    // Stored whole, byte for byte.
+    let store = ferry_core::Store::open(&pair.side_dir(&pair.low).join("state.db")).unwrap();
+    let stored = store.outputs(&ids[0]).unwrap();
+    assert_eq!(stored.len(), 4);
+    for ((name, data), row) in outputs.iter().zip(&stored) {
+        assert_eq!(&row.name, name);
+        assert!(row.data == *data, "{name} differs");
+    }
+}
