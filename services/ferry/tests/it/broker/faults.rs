@@ -1,5 +1,6 @@
-//! Broker faults, on a private RabbitMQ node of the test's own (its own node name, port, database and log
-//! directory, no plugins), stopped and started by the test: never the shared broker on 5672.
+//! Faults that need root: a small full disk (a tmpfs of the test's own), and the broker going away, on a private
+//! RabbitMQ node of the test's own (its own node name, port, database and log directory, no plugins), stopped and
+//! started by the test: never the shared broker on 5672.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -250,4 +251,75 @@ fn the_low_side_rides_out_a_broker_outage_and_loses_nothing() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A tmpfs of `mib` MiB mounted over `dir` for one test (root only), unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, mib: u32) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {}", dir.display());
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_import_keeps_the_bundle_and_the_next_import_takes_it() {
+    let pair = Pair::create();
+    pair.register_dataset();
+    let ids = pair.approved_jobs(1);
+    let bundle = pair.export(&pair.low).expect("the job");
+    pair.ok(&[
+        "import",
+        "--config",
+        pair.high_s(),
+        bundle.to_str().unwrap(),
+    ]);
+    let data: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    pair.released_on_high(&ids, &[("big.bin", data.clone())]);
+    let results = pair.export(&pair.high).expect("the results");
+    // The low side's work/ (where an import stages what it decrypts) is a small disk, nearly full.
+    let work = pair.side_dir(&pair.low).join("work");
+    let _disk = SmallDisk::mount(&work, 8);
+    let filler = work.join("filler");
+    std::fs::write(&filler, vec![0u8; 6 << 20]).unwrap();
+    let inbox = pair.side_dir(&pair.low).join("inbox");
+    let carried = inbox.join(results.file_name().unwrap());
+    std::fs::copy(&results, &carried).unwrap();
+    let (_, err) = pair.fails(1, &["import", "--config", pair.low_s()]);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(carried.exists(), "the bundle stays in inbox/: {err}");
+    let quarantine = pair.side_dir(&pair.low).join("quarantine");
+    assert_eq!(
+        std::fs::read_dir(&quarantine).unwrap().count(),
+        0,
+        "nothing quarantined"
+    );
+    let staged: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "filler")
+        .collect();
+    assert!(staged.is_empty(), "no staging left behind: {staged:?}");
+    // Space again: the same bundle imports, once, whole.
+    std::fs::remove_file(&filler).unwrap();
+    let out = pair.ok(&["import", "--config", pair.low_s()]);
+    assert!(out.contains("released"), "{out}");
+    let store = ferry_core::Store::open(&pair.side_dir(&pair.low).join("state.db")).unwrap();
+    let stored = store.outputs(&ids[0]).unwrap();
+    assert!(stored.len() == 1 && stored[0].data == data);
 }
