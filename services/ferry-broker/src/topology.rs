@@ -8,7 +8,8 @@ use lapin::ExchangeKind;
 
 use ferry_core::wire::{
     results_queue, CALLS_QUEUE, CALL_ROUTING_KEY, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE,
-    HIGH_JOBS_QUEUE, JOB_ROUTING_KEY, REQUESTS_EXCHANGE, REQUESTS_QUEUE, RESULTS_EXCHANGE,
+    HIGH_JOBS_DEAD_QUEUE, HIGH_JOBS_QUEUE, JOB_ROUTING_KEY, REQUESTS_EXCHANGE, REQUESTS_QUEUE,
+    RESULTS_EXCHANGE,
 };
 
 use crate::{amqp, BrokerError, Session};
@@ -112,16 +113,67 @@ pub async fn declare_results_queue(session: &Session, researcher: &str) -> Resul
     Ok(())
 }
 
-/// High side: the workers' durable job queue.
+/// High side: the workers' durable job queue, dead-lettering through `ferry.dead` into `ferry.jobs.dead` what no
+/// worker can handle. A `ferry.jobs` declared by an older ferry, without dead-lettering, is used as it is (RabbitMQ
+/// cannot change a queue's arguments), with a warning saying how to upgrade it.
 pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
     let ch = session.scratch_channel().await?;
+    ch.exchange_declare(
+        DEAD_LETTER_EXCHANGE.into(),
+        ExchangeKind::Fanout,
+        durable_exchange(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp(format!("declaring exchange {DEAD_LETTER_EXCHANGE}")))?;
     ch.queue_declare(
-        HIGH_JOBS_QUEUE.into(),
+        HIGH_JOBS_DEAD_QUEUE.into(),
         durable_queue(),
         FieldTable::default(),
     )
     .await
-    .map_err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}")))?;
+    .map_err(amqp(format!("declaring queue {HIGH_JOBS_DEAD_QUEUE}")))?;
+    ch.queue_bind(
+        HIGH_JOBS_DEAD_QUEUE.into(),
+        DEAD_LETTER_EXCHANGE.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp("binding the dead-letter queue"))?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+    );
+    let declared = ch
+        .queue_declare(HIGH_JOBS_QUEUE.into(), durable_queue(), args)
+        .await;
+    if let Err(e) = declared {
+        let text = e.to_string();
+        if !text.contains("PRECONDITION_FAILED") {
+            return Err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}"))(e));
+        }
+        tracing::warn!(
+            "{HIGH_JOBS_QUEUE} was declared by an older ferry without dead-lettering: a message no worker can \
+             handle is dropped with an error instead of kept in {HIGH_JOBS_DEAD_QUEUE}; delete the queue while \
+             it is empty (rabbitmqctl delete_queue {HIGH_JOBS_QUEUE}) and restart ferry serve to upgrade it"
+        );
+        let ch = session.scratch_channel().await?;
+        ch.queue_declare(
+            HIGH_JOBS_QUEUE.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..durable_queue()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}")))?;
+        let _ = ch.close(200, "done".into()).await;
+        return Ok(());
+    }
     let _ = ch.close(200, "done".into()).await;
     Ok(())
 }

@@ -27,6 +27,9 @@ pub const DEAD_LETTER_QUEUE: &str = "ferry.requests.dead";
 pub const RESULTS_EXCHANGE: &str = "ferry.results";
 /// High-side durable queue of jobs for the workers.
 pub const HIGH_JOBS_QUEUE: &str = "ferry.jobs";
+/// High side: where `ferry.jobs` dead-letters a message no worker can handle (through [`DEAD_LETTER_EXCHANGE`]),
+/// for the operators.
+pub const HIGH_JOBS_DEAD_QUEUE: &str = "ferry.jobs.dead";
 
 /// A message on [`HIGH_JOBS_QUEUE`]: the job a worker should run (`schemas/high-job.schema.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferry_broker::{Incoming, Session};
 use ferry_core::store::{OutputRow, StoredResult};
-use ferry_core::wire::{HighJob, HIGH_JOBS_QUEUE};
+use ferry_core::wire::{HighJob, HIGH_JOBS_DEAD_QUEUE, HIGH_JOBS_QUEUE};
 use ferry_core::{Config, JobState, Side, Store};
 use ferry_review::checks::Check;
 use tokio::sync::watch;
@@ -38,24 +38,40 @@ pub(super) async fn worker(
             job_id = msg.message_id.as_deref().unwrap_or("-")
         );
         let actor = format!("worker-{n}@{}", std::process::id());
+        // A message that is no job message at all goes to the dead-letter queue, where operators see it.
+        if serde_json::from_slice::<HighJob>(&msg.body).is_err() {
+            tracing::warn!(
+                "a message on {HIGH_JOBS_QUEUE} is not a job message: dead-lettered to {HIGH_JOBS_DEAD_QUEUE}"
+            );
+            msg.reject(false).await?;
+            continue;
+        }
         if let Err(e) = handle_job(&config, &mut store, &msg, &actor)
             .instrument(span)
             .await
         {
             // A second failure of the same delivery is not retried for ever: the job fails with the reason,
-            // visibly, and the message is settled. Only when even that cannot be recorded is it requeued.
+            // visibly, and the message is settled; when even that cannot be recorded, it is dead-lettered.
             if msg.redelivered {
                 let job_id = serde_json::from_slice::<HighJob>(&msg.body)
                     .ok()
                     .map(|m| m.job_id);
                 let reason = format!("the high side could not handle this job twice: {e}");
-                if let Some(job_id) = job_id {
-                    if fail_job(&mut store, &job_id, &actor, &reason).is_ok() {
+                if let Some(job_id) = &job_id {
+                    if fail_job(&mut store, job_id, &actor, &reason).is_ok() {
                         tracing::error!(job_id, "worker {n}: {e}; the job failed");
                         msg.ack().await?;
                         continue;
                     }
                 }
+                // Not even its failure can be recorded: it goes to the dead-letter queue for the operators
+                // rather than round again.
+                tracing::error!(
+                    job_id = job_id.as_deref().unwrap_or("-"),
+                    "worker {n}: {e}, twice; the message is dead-lettered to {HIGH_JOBS_DEAD_QUEUE}"
+                );
+                msg.reject(false).await?;
+                continue;
             }
             tracing::error!("worker {n}: {e}; requeueing the job");
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -101,7 +101,8 @@ pub struct Pair {
     pub high: PathBuf,
     /// The low side's vhost (named in its ferry.toml; it exists only once [`Pair::broker`] ran).
     pub low_vhost: String,
-    high_vhost: String,
+    /// The high side's vhost.
+    pub high_vhost: String,
     vhosts_made: bool,
     users: Vec<String>,
     serves: Vec<Child>,

@@ -269,3 +269,65 @@ fn host_address() -> String {
         .unwrap_or("127.0.0.2")
         .to_string()
 }
+
+#[test]
+fn a_message_no_worker_can_handle_is_dead_lettered_and_the_next_job_runs() {
+    let mut pair = Pair::with_broker();
+    pair.register_dataset();
+    let alice = pair.researcher("alice");
+    pair.serve(&pair.low.clone());
+    pair.serve(&pair.high.clone());
+    let high_url = std::fs::read_to_string(&pair.high)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("amqp_url = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let depth = |queue: &str| {
+        crate::harness::rabbitmqctl_lines(&[
+            "list_queues",
+            "-p",
+            &pair.high_vhost,
+            "name",
+            "messages",
+        ])
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{queue}\t"))
+                .map(|n| n.trim().to_string())
+        })
+    };
+    // The high side declared its queues (with dead-lettering) once it serves.
+    pair.wait_for("ferry.jobs.dead", || depth("ferry.jobs.dead"));
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import pika,sys; c=pika.BlockingConnection(pika.URLParameters(sys.argv[1])); ch=c.channel(); \
+             ch.confirm_delivery(); ch.basic_publish('', 'ferry.jobs', b'not a job', pika.BasicProperties(delivery_mode=2))",
+            &high_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pair.wait_for("the dead-letter queue", || {
+        (depth("ferry.jobs.dead").as_deref() == Some("1")).then_some(())
+    });
+    assert!(pair
+        .serve_logs()
+        .contains("not a job message: dead-lettered"));
+    // The workers carry on.
+    let job = pair.submit_code(&alice, "print('still here')\n");
+    pair.wait_for("intake", || {
+        (pair.state_on(&pair.low, &job).as_deref() == Some("submitted")).then_some(())
+    });
+    pair.ok(&["review", "approve", "--config", pair.low_s(), &job]);
+    pair.carry(&pair.low, &pair.high).expect("the job crosses");
+    pair.wait_for("the worker", || {
+        (pair.state_on(&pair.high, &job).as_deref() == Some("finished")).then_some(())
+    });
+}
