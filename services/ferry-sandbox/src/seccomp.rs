@@ -5,8 +5,9 @@
 //! analysis job has no use for: creating user namespaces (which would hand the job capabilities over a
 //! fresh namespace, and with them mounts and the networking stack's configuration code), kernel keyrings,
 //! BPF, perf events, userfaultfd, io_uring, ptrace and cross-process memory access, and the mount and
-//! module calls (which need capabilities anyway). Everything else is allowed: it is a deny-list, so
-//! Python, its threads, `subprocess` and `multiprocessing` work unchanged.
+//! module calls (which need capabilities anyway), `memfd_create` and System V shared memory (memory that
+//! RLIMIT_AS does not count), and sockets of any family but local and IP ([`SOCKET_FAMILIES`]). Everything
+//! else is allowed: it is a deny-list, so Python, its threads, `subprocess` and `multiprocessing` work unchanged.
 //!
 //! The program checks the architecture first: a system call made through another ABI (32-bit `int 0x80`
 //! on x86-64) kills the process, and x32 calls are refused, so the numbers below cannot be bypassed.
@@ -35,6 +36,7 @@ const RET_ERRNO: u32 = 0x0005_0000;
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
 const OFFSET_ARG0_LOW: u32 = 16;
+const OFFSET_ARG2_LOW: u32 = 32;
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
@@ -79,6 +81,23 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_acct,
     libc::SYS_quotactl,
     libc::SYS_open_by_handle_at,
+    // Memory no limit counts: a memfd's pages and System V shared memory are not in RLIMIT_AS (a job held
+    // 4 GiB with memory_mb = 2048). POSIX shared memory lives in /dev/shm, a tmpfs capped like /tmp.
+    libc::SYS_memfd_create,
+    libc::SYS_shmget,
+];
+
+/// The address families a job may open sockets of: local (`AF_UNIX`, which Python's multiprocessing uses) and
+/// IP (which reaches nothing: the job's network namespace has no route). Every other family (AF_VSOCK, which
+/// a VM's hypervisor answers; AF_PACKET, AF_ALG, AF_BLUETOOTH, ...) is refused with `EAFNOSUPPORT`, as on a
+/// kernel built without it; and AF_NETLINK is allowed for `NETLINK_ROUTE` alone (`EPROTONOSUPPORT` for every
+/// other netlink protocol), because glibc reads the interface list through it (`if_nameindex`, `getaddrinfo`
+/// with `AI_ADDRCONFIG`): in the job's network namespace that list is the loopback, and without capabilities
+/// the job can change nothing through it.
+const SOCKET_FAMILIES: [u32; 3] = [
+    libc::AF_UNIX as u32,
+    libc::AF_INET as u32,
+    libc::AF_INET6 as u32,
 ];
 
 /// The filter for this machine, as bytes for `--seccomp`; `None` where it has not been written (the
@@ -113,6 +132,33 @@ pub(crate) fn program() -> Option<Vec<u8>> {
     for &nr in DENIED {
         p.push(jump(BPF_JMP_JEQ_K, nr as u32, 0, 1));
         p.push(ret(eperm));
+    }
+    // socket and socketpair: only the families of SOCKET_FAMILIES (their first argument), and for socket,
+    // AF_NETLINK with protocol NETLINK_ROUTE (its third).
+    let no_family = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+    let no_protocol = RET_ERRNO | libc::EPROTONOSUPPORT as u32;
+    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+        let n = SOCKET_FAMILIES.len() as u8;
+        let netlink = nr == libc::SYS_socket;
+        // The block after the jump: a load, a check per family, the netlink check (four) for socket, a refusal and
+        // an allow.
+        let block = n + 3 + if netlink { 4 } else { 0 };
+        p.push(jump(BPF_JMP_JEQ_K, nr as u32, 0, block));
+        p.push(load(OFFSET_ARG0_LOW));
+        for (i, &family) in SOCKET_FAMILIES.iter().enumerate() {
+            // Taken: over the remaining checks and the refusal, to the allow.
+            let rest = n - 1 - i as u8 + if netlink { 4 } else { 0 };
+            p.push(jump(BPF_JMP_JEQ_K, family, rest + 1, 0));
+        }
+        if netlink {
+            // Not netlink: on to the family refusal. Netlink: its protocol must be NETLINK_ROUTE.
+            p.push(jump(BPF_JMP_JEQ_K, libc::AF_NETLINK as u32, 0, 3));
+            p.push(load(OFFSET_ARG2_LOW));
+            p.push(jump(BPF_JMP_JEQ_K, libc::NETLINK_ROUTE as u32, 2, 0));
+            p.push(ret(no_protocol));
+        }
+        p.push(ret(no_family));
+        p.push(ret(RET_ALLOW));
     }
     // clone3 takes its flags in a structure the filter cannot read; ENOSYS makes the C library fall back
     // to clone, whose flags it can.
@@ -152,6 +198,11 @@ mod tests {
 
     /// A tiny interpreter for the instructions used above, to check the jumps land where intended.
     fn run(bytes: &[u8], arch: u32, nr: u32, arg0: u32) -> u32 {
+        run3(bytes, arch, nr, arg0, 0)
+    }
+
+    /// [`run`] with a third argument.
+    fn run3(bytes: &[u8], arch: u32, nr: u32, arg0: u32, arg2: u32) -> u32 {
         let insns: Vec<Insn> = bytes
             .chunks(8)
             .map(|c| Insn {
@@ -171,6 +222,7 @@ mod tests {
                         OFFSET_NR => nr,
                         OFFSET_ARCH => arch,
                         OFFSET_ARG0_LOW => arg0,
+                        OFFSET_ARG2_LOW => arg2,
                         other => panic!("load of {other}"),
                     }
                 }
@@ -212,6 +264,52 @@ mod tests {
         for &denied in DENIED {
             assert_eq!(run(&p, AUDIT_ARCH, nr(denied), 0), eperm);
         }
+        let no_family = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+        for call in [libc::SYS_socket, libc::SYS_socketpair] {
+            for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+                assert_eq!(run(&p, AUDIT_ARCH, nr(call), family as u32), RET_ALLOW);
+            }
+            for family in [
+                libc::AF_VSOCK,
+                libc::AF_PACKET,
+                libc::AF_ALG,
+                libc::AF_BLUETOOTH,
+                libc::AF_KEY,
+            ] {
+                assert_eq!(run(&p, AUDIT_ARCH, nr(call), family as u32), no_family);
+            }
+        }
+        let netlink = libc::AF_NETLINK as u32;
+        assert_eq!(
+            run3(
+                &p,
+                AUDIT_ARCH,
+                nr(libc::SYS_socket),
+                netlink,
+                libc::NETLINK_ROUTE as u32
+            ),
+            RET_ALLOW
+        );
+        for protocol in [
+            libc::NETLINK_AUDIT,
+            libc::NETLINK_KOBJECT_UEVENT,
+            libc::NETLINK_NETFILTER,
+        ] {
+            assert_eq!(
+                run3(
+                    &p,
+                    AUDIT_ARCH,
+                    nr(libc::SYS_socket),
+                    netlink,
+                    protocol as u32
+                ),
+                RET_ERRNO | libc::EPROTONOSUPPORT as u32
+            );
+        }
+        assert_eq!(
+            run(&p, AUDIT_ARCH, nr(libc::SYS_socketpair), netlink),
+            no_family
+        );
         assert_eq!(
             run(&p, 0x4000_0003, nr(libc::SYS_read), 0),
             RET_KILL_PROCESS

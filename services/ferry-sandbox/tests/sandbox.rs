@@ -216,6 +216,53 @@ with tempfile.NamedTemporaryFile() as f:
 }
 
 #[test]
+fn memory_no_limit_counts_and_sockets_of_other_families_are_refused() {
+    let scratch = Scratch::new();
+    // memfd and System V shared memory escape RLIMIT_AS; AF_VSOCK reaches a VM's hypervisor; the rest of the
+    // families are kernel surface no job needs. Local and IP sockets, and netlink's route protocol, still open.
+    let code = r#"
+import ctypes, errno, os, socket
+def attempt(what, f):
+    try:
+        f()
+        print(what, "ALLOWED")
+    except OSError as e:
+        print(what, errno.errorcode.get(e.errno, str(e)))
+attempt("memfd", lambda: os.memfd_create("x"))
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.shmget(0, 1 << 20, 0o1600)
+print("shmget", "ALLOWED" if r >= 0 else errno.errorcode.get(ctypes.get_errno()))
+for name in ["AF_VSOCK", "AF_PACKET", "AF_ALG", "AF_BLUETOOTH"]:
+    attempt(name, lambda: socket.socket(getattr(socket, name), socket.SOCK_DGRAM if name != "AF_ALG" else socket.SOCK_SEQPACKET).close())
+attempt("netlink audit", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9).close())
+for name in ["AF_UNIX", "AF_INET", "AF_INET6"]:
+    socket.socket(getattr(socket, name), socket.SOCK_STREAM).close()
+    print(name, "opens")
+socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close()
+print("netlink route opens")
+"#;
+    let outcome = run(&scratch.spec(code));
+    assert_eq!(
+        lines(&outcome),
+        [
+            "memfd EPERM",
+            "shmget EPERM",
+            "AF_VSOCK EAFNOSUPPORT",
+            "AF_PACKET EAFNOSUPPORT",
+            "AF_ALG EAFNOSUPPORT",
+            "AF_BLUETOOTH EAFNOSUPPORT",
+            "netlink audit EPROTONOSUPPORT",
+            "AF_UNIX opens",
+            "AF_INET opens",
+            "AF_INET6 opens",
+            "netlink route opens",
+        ],
+        "{}",
+        text(&outcome.stderr)
+    );
+}
+
+#[test]
 fn network_is_unreachable_including_the_host_broker() {
     let scratch = Scratch::new();
     // 5672 is the development broker; the second target is this machine's own external address, so that even a
