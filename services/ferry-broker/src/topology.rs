@@ -28,6 +28,32 @@ fn durable_queue() -> QueueDeclareOptions {
     }
 }
 
+/// A durable queue `queue` bound to the dead-letter exchange (which must exist).
+async fn declare_dead_letter_queue(ch: &lapin::Channel, queue: &str) -> Result<(), BrokerError> {
+    ch.queue_declare(queue.into(), durable_queue(), FieldTable::default())
+        .await
+        .map_err(amqp(format!("declaring queue {queue}")))?;
+    ch.queue_bind(
+        queue.into(),
+        DEAD_LETTER_EXCHANGE.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(amqp(format!("binding {queue}")))
+}
+
+/// The arguments of a queue that dead-letters through the dead-letter exchange.
+fn dead_lettered() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+    );
+    args
+}
+
 /// Low side: requests exchange and queues (with dead-lettering), the calls queue, the results exchange.
 pub async fn declare_low(session: &Session) -> Result<(), BrokerError> {
     let ch = session.scratch_channel().await?;
@@ -40,28 +66,8 @@ pub async fn declare_low(session: &Session) -> Result<(), BrokerError> {
             .await
             .map_err(amqp(format!("declaring exchange {name}")))?;
     }
-    ch.queue_declare(
-        DEAD_LETTER_QUEUE.into(),
-        durable_queue(),
-        FieldTable::default(),
-    )
-    .await
-    .map_err(amqp(format!("declaring queue {DEAD_LETTER_QUEUE}")))?;
-    ch.queue_bind(
-        DEAD_LETTER_QUEUE.into(),
-        DEAD_LETTER_EXCHANGE.into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .map_err(amqp("binding the dead-letter queue"))?;
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
-    );
-    ch.queue_declare(REQUESTS_QUEUE.into(), durable_queue(), args)
+    declare_dead_letter_queue(&ch, DEAD_LETTER_QUEUE).await?;
+    ch.queue_declare(REQUESTS_QUEUE.into(), durable_queue(), dead_lettered())
         .await
         .map_err(amqp(format!("declaring queue {REQUESTS_QUEUE}")))?;
     ch.queue_declare(
@@ -126,29 +132,9 @@ pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
     )
     .await
     .map_err(amqp(format!("declaring exchange {DEAD_LETTER_EXCHANGE}")))?;
-    ch.queue_declare(
-        HIGH_JOBS_DEAD_QUEUE.into(),
-        durable_queue(),
-        FieldTable::default(),
-    )
-    .await
-    .map_err(amqp(format!("declaring queue {HIGH_JOBS_DEAD_QUEUE}")))?;
-    ch.queue_bind(
-        HIGH_JOBS_DEAD_QUEUE.into(),
-        DEAD_LETTER_EXCHANGE.into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .map_err(amqp("binding the dead-letter queue"))?;
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
-    );
+    declare_dead_letter_queue(&ch, HIGH_JOBS_DEAD_QUEUE).await?;
     let declared = ch
-        .queue_declare(HIGH_JOBS_QUEUE.into(), durable_queue(), args)
+        .queue_declare(HIGH_JOBS_QUEUE.into(), durable_queue(), dead_lettered())
         .await;
     if let Err(e) = declared {
         let text = e.to_string();

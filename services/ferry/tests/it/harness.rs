@@ -345,6 +345,19 @@ sys.exit(os.waitstatus_to_exitcode(status))
         ids
     }
 
+    /// One job of alice's carried to the high side (both sides offline); returns its id.
+    pub fn job_on_high(&self) -> String {
+        let ids = self.approved_jobs(1);
+        let bundle = self.export(&self.low).expect("the job");
+        self.ok(&[
+            "import",
+            "--config",
+            self.high_s(),
+            bundle.to_str().unwrap(),
+        ]);
+        ids.into_iter().next().unwrap()
+    }
+
     /// Runs (as a worker would, with `outputs`) and releases each of `ids` on the high side, straight in its
     /// state store (no worker needed).
     pub fn released_on_high(&self, ids: &[String], outputs: &[(&str, Vec<u8>)]) {
@@ -745,4 +758,21 @@ pub fn assert_reason(reason: &str, kind: &str) {
         Some(format!("refused: {kind}").as_str()),
         "{reason}"
     );
+}
+
+/// Runs a Python 3 `script` with `args` (`sys.argv[1:]`); returns its stdout, failing the test with its stderr
+/// when it fails.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::ferry_bin;
-use crate::harness::{patience, unique, Pair};
+use crate::harness::{patience, python, unique, Pair};
 
 /// A RabbitMQ node started for one test, stopped (and its files removed) when dropped.
 struct PrivateBroker {
@@ -129,17 +129,7 @@ for _ in range(int(sys.argv[2])):
         content_type="application/json", user_id="guest", message_id=job_id, delivery_mode=2))
     print(job_id)
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, url, &n.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    python(script, &[url, &n.to_string()])
         .lines()
         .map(str::to_string)
         .collect()
@@ -279,14 +269,7 @@ impl Drop for SmallDisk {
 fn a_full_disk_during_import_keeps_the_bundle_and_the_next_import_takes_it() {
     let pair = Pair::create();
     pair.register_dataset();
-    let ids = pair.approved_jobs(1);
-    let bundle = pair.export(&pair.low).expect("the job");
-    pair.ok(&[
-        "import",
-        "--config",
-        pair.high_s(),
-        bundle.to_str().unwrap(),
-    ]);
+    let ids = vec![pair.job_on_high()];
     let data: Vec<u8> = (0..6u32 << 20)
         .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
         .collect();

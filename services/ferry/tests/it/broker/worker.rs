@@ -300,19 +300,10 @@ fn a_message_no_worker_can_handle_is_dead_lettered_and_the_next_job_runs() {
     };
     // The high side declared its queues (with dead-lettering) once it serves.
     pair.wait_for("ferry.jobs.dead", || depth("ferry.jobs.dead"));
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import pika,sys; c=pika.BlockingConnection(pika.URLParameters(sys.argv[1])); ch=c.channel(); \
-             ch.confirm_delivery(); ch.basic_publish('', 'ferry.jobs', b'not a job', pika.BasicProperties(delivery_mode=2))",
-            &high_url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::harness::python(
+        "import pika,sys; c=pika.BlockingConnection(pika.URLParameters(sys.argv[1])); ch=c.channel(); \
+         ch.confirm_delivery(); ch.basic_publish('', 'ferry.jobs', b'not a job', pika.BasicProperties(delivery_mode=2))",
+        &[&high_url],
     );
     pair.wait_for("the dead-letter queue", || {
         (depth("ferry.jobs.dead").as_deref() == Some("1")).then_some(())

@@ -297,33 +297,17 @@ sys.stderr.buffer.write(r.stdout + r.stderr)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 sys.exit(r.returncode)
 "#;
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(crate::ferry_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    let bin = crate::ferry_bin();
+    let mut all = vec![bin.to_str().unwrap()];
+    all.extend_from_slice(args);
+    crate::harness::python(script, &all).trim().parse().unwrap()
 }
 
 #[test]
 fn importing_large_results_holds_them_on_disk_not_in_memory() {
     let pair = Pair::create();
     pair.register_dataset();
-    let ids = pair.approved_jobs(1);
-    let bundle = pair.export(&pair.low).expect("the job");
-    pair.ok(&[
-        "import",
-        "--config",
-        pair.high_s(),
-        bundle.to_str().unwrap(),
-    ]);
+    let ids = vec![pair.job_on_high()];
     // Four 24 MiB result files (96 MiB, and a third more as base64 in a job update).
     let mut outputs = Vec::new();
     for i in 0..4u8 {
