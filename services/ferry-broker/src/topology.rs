@@ -164,6 +164,63 @@ pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// What of `side`'s exchanges and queues the broker lacks (checked passively: nothing is created); empty when all
+/// are there. `ferry serve` declares them when it starts.
+pub async fn missing(session: &Session, side: ferry_core::Side) -> Result<Vec<String>, BrokerError> {
+    let (exchanges, queues): (&[&str], &[&str]) = match side {
+        ferry_core::Side::Low => (
+            &[REQUESTS_EXCHANGE, RESULTS_EXCHANGE, DEAD_LETTER_EXCHANGE],
+            &[REQUESTS_QUEUE, CALLS_QUEUE, DEAD_LETTER_QUEUE],
+        ),
+        ferry_core::Side::High => (
+            &[DEAD_LETTER_EXCHANGE],
+            &[HIGH_JOBS_QUEUE, HIGH_JOBS_DEAD_QUEUE],
+        ),
+    };
+    let mut missing = Vec::new();
+    // A failed passive declare closes its channel: one channel each.
+    for name in exchanges {
+        let ch = session.scratch_channel().await?;
+        let found = ch
+            .exchange_declare(
+                (*name).into(),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..durable_exchange()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match found {
+            Ok(()) => {
+                let _ = ch.close(200, "done".into()).await;
+            }
+            Err(_) => missing.push(format!("exchange {name}")),
+        }
+    }
+    for name in queues {
+        let ch = session.scratch_channel().await?;
+        let found = ch
+            .queue_declare(
+                (*name).into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..durable_queue()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match found {
+            Ok(_) => {
+                let _ = ch.close(200, "done".into()).await;
+            }
+            Err(_) => missing.push(format!("queue {name}")),
+        }
+    }
+    Ok(missing)
+}
+
 /// A durable scratch queue on the default exchange, for benchmarks that measure the broker itself.
 pub async fn declare_scratch_queue(session: &Session, name: &str) -> Result<(), BrokerError> {
     let ch = session.scratch_channel().await?;
