@@ -166,7 +166,10 @@ pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
 
 /// What of `side`'s exchanges and queues the broker lacks (checked passively: nothing is created); empty when all
 /// are there. `ferry serve` declares them when it starts.
-pub async fn missing(session: &Session, side: ferry_core::Side) -> Result<Vec<String>, BrokerError> {
+pub async fn missing(
+    session: &Session,
+    side: ferry_core::Side,
+) -> Result<Vec<String>, BrokerError> {
     let (exchanges, queues): (&[&str], &[&str]) = match side {
         ferry_core::Side::Low => (
             &[REQUESTS_EXCHANGE, RESULTS_EXCHANGE, DEAD_LETTER_EXCHANGE],

@@ -40,6 +40,13 @@ pub fn init(side: Side, dir: &Path, amqp: &str) -> Result<Initialised> {
     for d in layout.all_dirs() {
         std::fs::create_dir_all(&d).at("creating", &d)?;
     }
+    // The secret keys' directory is the side's alone (its files are 0600 too).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let keys_dir = layout.keys_dir();
+        std::fs::set_permissions(&keys_dir, std::fs::Permissions::from_mode(0o700))
+            .at("restricting", &keys_dir)?;
+    }
     let keys = SideKeys::generate();
     keys.save(&layout.keys_dir()).map_err(|e| {
         TransferError::bundle(

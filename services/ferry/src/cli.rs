@@ -90,6 +90,14 @@ pub enum Command {
         #[command(subcommand)]
         action: ReviewAction,
     },
+    /// Check a side: configuration, directories and permissions, keys and the pinned peer, the state store,
+    /// runtimes and the sandbox, free disk, the clock, the broker and its topology. Exit 1 naming each problem,
+    /// with a hint.
+    Doctor {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Reviewers' keys: make one, register, list, remove.
     Reviewer {
         /// What to do.

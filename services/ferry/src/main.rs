@@ -16,7 +16,7 @@ mod progress;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use cmd::{audit, researcher, review, serve, setup, transfer};
+use cmd::{audit, doctor, researcher, review, serve, setup, transfer};
 
 fn main() {
     reset_sigpipe();
@@ -115,6 +115,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         },
         Command::Review { action } => review::run(action).map(|_| 0),
         Command::Reviewer { action } => audit::reviewer(action).map(|_| 0),
+        Command::Doctor { config } => doctor::doctor(&config.config).await,
         Command::Audit { action } => audit::audit(action),
         Command::Export {
             config,

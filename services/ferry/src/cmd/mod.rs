@@ -1,6 +1,7 @@
 //! One module per group of commands; each prints for people (or `--json`) and leaves the work to the libraries.
 
 pub mod audit;
+pub mod doctor;
 pub mod researcher;
 pub mod review;
 pub mod serve;

@@ -111,3 +111,21 @@ fn a_vhost_the_broker_lacks_gets_the_provision_hint_not_is_rabbitmq_running() {
     assert!(err.contains("hint: the broker has no such vhost"), "{err}");
     assert!(!err.contains("is RabbitMQ running"), "{err}");
 }
+
+#[test]
+fn doctor_finds_a_served_pair_healthy() {
+    let mut pair = Pair::with_broker();
+    pair.serve(&pair.low.clone());
+    pair.serve(&pair.high.clone());
+    for config in [pair.low.clone(), pair.high.clone()] {
+        // Healthy once serve has declared the side's exchanges and queues.
+        pair.wait_for("the topology", || {
+            let out = pair.run(&["doctor", "--config", config.to_str().unwrap()]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            (out.status.success() && text.contains("ok       topology")).then_some(text)
+        });
+    }
+    let out = pair.ok(&["doctor", "--config", pair.low_s()]);
+    assert!(out.trim_end().ends_with("healthy"), "{out}");
+    assert!(!out.contains("PROBLEM"), "{out}");
+}

@@ -5,6 +5,7 @@ mod cli;
 #[cfg(feature = "failpoints")]
 mod crash;
 mod docs;
+mod doctor;
 mod media;
 mod progress;
 mod transfer;
