@@ -5,8 +5,10 @@
 //! returns only when the broker confirmed the message (a Nack or an unroutable message is an error, never a log
 //! line); [`Session::call`] is a request/reply over RabbitMQ's direct reply-to, used by researchers, who may not
 //! declare queues, and [`Session::reply`] answers one. [`topology`] declares the exchanges and queues each side
-//! needs; [`url_parts`] reads an AMQP URL as lapin does.
+//! needs; [`url_parts`] reads an AMQP URL as lapin does. [`management`] is a small blocking client of the broker's
+//! management HTTP API, for researcher accounts.
 
+pub mod management;
 pub mod topology;
 
 use std::time::Duration;
