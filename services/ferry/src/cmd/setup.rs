@@ -26,7 +26,7 @@ pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Resu
                 ferry_core::config::redact_url(url)
             );
         }
-        let done = provision_broker(&made.config.amqp_url)?;
+        let done = provision_broker(side, &made.config.amqp_url)?;
         println!(
             "the {} side in {} exists already; its broker is provisioned: {done}",
             side.as_str(),
@@ -39,7 +39,7 @@ pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Resu
         .unwrap_or_else(|| default_amqp_url(side));
     ferry_broker::url_parts(&amqp)?;
     let provisioned = if provision && !config_path.exists() {
-        Some(provision_broker(&amqp)?)
+        Some(provision_broker(side, &amqp)?)
     } else {
         None
     };
@@ -80,9 +80,11 @@ pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Resu
 }
 
 /// Makes sure the broker has the vhost and account `url` names, the account with every permission on the vhost
-/// (it declares the side's topology), through `rabbitmqctl`. Idempotent: what exists is left as it is, but an
-/// existing account must accept the URL's password. Returns what it did, for people.
-fn provision_broker(url: &str) -> Result<String> {
+/// (it declares the side's topology), through `rabbitmqctl`. On the low side the account also gets the
+/// `administrator` tag, which RabbitMQ's management API requires of the account that `ferry researcher ...`
+/// manages researchers with (its other tags are kept). Idempotent: what exists is left as it is, but an existing
+/// account must accept the URL's password. Returns what it did, for people.
+fn provision_broker(side: Side, url: &str) -> Result<String> {
     let parts = ferry_broker::url_parts(url)?;
     if parts.user.is_empty() || parts.password.is_empty() {
         bail!("--provision needs the URL to name an account and its password (amqp://USER:PASSWORD@host/VHOST)");
@@ -124,7 +126,41 @@ fn provision_broker(url: &str) -> Result<String> {
         "{} may configure, write and read on {}",
         parts.user, parts.vhost
     ));
+    if side == Side::Low {
+        let mut tags = user_tags(&parts.user)?;
+        if tags.iter().any(|t| t == "administrator") {
+            done.push(format!("{} had the administrator tag", parts.user));
+        } else {
+            tags.push("administrator".to_string());
+            let mut args = vec!["set_user_tags", parts.user.as_str()];
+            args.extend(tags.iter().map(String::as_str));
+            rabbitmqctl(&args, None)?;
+            done.push(format!(
+                "{} has the administrator tag (it manages researcher accounts through the management API)",
+                parts.user
+            ));
+        }
+    }
     Ok(done.join(", "))
+}
+
+/// The tags of `user`, as `rabbitmqctl list_users` shows them (`name [tag1, tag2]`).
+fn user_tags(user: &str) -> Result<Vec<String>> {
+    let list = rabbitmqctl(&["list_users", "--quiet", "--no-table-headers"], None)?;
+    Ok(list
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(user))
+        .and_then(|l| l.split_once('['))
+        .map(|(_, rest)| {
+            rest.trim_end()
+                .trim_end_matches(']')
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 fn vhost_exists(vhost: &str) -> Result<bool> {
