@@ -281,7 +281,8 @@ pub enum TrustAction {
 /// `ferry researcher ...`
 #[derive(Debug, Subcommand)]
 pub enum ResearcherAction {
-    /// Create NAME's broker account (password on stdin) and results queue.
+    /// Create NAME's broker account (password on stdin) and results queue, through the broker's management
+    /// API; a failure part-way undoes what was made. An existing user is refused.
     Add {
         /// The low side's configuration.
         #[command(flatten)]

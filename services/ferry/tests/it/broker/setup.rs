@@ -50,7 +50,8 @@ fn init_provision_makes_the_vhost_account_and_permissions_and_can_run_again() {
     assert!(
         rabbitmqctl_lines(&["list_users"])
             .iter()
-            .any(|l| l.split_whitespace().next() == Some(user.as_str()) && l.contains("administrator")),
+            .any(|l| l.split_whitespace().next() == Some(user.as_str())
+                && l.contains("administrator")),
         "{user} has no administrator tag"
     );
     assert!(first.contains("has the administrator tag"), "{first}");

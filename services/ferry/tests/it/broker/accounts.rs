@@ -1,0 +1,153 @@
+//! Researcher accounts through the broker's management HTTP API: `ferry researcher add`
+//! (finding 14 of issue 11). The low side's ferry.toml names the API (`[broker] management_url`), as for a broker
+//! on another host; the tests log in over AMQP as the researchers to prove what the API made.
+
+use std::process::Output;
+
+use crate::harness::{rabbitmqctl_lines, unique, Pair, RESEARCHER_PASSWORD};
+
+/// A pair whose low side names the management API explicitly.
+fn pair() -> Pair {
+    let pair = Pair::with_broker();
+    let text = std::fs::read_to_string(&pair.low).unwrap();
+    assert!(!text.contains("[broker]"), "{text}");
+    std::fs::write(
+        &pair.low,
+        text.replacen(
+            "\n[",
+            "\n[broker]\nmanagement_url = \"http://127.0.0.1:15672\"\n\n[",
+            1,
+        ),
+    )
+    .unwrap();
+    pair
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn has_user(name: &str) -> bool {
+    rabbitmqctl_lines(&["list_users"])
+        .iter()
+        .any(|l| l.split_whitespace().next() == Some(name))
+}
+
+fn has_queue(vhost: &str, queue: &str) -> bool {
+    rabbitmqctl_lines(&["list_queues", "-p", vhost, "name"])
+        .iter()
+        .any(|l| l.trim() == queue)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Logs in at `url`; Err is the broker's refusal.
+fn login(url: &str) -> Result<(), ferry_broker::BrokerError> {
+    runtime().block_on(async {
+        let session = ferry_broker::Session::connect(url).await?;
+        session.close().await;
+        Ok(())
+    })
+}
+
+/// Logs in at `url` and starts consuming `queue`.
+fn consume(url: &str, queue: &str) -> Result<(), ferry_broker::BrokerError> {
+    runtime().block_on(async {
+        let session = ferry_broker::Session::connect(url).await?;
+        let sub = session.consume(queue, 1).await.map(drop);
+        session.close().await;
+        sub
+    })
+}
+
+fn url_with_password(pair: &Pair, name: &str, password: &str) -> String {
+    format!("amqp://{name}:{password}@127.0.0.1:5672/{}", pair.low_vhost)
+}
+
+#[test]
+fn a_researcher_added_through_the_management_api_logs_in_and_cannot_read_another_researchers_queue()
+{
+    let mut pair = pair();
+    let (alice, bob) = (unique("alice-"), unique("bob-"));
+    for name in [&alice, &bob] {
+        let out = pair.researcher_add(name, RESEARCHER_PASSWORD);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("read ferry.results.{name}")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    // Exactly today's confinement.
+    let perms = rabbitmqctl_lines(&["list_permissions", "-p", &pair.low_vhost]);
+    let line: Vec<String> = vec![
+        alice.clone(),
+        "^$".into(),
+        "^ferry\\.requests$".into(),
+        format!("^ferry\\.results\\.{alice}$"),
+    ];
+    assert!(
+        perms
+            .iter()
+            .any(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>() == line),
+        "{perms:?}"
+    );
+    let alice_url = pair.researcher_url(&alice);
+    consume(&alice_url, &format!("ferry.results.{alice}")).expect("alice reads her own queue");
+    let err = consume(&alice_url, &format!("ferry.results.{bob}")).unwrap_err();
+    assert!(err.is_access_refused(), "{err}");
+    let err = consume(&alice_url, ferry_core::wire::REQUESTS_QUEUE).unwrap_err();
+    assert!(err.is_access_refused(), "{err}");
+}
+
+#[test]
+fn a_researcher_add_that_fails_part_way_undoes_what_it_made_and_can_be_retried() {
+    let mut pair = pair();
+    let name = unique("dora-");
+    let queue = format!("ferry.results.{name}");
+    for point in [
+        "researcher-add:after-queue",
+        "researcher-add:after-user",
+        "researcher-add:after-permissions",
+    ] {
+        let out =
+            pair.researcher_add_env(&name, RESEARCHER_PASSWORD, &[("FERRY_FAILPOINT", point)]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{point}: {err}");
+        assert!(err.contains(&format!("failpoint {point}")), "{err}");
+        assert!(err.contains("what was made is undone"), "{err}");
+        assert!(!err.contains(RESEARCHER_PASSWORD), "{err}");
+        assert!(!has_user(&name), "{point}: the account was left behind");
+        assert!(
+            !has_queue(&pair.low_vhost, &queue),
+            "{point}: the queue was left behind"
+        );
+    }
+    let out = pair.researcher_add(&name, RESEARCHER_PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    login(&pair.researcher_url(&name)).expect("the retried account logs in");
+    assert!(has_queue(&pair.low_vhost, &queue));
+}
+
+#[test]
+fn re_adding_an_existing_researcher_is_refused_and_changes_nothing() {
+    let mut pair = pair();
+    let name = unique("erin-");
+    let out = pair.researcher_add(&name, RESEARCHER_PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pair.researcher_add(&name, "another-password");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("exists already"), "{err}");
+    login(&pair.researcher_url(&name)).expect("the first password still works");
+    assert!(login(&url_with_password(&pair, &name, "another-password")).is_err());
+}
