@@ -290,6 +290,15 @@ pub enum ResearcherAction {
         /// The researcher's name (lower case letters, digits, '-', '_').
         name: String,
     },
+    /// List the researchers on the low side's vhost, with the results waiting in their queues.
+    List {
+        /// The low side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `ferry asset ...`

@@ -102,6 +102,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             ResearcherAction::Add { config, name } => {
                 accounts::add(&config.config, &name).await.map(|_| 0)
             }
+            ResearcherAction::List { config, json } => {
+                accounts::list(&config.config, json).map(|_| 0)
+            }
         },
         Command::Asset { action } => match action {
             AssetAction::Add {

@@ -1,10 +1,10 @@
-//! Researcher accounts on the low side's broker: `ferry researcher add`, through RabbitMQ's
+//! Researcher accounts on the low side's broker: `ferry researcher add|list`, through RabbitMQ's
 //! management HTTP API (so the broker may be on another host), as the side's service account unless
 //! `[broker] management_url` names another. There is no `rabbitmqctl` fallback: the API is the one way.
 //!
 //! A researcher is a broker user with no tags whose permissions on the low side's vhost are exactly
 //! [`researcher_permissions`]: configure nothing, write only to the requests exchange, read only their own results
-//! queue.
+//! queue. Only such a user is listed.
 //!
 //! `add` is transactional: everything that can be checked is checked before anything is made, each step that
 //! then fails undoes the steps before it (in reverse), and the new account is proved by logging in with it.
@@ -259,6 +259,63 @@ fn undo(broker: &Broker, made: Vec<Made>) -> Vec<String> {
         }
     }
     left
+}
+
+/// A researcher as `ferry researcher list --json` prints them.
+#[derive(serde::Serialize)]
+struct ResearcherJson {
+    name: String,
+    results_queue: String,
+    /// Whether their results queue exists (it should; `ferry researcher add` again after `remove` remakes it).
+    queue_exists: bool,
+    /// Results waiting in it, not yet read.
+    messages_waiting: u64,
+}
+
+/// `ferry researcher list --config LOW [--json]`.
+pub fn list(config_path: &Path, json: bool) -> Result<()> {
+    let broker = Broker::open(config_path, "`ferry researcher list`")?;
+    let Some(perms) = broker.api.vhost_permissions(&broker.vhost)? else {
+        broker.require_vhost(config_path)?;
+        bail!("vhost {} vanished while listing it", broker.vhost);
+    };
+    let queues = broker.api.queues(&broker.vhost)?;
+    let mut list: Vec<ResearcherJson> = perms
+        .into_iter()
+        .filter(|p| {
+            names::researcher(&p.user).is_ok() && p.permissions == researcher_permissions(&p.user)
+        })
+        .map(|p| {
+            let results_queue = wire::results_queue(&p.user);
+            let queue = queues.iter().find(|(q, _)| *q == results_queue);
+            ResearcherJson {
+                queue_exists: queue.is_some(),
+                messages_waiting: queue.map_or(0, |(_, n)| *n),
+                name: p.user,
+                results_queue,
+            }
+        })
+        .collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.is_empty() {
+        println!("no researchers on vhost {}", broker.vhost);
+    } else {
+        println!(
+            "{:<32} {:<48} {:>8}",
+            "RESEARCHER", "RESULTS QUEUE", "WAITING"
+        );
+        for r in list {
+            let queue = if r.queue_exists {
+                r.results_queue
+            } else {
+                format!("{} (missing)", r.results_queue)
+            };
+            println!("{:<32} {:<48} {:>8}", r.name, queue, r.messages_waiting);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

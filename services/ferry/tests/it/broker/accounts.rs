@@ -1,10 +1,12 @@
-//! Researcher accounts through the broker's management HTTP API: `ferry researcher add`
+//! Researcher accounts through the broker's management HTTP API: `ferry researcher add|list`
 //! (finding 14 of issue 11). The low side's ferry.toml names the API (`[broker] management_url`), as for a broker
 //! on another host; the tests log in over AMQP as the researchers to prove what the API made.
 
 use std::process::Output;
 
-use crate::harness::{rabbitmqctl_lines, unique, Pair, RESEARCHER_PASSWORD};
+use crate::harness::{
+    rabbitmqctl, rabbitmqctl_lines, unique, BrokerNames, Pair, RESEARCHER_PASSWORD,
+};
 
 /// A pair whose low side names the management API explicitly.
 fn pair() -> Pair {
@@ -150,4 +152,49 @@ fn re_adding_an_existing_researcher_is_refused_and_changes_nothing() {
     assert!(err.contains("exists already"), "{err}");
     login(&pair.researcher_url(&name)).expect("the first password still works");
     assert!(login(&url_with_password(&pair, &name, "another-password")).is_err());
+}
+
+#[test]
+fn researcher_list_shows_the_researchers_and_no_other_account() {
+    let mut pair = pair();
+    let (a, b) = (unique("fay-"), unique("gil-"));
+    // An account with other permissions on the vhost (the service account's, say) is no researcher.
+    let other = unique("svc-");
+    let _cleanup = BrokerNames {
+        vhosts: vec![],
+        users: vec![other.clone()],
+    };
+    rabbitmqctl(&["add_user", &other, "some-password"]);
+    rabbitmqctl(&[
+        "set_permissions",
+        "-p",
+        &pair.low_vhost,
+        &other,
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    let low = pair.low_s().to_string();
+    let empty = pair.ok(&["researcher", "list", "--config", &low]);
+    assert!(empty.contains("no researchers"), "{empty}");
+    for name in [&b, &a] {
+        let out = pair.researcher_add(name, RESEARCHER_PASSWORD);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&pair.ok(&["researcher", "list", "--config", &low, "--json"]))
+            .unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [a.as_str(), b.as_str()], "{json}");
+    assert_eq!(json[0]["results_queue"], format!("ferry.results.{a}"));
+    assert_eq!(json[0]["queue_exists"], true);
+    assert_eq!(json[0]["messages_waiting"], 0);
+    let text = pair.ok(&["researcher", "list", "--config", &low]);
+    assert!(text.contains(&a) && text.contains(&b), "{text}");
+    assert!(!text.contains(&other) && !text.contains("guest"), "{text}");
 }
