@@ -299,6 +299,15 @@ pub enum ResearcherAction {
         #[arg(long)]
         json: bool,
     },
+    /// Remove NAME's broker account and results queue (results not yet read go with it); their jobs stay in
+    /// the state store.
+    Remove {
+        /// The low side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The researcher's name.
+        name: String,
+    },
 }
 
 /// `ferry asset ...`

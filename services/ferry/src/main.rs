@@ -105,6 +105,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             ResearcherAction::List { config, json } => {
                 accounts::list(&config.config, json).map(|_| 0)
             }
+            ResearcherAction::Remove { config, name } => {
+                accounts::remove(&config.config, &name).map(|_| 0)
+            }
         },
         Command::Asset { action } => match action {
             AssetAction::Add {

@@ -1,14 +1,15 @@
-//! Researcher accounts on the low side's broker: `ferry researcher add|list`, through RabbitMQ's
+//! Researcher accounts on the low side's broker: `ferry researcher add|list|remove`, through RabbitMQ's
 //! management HTTP API (so the broker may be on another host), as the side's service account unless
 //! `[broker] management_url` names another. There is no `rabbitmqctl` fallback: the API is the one way.
 //!
 //! A researcher is a broker user with no tags whose permissions on the low side's vhost are exactly
 //! [`researcher_permissions`]: configure nothing, write only to the requests exchange, read only their own results
-//! queue. Only such a user is listed.
+//! queue. Only such a user is listed or removed, so that these commands can never touch
+//! the service account or an administrator.
 //!
 //! `add` is transactional: everything that can be checked is checked before anything is made, each step that
 //! then fails undoes the steps before it (in reverse), and the new account is proved by logging in with it.
-//! Re-adding an existing user is refused.
+//! Re-adding an existing user is refused (`remove` it to start over).
 
 use std::io::Read;
 use std::path::Path;
@@ -101,6 +102,25 @@ impl Broker {
         Ok(())
     }
 
+    /// Whether `name` exists and is one of this side's researchers; refuses a user that exists but is not.
+    fn researcher_exists(&self, name: &str) -> Result<bool> {
+        let Some(user) = self.api.find_user(name)? else {
+            return Ok(false);
+        };
+        let perms = self.api.permissions(&self.vhost, name)?;
+        if !user.tags.is_empty() || perms.as_ref() != Some(&researcher_permissions(name)) {
+            bail!(
+                "broker user {name} is not a researcher of this side (it has {}): left as it is",
+                if user.tags.is_empty() {
+                    format!("other permissions on vhost {}", self.vhost)
+                } else {
+                    format!("the tags {}", user.tags.join(", "))
+                }
+            );
+        }
+        Ok(true)
+    }
+
     /// The AMQP URL of the side's broker with `user` and `password` in place of the service account's.
     fn url_as(&self, user: &str, password: &str) -> String {
         with_account(&self.side.config.amqp_url, user, password)
@@ -171,7 +191,10 @@ pub async fn add(config_path: &Path, name: &str) -> Result<()> {
     // Every check first: nothing is made unless all of them pass.
     broker.require_vhost(config_path)?;
     if broker.api.find_user(name)?.is_some() {
-        bail!("broker user {name} exists already: nothing was changed");
+        bail!(
+            "broker user {name} exists already: nothing was changed (`ferry researcher remove` removes a \
+             researcher, to add it again)"
+        );
     }
     let queue = wire::results_queue(name);
     let queue_was_there = broker.api.queue_exists(&broker.vhost, &queue)?;
@@ -201,8 +224,10 @@ pub async fn add(config_path: &Path, name: &str) -> Result<()> {
             )));
         }
         return Err(err.context(format!(
-            "adding researcher {name} failed part-way, and undoing it failed too: {} remain",
-            left.join(", ")
+            "adding researcher {name} failed part-way, and undoing it failed too: {} remain; `ferry researcher \
+             remove --config {} {name}` removes them",
+            left.join(", "),
+            config_path.display()
         )));
     }
     println!(
@@ -315,6 +340,49 @@ pub fn list(config_path: &Path, json: bool) -> Result<()> {
             println!("{:<32} {:<48} {:>8}", r.name, queue, r.messages_waiting);
         }
     }
+    Ok(())
+}
+
+/// `ferry researcher remove --config LOW NAME`: the broker user and their results queue go; their jobs stay in
+/// the state store.
+pub fn remove(config_path: &Path, name: &str) -> Result<()> {
+    names::researcher(name)?;
+    let broker = Broker::open(config_path, "`ferry researcher remove`")?;
+    broker.require_vhost(config_path)?;
+    let queue = wire::results_queue(name);
+    let had_user = broker.researcher_exists(name)?;
+    let had_queue = broker.api.queue_exists(&broker.vhost, &queue)?;
+    if !had_user && !had_queue {
+        bail!(
+            "there is no researcher {name} on vhost {} (`ferry researcher list` lists them)",
+            broker.vhost
+        );
+    }
+    // The account first: once it is gone nobody can log in as them, whatever happens to the queue.
+    if had_user {
+        broker.api.delete_user(name)?;
+    }
+    if had_queue {
+        broker
+            .api
+            .delete_queue(&broker.vhost, &queue)
+            .with_context(|| {
+                format!("the account {name} is removed, but not its queue {queue}: run this again")
+            })?;
+    }
+    println!(
+        "removed researcher {name}{}{}; their jobs stay in the state store",
+        if had_user {
+            ": the broker account"
+        } else {
+            ": no broker account was left"
+        },
+        if had_queue {
+            format!(" and queue {queue}")
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Researcher accounts through the broker's management HTTP API: `ferry researcher add|list`
+//! Researcher accounts through the broker's management HTTP API: `ferry researcher add|list|remove`
 //! (finding 14 of issue 11). The low side's ferry.toml names the API (`[broker] management_url`), as for a broker
 //! on another host; the tests log in over AMQP as the researchers to prove what the API made.
 
@@ -197,4 +197,50 @@ fn researcher_list_shows_the_researchers_and_no_other_account() {
     let text = pair.ok(&["researcher", "list", "--config", &low]);
     assert!(text.contains(&a) && text.contains(&b), "{text}");
     assert!(!text.contains(&other) && !text.contains("guest"), "{text}");
+}
+
+#[test]
+fn a_removed_researcher_cannot_log_in_and_their_queue_is_gone() {
+    let mut pair = pair();
+    let name = unique("hal-");
+    let out = pair.researcher_add(&name, RESEARCHER_PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    login(&pair.researcher_url(&name)).expect("logs in before");
+    let low = pair.low_s().to_string();
+    let out = pair.ok(&["researcher", "remove", "--config", &low, &name]);
+    assert!(out.contains(&format!("removed researcher {name}")), "{out}");
+    assert!(out.contains("jobs stay"), "{out}");
+    let err = login(&pair.researcher_url(&name)).unwrap_err();
+    assert!(err.is_access_refused(), "{err}");
+    assert!(!has_queue(
+        &pair.low_vhost,
+        &format!("ferry.results.{name}")
+    ));
+    let (_, err) = pair.fails(1, &["researcher", "remove", "--config", &low, &name]);
+    assert!(
+        err.contains(&format!("there is no researcher {name}")),
+        "{err}"
+    );
+    let listed = pair.ok(&["researcher", "list", "--config", &low]);
+    assert!(!listed.contains(&name), "{listed}");
+
+    // A user that is not a researcher is never removed.
+    let other = unique("svc-");
+    let _cleanup = BrokerNames {
+        vhosts: vec![],
+        users: vec![other.clone()],
+    };
+    rabbitmqctl(&["add_user", &other, "some-password"]);
+    rabbitmqctl(&[
+        "set_permissions",
+        "-p",
+        &pair.low_vhost,
+        &other,
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    let (_, err) = pair.fails(1, &["researcher", "remove", "--config", &low, &other]);
+    assert!(err.contains("is not a researcher"), "{err}");
+    assert!(has_user(&other));
 }
