@@ -308,6 +308,14 @@ pub enum ResearcherAction {
         /// The researcher's name.
         name: String,
     },
+    /// Give NAME a new password, read from stdin.
+    Password {
+        /// The low side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The researcher's name.
+        name: String,
+    },
 }
 
 /// `ferry asset ...`

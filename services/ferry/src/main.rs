@@ -108,6 +108,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             ResearcherAction::Remove { config, name } => {
                 accounts::remove(&config.config, &name).map(|_| 0)
             }
+            ResearcherAction::Password { config, name } => {
+                accounts::password(&config.config, &name).await.map(|_| 0)
+            }
         },
         Command::Asset { action } => match action {
             AssetAction::Add {

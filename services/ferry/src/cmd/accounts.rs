@@ -1,15 +1,15 @@
-//! Researcher accounts on the low side's broker: `ferry researcher add|list|remove`, through RabbitMQ's
+//! Researcher accounts on the low side's broker: `ferry researcher add|list|remove|password`, through RabbitMQ's
 //! management HTTP API (so the broker may be on another host), as the side's service account unless
 //! `[broker] management_url` names another. There is no `rabbitmqctl` fallback: the API is the one way.
 //!
 //! A researcher is a broker user with no tags whose permissions on the low side's vhost are exactly
 //! [`researcher_permissions`]: configure nothing, write only to the requests exchange, read only their own results
-//! queue. Only such a user is listed or removed, so that these commands can never touch
+//! queue. Only such a user is listed, removed or given a new password, so that these commands can never touch
 //! the service account or an administrator.
 //!
 //! `add` is transactional: everything that can be checked is checked before anything is made, each step that
 //! then fails undoes the steps before it (in reverse), and the new account is proved by logging in with it.
-//! Re-adding an existing user is refused (`remove` it to start over).
+//! Re-adding an existing user is refused (use `password` to change a password, `remove` to start over).
 
 use std::io::Read;
 use std::path::Path;
@@ -192,8 +192,8 @@ pub async fn add(config_path: &Path, name: &str) -> Result<()> {
     broker.require_vhost(config_path)?;
     if broker.api.find_user(name)?.is_some() {
         bail!(
-            "broker user {name} exists already: nothing was changed (`ferry researcher remove` removes a \
-             researcher, to add it again)"
+            "broker user {name} exists already: nothing was changed (`ferry researcher password` gives a \
+             researcher a new password; `ferry researcher remove` removes one, to add it again)"
         );
     }
     let queue = wire::results_queue(name);
@@ -382,6 +382,28 @@ pub fn remove(config_path: &Path, name: &str) -> Result<()> {
         } else {
             String::new()
         }
+    );
+    Ok(())
+}
+
+/// `ferry researcher password --config LOW NAME`, the new password on stdin.
+pub async fn password(config_path: &Path, name: &str) -> Result<()> {
+    names::researcher(name)?;
+    let password = read_password()?;
+    let broker = Broker::open(config_path, "`ferry researcher password`")?;
+    broker.require_vhost(config_path)?;
+    if !broker.researcher_exists(name)? {
+        bail!(
+            "there is no researcher {name} on vhost {} (`ferry researcher add` makes one)",
+            broker.vhost
+        );
+    }
+    broker.api.put_user(name, &password, &[])?;
+    prove_login(&broker, name, &password)
+        .await
+        .with_context(|| format!("logging in as {name} with the new password"))?;
+    println!(
+        "researcher {name} has a new password; connections already open stay open until they close"
     );
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Researcher accounts through the broker's management HTTP API: `ferry researcher add|list|remove`
+//! Researcher accounts through the broker's management HTTP API: `ferry researcher add|list|remove|password`
 //! (finding 14 of issue 11). The low side's ferry.toml names the API (`[broker] management_url`), as for a broker
 //! on another host; the tests log in over AMQP as the researchers to prove what the API made.
 
@@ -150,6 +150,7 @@ fn re_adding_an_existing_researcher_is_refused_and_changes_nothing() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("exists already"), "{err}");
+    assert!(err.contains("ferry researcher password"), "{err}");
     login(&pair.researcher_url(&name)).expect("the first password still works");
     assert!(login(&url_with_password(&pair, &name, "another-password")).is_err());
 }
@@ -243,4 +244,49 @@ fn a_removed_researcher_cannot_log_in_and_their_queue_is_gone() {
     let (_, err) = pair.fails(1, &["researcher", "remove", "--config", &low, &other]);
     assert!(err.contains("is not a researcher"), "{err}");
     assert!(has_user(&other));
+}
+
+#[test]
+fn a_new_password_replaces_the_old_one() {
+    let mut pair = pair();
+    let name = unique("ivy-");
+    let out = pair.researcher_add(&name, RESEARCHER_PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let low = pair.low_s().to_string();
+    let new_password = "a-brand-new-password";
+    let out = pair.run_stdin(
+        &["researcher", "password", "--config", &low, &name],
+        &format!("{new_password}\n"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(new_password) && !stderr(&out).contains(new_password));
+    let err = login(&pair.researcher_url(&name)).unwrap_err();
+    assert!(err.is_access_refused(), "{err}");
+    login(&url_with_password(&pair, &name, new_password)).expect("the new password logs in");
+    // Still confined after the change.
+    let err = consume(
+        &url_with_password(&pair, &name, new_password),
+        ferry_core::wire::REQUESTS_QUEUE,
+    )
+    .unwrap_err();
+    assert!(err.is_access_refused(), "{err}");
+
+    let out = pair.run_stdin(
+        &[
+            "researcher",
+            "password",
+            "--config",
+            &low,
+            &unique("nobody-"),
+        ],
+        &format!("{new_password}\n"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("there is no researcher"),
+        "{}",
+        stderr(&out)
+    );
 }
