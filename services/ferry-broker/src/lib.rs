@@ -484,6 +484,12 @@ impl Session {
         reply
     }
 
+    /// Whether the connection is still open (false once the broker closed it, say because the account was
+    /// removed).
+    pub fn is_open(&self) -> bool {
+        self.conn.status().connected()
+    }
+
     /// Closes the connection politely.
     pub async fn close(&self) {
         let _ = self.conn.close(200, "bye".into()).await;

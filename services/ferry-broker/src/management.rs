@@ -453,6 +453,21 @@ impl Management {
     }
 }
 
+impl Management {
+    /// Closes every connection `user` has open (RabbitMQ keeps them open when a user is deleted or given a new
+    /// password).
+    pub fn close_connections(&self, user: &str) -> Result<(), ManagementError> {
+        let op = format!("closing {user}'s connections");
+        self.send(
+            &op,
+            self.request("DELETE", &format!("connections/username/{}", segment(user)))
+                .set("X-Reason", "account removed or password changed by ferry"),
+            None,
+        )?;
+        Ok(())
+    }
+}
+
 /// RabbitMQ's `reason` from an error reply, or the status text.
 fn reason_of(resp: ureq::Response) -> String {
     let status_text = resp.status_text().to_string();

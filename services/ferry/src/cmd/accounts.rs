@@ -361,6 +361,8 @@ pub fn remove(config_path: &Path, name: &str) -> Result<()> {
     // The account first: once it is gone nobody can log in as them, whatever happens to the queue.
     if had_user {
         broker.api.delete_user(name)?;
+        // RabbitMQ closes a deleted user's connections itself; this makes sure of it on any version.
+        broker.api.close_connections(name)?;
     }
     if had_queue {
         broker
@@ -399,12 +401,12 @@ pub async fn password(config_path: &Path, name: &str) -> Result<()> {
         );
     }
     broker.api.put_user(name, &password, &[])?;
+    // Whoever was logged in with the old password is not left connected.
+    broker.api.close_connections(name)?;
     prove_login(&broker, name, &password)
         .await
         .with_context(|| format!("logging in as {name} with the new password"))?;
-    println!(
-        "researcher {name} has a new password; connections already open stay open until they close"
-    );
+    println!("researcher {name} has a new password; their open connections were closed");
     Ok(())
 }
 

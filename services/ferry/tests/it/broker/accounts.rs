@@ -246,6 +246,49 @@ fn a_removed_researcher_cannot_log_in_and_their_queue_is_gone() {
     assert!(has_user(&other));
 }
 
+/// Runs ferry with `args` and `input` while researcher `name` is logged in; returns whether their connection
+/// was still open once the command had ended (waiting up to the harness's patience for the broker to close it).
+fn open_connection_survives(pair: &Pair, name: &str, args: &[&str], input: &str) -> bool {
+    runtime().block_on(async {
+        let session = ferry_broker::Session::connect(&pair.researcher_url(name))
+            .await
+            .expect("logs in");
+        assert!(session.is_open());
+        let out = pair.run_stdin(args, input, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let start = std::time::Instant::now();
+        while session.is_open() {
+            if start.elapsed() > crate::harness::patience() {
+                session.close().await;
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    })
+}
+
+#[test]
+fn removing_or_re_passwording_a_researcher_closes_their_open_connections() {
+    let mut pair = pair();
+    let low = pair.low_s().to_string();
+    let name = unique("jay-");
+    let out = pair.researcher_add(&name, RESEARCHER_PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!open_connection_survives(
+        &pair,
+        &name,
+        &["researcher", "password", "--config", &low, &name],
+        &format!("{RESEARCHER_PASSWORD}\n"),
+    ));
+    assert!(!open_connection_survives(
+        &pair,
+        &name,
+        &["researcher", "remove", "--config", &low, &name],
+        "",
+    ));
+}
+
 #[test]
 fn a_new_password_replaces_the_old_one() {
     let mut pair = pair();
