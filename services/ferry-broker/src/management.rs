@@ -383,6 +383,14 @@ impl Management {
         )
     }
 
+    /// `user`'s permissions on every vhost (empty when they have none, or there is no such user).
+    pub fn user_permissions(&self, user: &str) -> Result<Vec<UserPermissions>, ManagementError> {
+        let op = format!("listing {user}'s permissions");
+        Ok(self
+            .get_json(&op, &format!("users/{}/permissions", segment(user)))?
+            .unwrap_or_default())
+    }
+
     /// Sets `user`'s permissions on `vhost`.
     pub fn set_permissions(
         &self,

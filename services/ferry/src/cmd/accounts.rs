@@ -102,23 +102,30 @@ impl Broker {
         Ok(())
     }
 
-    /// Whether `name` exists and is one of this side's researchers; refuses a user that exists but is not.
-    fn researcher_exists(&self, name: &str) -> Result<bool> {
+    /// Whether `name` exists and is one of this side's researchers; refuses a user that exists but is not. With
+    /// `half_made`, a user with no tags and no permissions on any vhost counts too: what an `add` whose undo
+    /// failed leaves between making the user and giving it its permissions.
+    fn researcher_exists(&self, name: &str, half_made: bool) -> Result<bool> {
         let Some(user) = self.api.find_user(name)? else {
             return Ok(false);
         };
         let perms = self.api.permissions(&self.vhost, name)?;
-        if !user.tags.is_empty() || perms.as_ref() != Some(&researcher_permissions(name)) {
-            bail!(
-                "broker user {name} is not a researcher of this side (it has {}): left as it is",
-                if user.tags.is_empty() {
-                    format!("other permissions on vhost {}", self.vhost)
-                } else {
-                    format!("the tags {}", user.tags.join(", "))
-                }
-            );
+        if user.tags.is_empty() && perms.as_ref() == Some(&researcher_permissions(name)) {
+            return Ok(true);
         }
-        Ok(true)
+        if half_made && user.tags.is_empty() && self.api.user_permissions(name)?.is_empty() {
+            return Ok(true);
+        }
+        bail!(
+            "broker user {name} is not a researcher of this side (it has {}): left as it is",
+            if !user.tags.is_empty() {
+                format!("the tags {}", user.tags.join(", "))
+            } else if perms.is_some() {
+                format!("other permissions on vhost {}", self.vhost)
+            } else {
+                format!("no permissions on vhost {}", self.vhost)
+            }
+        );
     }
 
     /// The AMQP URL of the side's broker with `user` and `password` in place of the service account's.
@@ -350,7 +357,7 @@ pub fn remove(config_path: &Path, name: &str) -> Result<()> {
     let broker = Broker::open(config_path, "`ferry researcher remove`")?;
     broker.require_vhost(config_path)?;
     let queue = wire::results_queue(name);
-    let had_user = broker.researcher_exists(name)?;
+    let had_user = broker.researcher_exists(name, true)?;
     let had_queue = broker.api.queue_exists(&broker.vhost, &queue)?;
     if !had_user && !had_queue {
         bail!(
@@ -394,7 +401,7 @@ pub async fn password(config_path: &Path, name: &str) -> Result<()> {
     let password = read_password()?;
     let broker = Broker::open(config_path, "`ferry researcher password`")?;
     broker.require_vhost(config_path)?;
-    if !broker.researcher_exists(name)? {
+    if !broker.researcher_exists(name, false)? {
         bail!(
             "there is no researcher {name} on vhost {} (`ferry researcher add` makes one)",
             broker.vhost

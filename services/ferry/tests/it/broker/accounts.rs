@@ -225,6 +225,17 @@ fn a_removed_researcher_cannot_log_in_and_their_queue_is_gone() {
     let listed = pair.ok(&["researcher", "list", "--config", &low]);
     assert!(!listed.contains(&name), "{listed}");
 
+    // What an add whose undo failed leaves (a user without tags or permissions) is removed too.
+    let half = unique("half-");
+    let _half = BrokerNames {
+        vhosts: vec![],
+        users: vec![half.clone()],
+    };
+    rabbitmqctl(&["add_user", &half, "some-password"]);
+    let out = pair.ok(&["researcher", "remove", "--config", &low, &half]);
+    assert!(out.contains(&format!("removed researcher {half}")), "{out}");
+    assert!(!has_user(&half));
+
     // A user that is not a researcher is never removed.
     let other = unique("svc-");
     let _cleanup = BrokerNames {
