@@ -61,8 +61,9 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         amqp: Option<String>,
         /// Also create the URL's vhost and account on the broker, with every permission on that vhost, through
-        /// `rabbitmqctl` (run as root); what exists already is left as it is. On a side made before, provisions
-        /// its ferry.toml's broker.
+        /// `rabbitmqctl` (run as root); what exists already is left as it is. On the low side the account also
+        /// gets the `administrator` tag: it manages researcher accounts through the management API. On a side
+        /// made before, provisions its ferry.toml's broker.
         #[arg(long)]
         provision: bool,
     },
