@@ -5,8 +5,10 @@
 //! returns only when the broker confirmed the message (a Nack or an unroutable message is an error, never a log
 //! line); [`Session::call`] is a request/reply over RabbitMQ's direct reply-to, used by researchers, who may not
 //! declare queues, and [`Session::reply`] answers one. [`topology`] declares the exchanges and queues each side
-//! needs; [`url_parts`] reads an AMQP URL as lapin does.
+//! needs; [`url_parts`] reads an AMQP URL as lapin does. [`management`] is a small blocking client of the broker's
+//! management HTTP API, for researcher accounts.
 
+pub mod management;
 pub mod topology;
 
 use std::time::Duration;
@@ -480,6 +482,12 @@ impl Session {
                 })?;
         let _ = channel.close(200, "done".into()).await;
         reply
+    }
+
+    /// Whether the connection is still open (false once the broker closed it, say because the account was
+    /// removed).
+    pub fn is_open(&self) -> bool {
+        self.conn.status().connected()
     }
 
     /// Closes the connection politely.

@@ -196,6 +196,9 @@ pub struct Config {
     pub side: Side,
     /// This side's broker, with the service's own credentials.
     pub amqp_url: String,
+    /// The broker's management HTTP API, for researcher accounts (low side).
+    #[serde(default, skip_serializing_if = "BrokerConfig::is_default")]
+    pub broker: BrokerConfig,
     /// Bundle lifetimes and sequence policy.
     #[serde(default)]
     pub bundle: BundlePolicy,
@@ -229,6 +232,51 @@ fn default_runtimes() -> std::collections::BTreeMap<String, RuntimeConfig> {
     map
 }
 
+/// `[broker]`: how `ferry researcher add|list|remove|password` reach RabbitMQ's management HTTP API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// The management API's base URL, e.g. `http://127.0.0.1:15672`. Its account is `amqp_url`'s unless the
+    /// URL names one (`http://USER:PASSWORD@host:15672`). Unset: `http://HOST:15672` when `amqp_url`'s host is
+    /// this machine (127.0.0.1, localhost, ::1); a broker on another host needs it set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_url: Option<String>,
+}
+
+impl BrokerConfig {
+    fn is_default(&self) -> bool {
+        self == &BrokerConfig::default()
+    }
+}
+
+/// The host `url` (an AMQP URL) names, without brackets or port; None when there is none.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+impl Config {
+    /// The management API URL researcher accounts are managed through: `[broker] management_url`, or when that
+    /// is unset and `amqp_url` names this machine, `http://HOST:15672` on the same host. None: neither.
+    pub fn management_url(&self) -> Option<String> {
+        if let Some(url) = &self.broker.management_url {
+            return Some(url.clone());
+        }
+        match url_host(&self.amqp_url)? {
+            h @ ("127.0.0.1" | "localhost") => Some(format!("http://{h}:15672")),
+            "::1" => Some("http://[::1]:15672".to_string()),
+            _ => None,
+        }
+    }
+}
+
 /// The default broker URL of `ferry init`.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -238,6 +286,7 @@ impl Config {
         Config {
             side,
             amqp_url: amqp_url.to_string(),
+            broker: BrokerConfig::default(),
             bundle: BundlePolicy::default(),
             intake: IntakePolicy::default(),
             worker: WorkerConfig::default(),
@@ -283,6 +332,15 @@ impl Config {
                 "amqp_url must start with amqp:// or amqps://, found {:?}",
                 redact_url(&self.amqp_url)
             )));
+        }
+        if let Some(url) = &self.broker.management_url {
+            if !url.starts_with("http://") {
+                return Err(invalid(format!(
+                    "broker.management_url must start with http:// (https is not built in: reach a remote \
+                     broker's API through a tunnel or a local TLS proxy), found {:?}",
+                    redact_url(url)
+                )));
+            }
         }
         if self.worker.sandbox != "on" && self.worker.sandbox != "off" {
             return Err(invalid(format!(
@@ -332,6 +390,31 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_management_url_defaults_to_the_amqp_host_only_on_this_machine() {
+        let dir = Path::new("/tmp");
+        let local = Config::new(Side::Low, dir, "amqp://u:p@127.0.0.1:5672/v");
+        assert_eq!(
+            local.management_url().as_deref(),
+            Some("http://127.0.0.1:15672")
+        );
+        let v6 = Config::new(Side::Low, dir, "amqp://u:p@[::1]:5672/v");
+        assert_eq!(v6.management_url().as_deref(), Some("http://[::1]:15672"));
+        let mut remote = Config::new(Side::Low, dir, "amqp://u:p@broker.example:5672/v");
+        assert_eq!(remote.management_url(), None);
+        remote.broker.management_url = Some("http://broker.example:15672".into());
+        assert_eq!(
+            remote.management_url().as_deref(),
+            Some("http://broker.example:15672")
+        );
+        let text = "side = \"low\"\namqp_url = \"amqp://x@h/v\"\n[broker]\nmanagement_url = \"https://h:15671\"\n";
+        let path = std::env::temp_dir().join(format!("ferry-cfg-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.contains("must start with http://"), "{err}");
+    }
 
     #[test]
     fn the_deploy_examples_are_valid_configurations() {

@@ -61,8 +61,9 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         amqp: Option<String>,
         /// Also create the URL's vhost and account on the broker, with every permission on that vhost, through
-        /// `rabbitmqctl` (run as root); what exists already is left as it is. On a side made before, provisions
-        /// its ferry.toml's broker.
+        /// `rabbitmqctl` (run as root); what exists already is left as it is. On the low side the account also
+        /// gets the `administrator` tag: it manages researcher accounts through the management API. On a side
+        /// made before, provisions its ferry.toml's broker.
         #[arg(long)]
         provision: bool,
     },
@@ -289,12 +290,39 @@ pub enum TrustAction {
 /// `ferry researcher ...`
 #[derive(Debug, Subcommand)]
 pub enum ResearcherAction {
-    /// Create NAME's broker account (password on stdin) and results queue.
+    /// Create NAME's broker account (password on stdin) and results queue, through the broker's management
+    /// API; a failure part-way undoes what was made. An existing user is refused.
     Add {
         /// The low side's configuration.
         #[command(flatten)]
         config: ConfigArg,
         /// The researcher's name (lower case letters, digits, '-', '_').
+        name: String,
+    },
+    /// List the researchers on the low side's vhost, with the results waiting in their queues.
+    List {
+        /// The low side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove NAME's broker account and results queue (results not yet read go with it); their jobs stay in
+    /// the state store.
+    Remove {
+        /// The low side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The researcher's name.
+        name: String,
+    },
+    /// Give NAME a new password, read from stdin.
+    Password {
+        /// The low side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The researcher's name.
         name: String,
     },
 }

@@ -16,7 +16,7 @@ mod progress;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use cmd::{audit, doctor, researcher, review, serve, setup, transfer};
+use cmd::{accounts, audit, doctor, researcher, review, serve, setup, transfer};
 
 fn main() {
     reset_sigpipe();
@@ -98,9 +98,20 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
                 peer_public_txt,
             },
         } => setup::trust_add(&config.config, &peer_public_txt).map(|_| 0),
-        Command::Researcher {
-            action: ResearcherAction::Add { config, name },
-        } => setup::researcher_add(&config.config, &name).await.map(|_| 0),
+        Command::Researcher { action } => match action {
+            ResearcherAction::Add { config, name } => {
+                accounts::add(&config.config, &name).await.map(|_| 0)
+            }
+            ResearcherAction::List { config, json } => {
+                accounts::list(&config.config, json).map(|_| 0)
+            }
+            ResearcherAction::Remove { config, name } => {
+                accounts::remove(&config.config, &name).map(|_| 0)
+            }
+            ResearcherAction::Password { config, name } => {
+                accounts::password(&config.config, &name).await.map(|_| 0)
+            }
+        },
         Command::Asset { action } => match action {
             AssetAction::Add {
                 config,

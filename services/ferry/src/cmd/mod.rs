@@ -1,5 +1,6 @@
 //! One module per group of commands; each prints for people (or `--json`) and leaves the work to the libraries.
 
+pub mod accounts;
 pub mod audit;
 pub mod doctor;
 pub mod researcher;

@@ -1,10 +1,10 @@
-//! Setting up a side: `ferry init`, `trust add`, `researcher add`, `asset add` and `asset list`.
+//! Setting up a side: `ferry init`, `trust add`, `asset add` and `asset list` (`researcher ...` is in
+//! [`super::accounts`]).
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use ferry_core::{names, Side};
+use ferry_core::Side;
 use ferry_transfer::SideDir;
 
 /// The broker URL `ferry init` writes when given none: the local broker's guest account on the side's own vhost.
@@ -26,7 +26,7 @@ pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Resu
                 ferry_core::config::redact_url(url)
             );
         }
-        let done = provision_broker(&made.config.amqp_url)?;
+        let done = provision_broker(side, &made.config.amqp_url)?;
         println!(
             "the {} side in {} exists already; its broker is provisioned: {done}",
             side.as_str(),
@@ -39,7 +39,7 @@ pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Resu
         .unwrap_or_else(|| default_amqp_url(side));
     ferry_broker::url_parts(&amqp)?;
     let provisioned = if provision && !config_path.exists() {
-        Some(provision_broker(&amqp)?)
+        Some(provision_broker(side, &amqp)?)
     } else {
         None
     };
@@ -80,9 +80,11 @@ pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Resu
 }
 
 /// Makes sure the broker has the vhost and account `url` names, the account with every permission on the vhost
-/// (it declares the side's topology), through `rabbitmqctl`. Idempotent: what exists is left as it is, but an
-/// existing account must accept the URL's password. Returns what it did, for people.
-fn provision_broker(url: &str) -> Result<String> {
+/// (it declares the side's topology), through `rabbitmqctl`. On the low side the account also gets the
+/// `administrator` tag, which RabbitMQ's management API requires of the account that `ferry researcher ...`
+/// manages researchers with (its other tags are kept). Idempotent: what exists is left as it is, but an existing
+/// account must accept the URL's password. Returns what it did, for people.
+fn provision_broker(side: Side, url: &str) -> Result<String> {
     let parts = ferry_broker::url_parts(url)?;
     if parts.user.is_empty() || parts.password.is_empty() {
         bail!("--provision needs the URL to name an account and its password (amqp://USER:PASSWORD@host/VHOST)");
@@ -124,7 +126,41 @@ fn provision_broker(url: &str) -> Result<String> {
         "{} may configure, write and read on {}",
         parts.user, parts.vhost
     ));
+    if side == Side::Low {
+        let mut tags = user_tags(&parts.user)?;
+        if tags.iter().any(|t| t == "administrator") {
+            done.push(format!("{} had the administrator tag", parts.user));
+        } else {
+            tags.push("administrator".to_string());
+            let mut args = vec!["set_user_tags", parts.user.as_str()];
+            args.extend(tags.iter().map(String::as_str));
+            rabbitmqctl(&args, None)?;
+            done.push(format!(
+                "{} has the administrator tag (it manages researcher accounts through the management API)",
+                parts.user
+            ));
+        }
+    }
     Ok(done.join(", "))
+}
+
+/// The tags of `user`, as `rabbitmqctl list_users` shows them (`name [tag1, tag2]`).
+fn user_tags(user: &str) -> Result<Vec<String>> {
+    let list = rabbitmqctl(&["list_users", "--quiet", "--no-table-headers"], None)?;
+    Ok(list
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(user))
+        .and_then(|l| l.split_once('['))
+        .map(|(_, rest)| {
+            rest.trim_end()
+                .trim_end_matches(']')
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 fn vhost_exists(vhost: &str) -> Result<bool> {
@@ -189,71 +225,6 @@ fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> Result<String> {
         bail!("rabbitmqctl {} failed: {}", args[0], said.join("; "));
     }
     Ok(text)
-}
-
-/// `ferry researcher add --config LOW NAME`, password on stdin.
-pub async fn researcher_add(config_path: &Path, name: &str) -> Result<()> {
-    let side = SideDir::open(config_path)?;
-    side.require(Side::Low, "`ferry researcher add`")?;
-    names::researcher(name)?;
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .context("reading the password from stdin")?;
-    let password = password.trim_end_matches(['\n', '\r']).to_string();
-    if password.len() < 8 {
-        bail!("the password (read from stdin) must be at least 8 characters");
-    }
-    let vhost = ferry_broker::url_parts(&side.config.amqp_url)?.vhost;
-    // Everything that can fail before the account exists is tried first, so that a failure leaves nothing behind
-    // and the same command can simply be run again.
-    if !vhost_exists(&vhost)? {
-        bail!(
-            "the broker has no vhost {vhost} (the low side's, from {}): `ferry init --provision --side low --dir \
-             {}` creates it and the service account",
-            config_path.display(),
-            side.config.dir.display()
-        );
-    }
-    if user_exists(name)? {
-        bail!("broker user {name:?} exists already");
-    }
-    let session = ferry_broker::Session::connect(&side.config.amqp_url).await?;
-    ferry_broker::topology::declare_low(&session).await?;
-    ferry_broker::topology::declare_results_queue(&session, name).await?;
-    session.close().await;
-    rabbitmqctl(&["add_user", name], Some(&format!("{password}\n")))?;
-    // Confined: configure nothing, write only to the requests exchange, read only their own results queue
-    // (direct reply-to, used for calls, needs no read permission).
-    let write = format!("^{}$", regex_escape(ferry_core::wire::REQUESTS_EXCHANGE));
-    let read = format!("^{}$", regex_escape(&ferry_core::wire::results_queue(name)));
-    if let Err(e) = rabbitmqctl(
-        &["set_permissions", "-p", &vhost, name, "^$", &write, &read],
-        None,
-    ) {
-        // Not half made: the account goes again, so that the command can be retried.
-        let _ = rabbitmqctl(&["delete_user", name], None);
-        return Err(e.context(format!(
-            "giving {name} its permissions on {vhost}; the account was removed again"
-        )));
-    }
-    println!(
-        "researcher {name} can now publish requests and read {} on vhost {vhost}",
-        ferry_core::wire::results_queue(name)
-    );
-    Ok(())
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                vec![c]
-            } else {
-                vec!['\\', c]
-            }
-        })
-        .collect()
 }
 
 /// `ferry asset add --config HIGH NAME --private PATH --mock PATH [--description TEXT] [--canary TEXT]...`.
@@ -338,17 +309,4 @@ pub fn asset_list(config_path: &Path, json: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn permissions_are_anchored_and_escaped() {
-        assert_eq!(
-            regex_escape("ferry.results.alice"),
-            "ferry\\.results\\.alice"
-        );
-    }
 }

@@ -28,7 +28,8 @@ pub fn patience() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn rabbitmqctl(args: &[&str]) {
+/// Runs `rabbitmqctl ARGS`; it must succeed.
+pub fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl")
         .args(args)
         .output()
@@ -293,21 +294,47 @@ sys.exit(os.waitstatus_to_exitcode(status))
     /// Runs `ferry researcher add --config LOW NAME` with `password` on stdin, whatever the broker holds; the
     /// account (if made) is removed with the pair.
     pub fn researcher_add(&mut self, name: &str, password: &str) -> Output {
-        let mut child = Command::new(ferry_bin())
-            .args(["researcher", "add", "--config", self.low_s(), name])
+        self.researcher_add_env(name, password, &[])
+    }
+
+    /// [`Pair::researcher_add`] with extra environment (a failpoint, say).
+    pub fn researcher_add_env(
+        &mut self,
+        name: &str,
+        password: &str,
+        env: &[(&str, &str)],
+    ) -> Output {
+        self.users.push(name.to_string());
+        let low = self.low_s().to_string();
+        self.run_stdin(
+            &["researcher", "add", "--config", &low, name],
+            &format!("{password}\n"),
+            env,
+        )
+    }
+
+    /// Runs ferry with `args`, `input` on its stdin and extra environment.
+    pub fn run_stdin(&self, args: &[&str], input: &str, env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(ferry_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("FERRY_CONFIG")
+            .env_remove("FERRY_AMQP_URL")
+            .env_remove("FERRY_FAILPOINT")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ferry researcher add");
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("running ferry");
         use std::io::Write;
         child
             .stdin
             .take()
             .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
+            .write_all(input.as_bytes())
             .unwrap();
-        self.users.push(name.to_string());
         child.wait_with_output().unwrap()
     }
 

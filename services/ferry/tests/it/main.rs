@@ -2,7 +2,8 @@
 //! broker (two vhosts stand in for the two sides' brokers) and a real sandboxed `python3`.
 //!
 //! - `offline::` needs nothing but the binary: it runs in `scripts/check`, even without a network.
-//! - `broker::` needs RabbitMQ on 127.0.0.1:5672 and `rabbitmqctl` (root); skip it with `-- --skip broker::`.
+//! - `broker::` needs RabbitMQ on 127.0.0.1:5672 with its management API on 15672 (`scripts/prereqs` enables it)
+//!   and `rabbitmqctl` (root); skip it with `-- --skip broker::`.
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! Everything that talks to RabbitMQ: intake, the researcher's calls, `ferry serve` on both sides, the workers.
 //! Each test makes its own vhosts and users (`Pair::with_broker`) and removes them when it ends.
 
+mod accounts;
 mod cli;
 mod faults;
 mod intake;

@@ -46,6 +46,16 @@ fn init_provision_makes_the_vhost_account_and_permissions_and_can_run_again() {
         "{perms:?}"
     );
 
+    // The low side's account manages researchers through the management API, which needs this tag.
+    assert!(
+        rabbitmqctl_lines(&["list_users"])
+            .iter()
+            .any(|l| l.split_whitespace().next() == Some(user.as_str())
+                && l.contains("administrator")),
+        "{user} has no administrator tag"
+    );
+    assert!(first.contains("has the administrator tag"), "{first}");
+
     // Again, on the side now made: nothing new, nothing broken.
     let again = pair.ok(&["init", "--side", "low", "--dir", dir_s, "--provision"]);
     assert!(
@@ -54,6 +64,10 @@ fn init_provision_makes_the_vhost_account_and_permissions_and_can_run_again() {
     );
     assert!(
         again.contains(&format!("account {user} was there")),
+        "{again}"
+    );
+    assert!(
+        again.contains(&format!("{user} had the administrator tag")),
         "{again}"
     );
     // An existing account is not given another password behind its owner's back.

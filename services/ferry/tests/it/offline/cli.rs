@@ -119,3 +119,57 @@ fn init_prints_the_next_steps_and_gives_each_side_its_own_vhost() {
         );
     }
 }
+
+/// `ferry researcher ...` needs the management API: a broker on another host without `[broker] management_url`,
+/// or an API that does not answer, is named as such, before anything is done and without the password.
+#[test]
+fn researcher_commands_name_a_missing_or_silent_management_api() {
+    let pair = Pair::create();
+    let low = pair.low_s();
+    let original = std::fs::read_to_string(&pair.low).unwrap();
+    let remote = original.replace(
+        "guest:guest@127.0.0.1:5672/",
+        "svc:service-secret@broker.invalid:5672/",
+    );
+    assert_ne!(remote, original);
+    std::fs::write(&pair.low, &remote).unwrap();
+    let out = pair.run_stdin(
+        &["researcher", "add", "--config", low, "alice"],
+        "alice-password\n",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("set [broker] management_url"), "{err}");
+    assert!(
+        !err.contains("service-secret") && !err.contains("alice-password"),
+        "{err}"
+    );
+
+    // An API named but silent: port 1 on loopback (nothing answers there; offline, nothing answers at all).
+    std::fs::write(
+        &pair.low,
+        original.replacen(
+            "\n[",
+            "\n[broker]\nmanagement_url = \"http://127.0.0.1:1\"\n\n[",
+            1,
+        ),
+    )
+    .unwrap();
+    for args in [
+        vec!["researcher", "add", "--config", low, "alice"],
+        vec!["researcher", "list", "--config", low],
+        vec!["researcher", "remove", "--config", low, "alice"],
+        vec!["researcher", "password", "--config", low, "alice"],
+    ] {
+        let out = pair.run_stdin(&args, "alice-password\n", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("management API at http://127.0.0.1:1 does not answer"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("rabbitmq_management"), "{err}");
+        assert!(!err.contains("alice-password"), "{err}");
+    }
+}
