@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `ferry --version`: the crate's version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FERRY_COMMIT"), ")");
+
 /// Ferry carries evaluation jobs into an air-gapped lab and reviewed results back out.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, propagate_version = true)]
+#[command(name = "ferry", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// No progress on the terminal (it is never drawn when stderr is not a terminal).
     #[arg(long, short, global = true)]
@@ -99,6 +102,13 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) for ferry on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print ferry's man page (roff) on stdout: `ferry manpage > ferry.1`.
+    Manpage,
     /// Reviewers' keys: make one, register, list, remove.
     Reviewer {
         /// What to do.

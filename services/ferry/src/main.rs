@@ -127,6 +127,16 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Review { action } => review::run(action).map(|_| 0),
         Command::Reviewer { action } => audit::reviewer(action).map(|_| 0),
         Command::Doctor { config } => doctor::doctor(&config.config).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ferry", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
         Command::Audit { action } => audit::audit(action),
         Command::Export {
             config,

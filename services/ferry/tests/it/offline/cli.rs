@@ -173,3 +173,30 @@ fn researcher_commands_name_a_missing_or_silent_management_api() {
         assert!(!err.contains("alice-password"), "{err}");
     }
 }
+
+#[test]
+fn version_names_the_commit_and_completions_and_man_page_come_from_the_cli() {
+    let pair = Pair::create();
+    let version = pair.ok(&["--version"]);
+    let inner = version
+        .trim()
+        .strip_prefix(&format!("ferry {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|v| v.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version}"));
+    assert!(!inner.is_empty(), "{version}");
+    let bash = pair.ok(&["completions", "bash"]);
+    for word in ["review", "doctor", "reviewer", "--withhold"] {
+        assert!(bash.contains(word), "{word} not in the completions");
+    }
+    let script = pair.dir.path().join("ferry.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "the bash completions do not parse");
+    let man = pair.ok(&["manpage"]);
+    assert!(man.contains(".TH ferry 1"), "{man}");
+    assert!(man.contains("doctor"), "{man}");
+}
