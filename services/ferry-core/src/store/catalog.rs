@@ -102,17 +102,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The catalog if it changed since the last export, marking it sent (high side).
-    pub fn take_catalog_change(&self) -> Result<Option<Vec<AssetTransferRow>>> {
-        let version = meta_get(&self.tx, "catalog_version")?;
-        let sent = meta_get(&self.tx, "catalog_sent_version")?;
-        if version == sent {
-            return Ok(None);
-        }
-        meta_set(&self.tx, "catalog_sent_version", version)?;
-        Ok(Some(assets_in(&self.tx)?))
-    }
-
     /// Replaces the catalog if `version` is newer than the last one applied (low side); returns whether it did.
     pub fn apply_catalog(&self, version: i64, assets: &[AssetRow]) -> Result<bool> {
         if version <= meta_get(&self.tx, "catalog_received_version")? {

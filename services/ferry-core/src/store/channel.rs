@@ -296,24 +296,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The acknowledgement to send for `channel` (incoming), marking imports acknowledged; None when nothing new
-    /// was imported since the last one.
-    pub fn take_ack(&self, channel: Channel) -> Result<Option<(Vec<Seq>, Vec<Seq>)>> {
-        let pending: i64 = self.tx.query_row(ACKS_PENDING_SQL, [], |r| r.get(0))?;
-        if pending == 0 {
-            return Ok(None);
-        }
-        self.tx
-            .execute("UPDATE ledger SET needs_ack = 0 WHERE needs_ack = 1", [])?;
-        let seen = seqs(
-            &self.tx,
-            "SELECT seq FROM ledger WHERE channel = ?1 ORDER BY seq",
-            channel,
-        )?;
-        let missing = gaps(&seen);
-        Ok(Some((seen, missing)))
-    }
-
     /// Applies the other side's acknowledgement of `channel` (outgoing).
     pub fn apply_ack(
         &self,
@@ -469,11 +451,16 @@ mod tests {
             Some(ledger_entry(1))
         );
         let tx = store.begin(Side::Low).unwrap();
+        let ack = tx
+            .ack_to_send(inc)
+            .unwrap()
+            .expect("an acknowledgement is due");
         assert_eq!(
-            tx.take_ack(inc).unwrap(),
-            Some((vec![Seq(1), Seq(3)], vec![Seq(2)]))
+            (ack.seen.clone(), ack.missing.clone()),
+            (vec![Seq(1), Seq(3)], vec![Seq(2)])
         );
-        assert_eq!(tx.take_ack(inc).unwrap(), None);
+        tx.acked(&ack).unwrap();
+        assert!(tx.ack_to_send(inc).unwrap().is_none());
         tx.commit().unwrap();
         assert!(!store.acks_pending().unwrap());
     }

@@ -485,24 +485,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Cancellations to carry to the high side, marking them sent.
-    pub fn take_cancels(&self) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare(&format!(
-            "SELECT job_id FROM jobs WHERE {}",
-            cancels_pending()
-        ))?;
-        let ids: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for id in &ids {
-            self.tx.execute(
-                "UPDATE jobs SET cancel_sent = 1 WHERE job_id = ?1",
-                params![id],
-            )?;
-        }
-        Ok(ids)
-    }
-
     /// Records a high-side job imported from a bundle (state `exported`) and queues it for dispatch. Returns false
     /// when the job is known already.
     pub fn import_job(&self, job: &JobTransfer) -> Result<bool> {
@@ -643,26 +625,6 @@ impl Tx<'_> {
             .ok_or_else(|| StoreError::NoSuchJob(status.job_id.clone()))?;
         self.notify(&job)?;
         Ok(true)
-    }
-
-    /// Jobs whose high-side state changed since the last report, marking them reported (high side).
-    pub fn take_status_changes(&self) -> Result<Vec<JobRow>> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY updated_at",
-            unreported()
-        );
-        let jobs: Vec<JobRow> = {
-            let mut stmt = self.tx.prepare(&sql)?;
-            let rows = stmt.query_map([], job_from_row)?;
-            rows.map(|r| finish_job(r?)).collect::<Result<_>>()?
-        };
-        for job in &jobs {
-            self.tx.execute(
-                "UPDATE jobs SET reported_state = state WHERE job_id = ?1",
-                params![job.job_id],
-            )?;
-        }
-        Ok(jobs)
     }
 
     /// A job's result files, inside the transaction.
@@ -970,7 +932,9 @@ mod tests {
         tx.commit().unwrap();
         assert_eq!(store.pending_cancels().unwrap(), 1);
         let tx = store.begin(Side::Low).unwrap();
-        assert_eq!(tx.take_cancels().unwrap(), vec![away]);
+        let cancels = tx.cancels_to_send().unwrap();
+        assert_eq!(cancels, vec![away]);
+        tx.cancels_sent(&cancels).unwrap();
         tx.commit().unwrap();
         assert_eq!(store.pending_cancels().unwrap(), 0);
     }
@@ -1010,9 +974,10 @@ mod tests {
             tx.commit().unwrap();
             assert_eq!(store.pending_reports().unwrap(), 1, "{next}");
             let tx = store.begin(Side::High).unwrap();
-            let changed = tx.take_status_changes().unwrap();
+            let changed = tx.status_changes().unwrap();
             assert_eq!(changed.len(), 1);
             assert_eq!(changed[0].state, next);
+            tx.reported(&[(changed[0].job_id.clone(), next)]).unwrap();
             tx.commit().unwrap();
             assert_eq!(store.pending_reports().unwrap(), 0);
         }
