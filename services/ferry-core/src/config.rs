@@ -156,6 +156,23 @@ pub struct WorkerConfig {
     pub max_output_mb: u64,
     /// Most bytes kept of each of stdout and stderr, in KiB.
     pub max_stdio_kb: u64,
+    /// The most memory (MiB) a job may ask for (`ferry submit --memory-mb`); `memory_mb` is what it gets unasked.
+    pub max_memory_mb: u64,
+    /// The most wall-clock seconds a job may ask for (`--wall-secs`); it gets as many CPU seconds.
+    pub max_wall_time_secs: u64,
+    /// The most CPUs a job may ask for (`--cpus`); 0: every CPU of the machine. A job that asks is bound to that
+    /// many.
+    pub max_cpus: u32,
+}
+
+impl WorkerConfig {
+    /// The CPU cap in force: `max_cpus`, or the machine's CPUs when it is 0.
+    pub fn cpu_cap(&self) -> u64 {
+        match self.max_cpus {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            n => u64::from(n),
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -170,6 +187,9 @@ impl Default for WorkerConfig {
             max_open_files: 256,
             max_output_mb: 64,
             max_stdio_kb: 1024,
+            max_memory_mb: 8192,
+            max_wall_time_secs: 3600,
+            max_cpus: 0,
         }
     }
 }
@@ -350,6 +370,15 @@ impl Config {
         }
         if self.worker.count == 0 || self.worker.count > 64 {
             return Err(invalid("worker.count must be 1 to 64".into()));
+        }
+        if self.worker.max_memory_mb < self.worker.memory_mb
+            || self.worker.max_wall_time_secs < self.worker.wall_time_secs
+        {
+            return Err(invalid(
+                "worker.max_memory_mb and worker.max_wall_time_secs must be at least worker.memory_mb and \
+                 worker.wall_time_secs: a cap below the default would refuse what a job gets unasked"
+                    .into(),
+            ));
         }
         if self.bundle.expiry_hours == 0 {
             return Err(invalid("bundle.expiry_hours must be at least 1".into()));

@@ -146,6 +146,8 @@ pub struct JobTransfer {
     pub approvals: Vec<SignedDecision>,
     /// The job this one revises, if any.
     pub revises: Option<String>,
+    /// What the job asked for beyond the defaults; the high side checks it against its own caps.
+    pub resources: Option<crate::wire::Resources>,
 }
 
 /// A job's state on the high side.
@@ -357,6 +359,7 @@ pub(crate) fn spec_example() -> Batch {
                 approved_at: 1,
                 approvals: vec![],
                 revises: None,
+                resources: None,
             }),
             Record::Cancel {
                 job_id: "j1".into(),

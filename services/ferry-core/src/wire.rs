@@ -65,6 +65,68 @@ pub struct JobRequest {
     /// The job (one of the researcher's own) this one is a new version of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revises: Option<Uuid>,
+    /// What the job asks for beyond the side's defaults, up to the owner's caps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// What a job asks for instead of the side's `[worker]` defaults; each at most the owner's cap
+/// (`[worker] max_memory_mb`, `max_wall_time_secs`, `max_cpus`). Crosses in bundles (postcard), so no field is
+/// ever skipped when serialized: an absent one is `null` in JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Address space per process, in MiB.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    /// Wall-clock time, in seconds (and as many CPU seconds).
+    #[serde(default)]
+    pub wall_secs: Option<u64>,
+    /// CPUs the job may use.
+    #[serde(default)]
+    pub cpus: Option<u32>,
+}
+
+impl Resources {
+    /// Checks each request against `worker`'s caps; `Err` names the first one passed and its cap.
+    pub fn check(&self, worker: &crate::config::WorkerConfig) -> Result<(), String> {
+        let over = |what: &str, asked: u64, cap: u64, key: &str| {
+            Err(format!(
+                "the job asks for {what} {asked}; this side allows at most {cap} ([worker] {key})"
+            ))
+        };
+        if let Some(m) = self.memory_mb {
+            if m == 0 {
+                return Err("memory_mb must be at least 1".into());
+            }
+            if m > worker.max_memory_mb {
+                return over("memory_mb", m, worker.max_memory_mb, "max_memory_mb");
+            }
+        }
+        if let Some(w) = self.wall_secs {
+            if w == 0 {
+                return Err("wall_secs must be at least 1".into());
+            }
+            if w > worker.max_wall_time_secs {
+                return over(
+                    "wall_secs",
+                    w,
+                    worker.max_wall_time_secs,
+                    "max_wall_time_secs",
+                );
+            }
+        }
+        if let Some(c) = self.cpus {
+            if c == 0 {
+                return Err("cpus must be at least 1".into());
+            }
+            let cap = worker.cpu_cap();
+            if u64::from(c) > cap {
+                return over("cpus", u64::from(c), cap, "max_cpus");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a job request was refused, and the job id when one could be read.
@@ -318,6 +380,35 @@ pub struct JobUpdate {
 mod tests {
     use super::*;
 
+    #[test]
+    fn resources_above_a_cap_are_refused_naming_it() {
+        let worker = crate::config::WorkerConfig {
+            max_memory_mb: 4096,
+            max_wall_time_secs: 600,
+            max_cpus: 2,
+            ..Default::default()
+        };
+        let ask = |memory_mb, wall_secs, cpus| Resources {
+            memory_mb,
+            wall_secs,
+            cpus,
+        };
+        assert_eq!(ask(Some(4096), Some(600), Some(2)).check(&worker), Ok(()));
+        assert_eq!(ask(None, None, None).check(&worker), Ok(()));
+        let err = ask(Some(4097), None, None).check(&worker).unwrap_err();
+        assert!(
+            err.contains("memory_mb 4097") && err.contains("max_memory_mb"),
+            "{err}"
+        );
+        let err = ask(None, Some(601), None).check(&worker).unwrap_err();
+        assert!(err.contains("max_wall_time_secs"), "{err}");
+        let err = ask(None, None, Some(3)).check(&worker).unwrap_err();
+        assert!(err.contains("at most 2 ([worker] max_cpus)"), "{err}");
+        assert!(ask(None, None, Some(0)).check(&worker).is_err());
+        // A request naming something else is not a request.
+        assert!(serde_json::from_str::<Resources>(r#"{"gpus": 1}"#).is_err());
+    }
+
     fn policy() -> IntakePolicy {
         IntakePolicy::default()
     }
@@ -366,6 +457,7 @@ mod tests {
             code: "print(1)".into(),
             assets: vec!["a".into()],
             revises: None,
+            resources: None,
         };
         let mut b = a.clone();
         assert_eq!(a.digest(), b.digest());

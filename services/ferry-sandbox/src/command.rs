@@ -261,6 +261,18 @@ pub(crate) fn job_env(spec: &JobSpec, home: &str) -> Vec<(String, String)> {
     }
     env.retain(|(k, _)| k != "FERRY_JOB_ID");
     env.push(("FERRY_JOB_ID".into(), spec.job_id.clone()));
+    // A job bound to N CPUs tells the numeric libraries so, or they start a thread per CPU of the machine.
+    if let Some(n) = spec.limits.cpus {
+        for key in [
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "NUMEXPR_MAX_THREADS",
+        ] {
+            env.retain(|(k, _)| k != key);
+            env.push((key.into(), n.to_string()));
+        }
+    }
     env
 }
 

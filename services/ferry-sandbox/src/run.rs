@@ -330,6 +330,12 @@ fn spawn_sandboxed(
         inherited.push(block.as_raw_fd());
     }
     crate::sys::pass_only(&mut cmd, inherited);
+    if let Some(n) = spec.limits.cpus {
+        crate::sys::bind_cpus(&mut cmd, n).map_err(|source| SandboxError::Io {
+            context: "reading this process's CPUs".into(),
+            source,
+        })?;
+    }
     tracing::debug!(job_id = %spec.job_id, ?args, "starting bwrap");
     let running = spawn(cmd, spec, JOB_DIR, true).map_err(|e| match e {
         SandboxError::Io { source, .. } => SandboxError::SandboxUnavailable(format!(
@@ -356,6 +362,12 @@ fn spawn_unsandboxed(spec: &JobSpec, tools: &Tools, dir: &JobDir) -> Result<Runn
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).current_dir(work);
     crate::sys::pass_only(&mut cmd, Vec::new());
+    if let Some(n) = spec.limits.cpus {
+        crate::sys::bind_cpus(&mut cmd, n).map_err(|source| SandboxError::Io {
+            context: "reading this process's CPUs".into(),
+            source,
+        })?;
+    }
     let home = work.to_string_lossy().into_owned();
     spawn(cmd, spec, &home, false)
 }

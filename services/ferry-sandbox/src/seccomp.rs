@@ -85,6 +85,8 @@ const DENIED: &[libc::c_long] = &[
     // 4 GiB with memory_mb = 2048). POSIX shared memory lives in /dev/shm, a tmpfs capped like /tmp.
     libc::SYS_memfd_create,
     libc::SYS_shmget,
+    // A job bound to some CPUs (`--cpus`) stays bound.
+    libc::SYS_sched_setaffinity,
 ];
 
 /// The address families a job may open sockets of: local (`AF_UNIX`, which Python's multiprocessing uses) and

@@ -97,6 +97,9 @@ pub struct Limits {
     pub max_output_bytes: u64,
     /// Bytes kept of each of stdout and stderr; the rest is read and dropped.
     pub max_stdio_bytes: u64,
+    /// CPUs the job is bound to (the first N of the machine's, with `taskset`; seccomp keeps the job from
+    /// widening its affinity), and the thread count numeric libraries are told; `None`: every CPU.
+    pub cpus: Option<u32>,
 }
 
 impl Default for Limits {
@@ -109,6 +112,7 @@ impl Default for Limits {
             max_open_files: 256,
             max_output_bytes: 64 << 20,
             max_stdio_bytes: 1 << 20,
+            cpus: None,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The crate's only `unsafe`: choosing exactly which file descriptors cross `exec` into `bwrap` or the job.
+//! The crate's only `unsafe`: choosing exactly which file descriptors cross `exec` into `bwrap` or the job, and
+//! binding a job to its CPUs.
 //!
 //! Two problems, one hook run in the forked child just before `exec`:
 //! - A descriptor the worker inherited without close-on-exec (cargo's jobserver pipe under `cargo test`, a
@@ -57,4 +58,43 @@ pub(crate) fn pass_only(command: &mut Command, keep: Vec<RawFd>) {
     unsafe {
         command.pre_exec(hook);
     }
+}
+
+/// Binds the command (and so the whole job) to the first `n` of the CPUs this process may use. The job cannot
+/// widen it: seccomp refuses `sched_setaffinity` inside the sandbox.
+pub(crate) fn bind_cpus(command: &mut Command, n: u32) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills `allowed` for this thread.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) }
+        != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above, an empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut taken = 0;
+    for cpu in 0..libc::CPU_SETSIZE as usize {
+        if taken == n {
+            break;
+        }
+        // SAFETY: `cpu` is below CPU_SETSIZE, the sets' capacity.
+        if unsafe { libc::CPU_ISSET(cpu, &allowed) } {
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+            taken += 1;
+        }
+    }
+    let hook = move || -> std::io::Result<()> {
+        // SAFETY: one raw system call on this (forked, single-threaded) process, with a set built before the
+        // fork.
+        if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook makes one async-signal-safe system call and allocates nothing.
+    unsafe {
+        command.pre_exec(hook);
+    }
+    Ok(())
 }

@@ -263,6 +263,31 @@ print("netlink route opens")
 }
 
 #[test]
+fn a_job_bound_to_one_cpu_stays_bound_and_is_told_so() {
+    let scratch = Scratch::new();
+    let mut spec = scratch.spec(
+        r#"
+import errno, os
+print("cpus", len(os.sched_getaffinity(0)))
+print("omp", os.environ.get("OMP_NUM_THREADS"))
+try:
+    os.sched_setaffinity(0, range(os.cpu_count()))
+    print("widened", len(os.sched_getaffinity(0)))
+except OSError as e:
+    print("widening", errno.errorcode[e.errno])
+"#,
+    );
+    spec.limits.cpus = Some(1);
+    let outcome = run(&spec);
+    assert_eq!(
+        lines(&outcome),
+        ["cpus 1", "omp 1", "widening EPERM"],
+        "{}",
+        text(&outcome.stderr)
+    );
+}
+
+#[test]
 fn network_is_unreachable_including_the_host_broker() {
     let scratch = Scratch::new();
     // 5672 is the development broker; the second target is this machine's own external address, so that even a

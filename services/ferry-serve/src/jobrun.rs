@@ -34,6 +34,22 @@ pub fn limits(w: &WorkerConfig) -> Limits {
         max_open_files: w.max_open_files,
         max_output_bytes: w.max_output_mb * 1024 * 1024,
         max_stdio_bytes: w.max_stdio_kb * 1024,
+        cpus: None,
+    }
+}
+
+/// `limits` with what a job asked for (already checked against the caps): its memory, its wall time (and as
+/// many CPU seconds), its CPUs.
+pub fn apply_resources(limits: &mut Limits, asked: &ferry_core::wire::Resources) {
+    if let Some(m) = asked.memory_mb {
+        limits.memory_bytes = m * 1024 * 1024;
+    }
+    if let Some(w) = asked.wall_secs {
+        limits.wall_time = Duration::from_secs(w);
+        limits.cpu_seconds = w;
+    }
+    if let Some(c) = asked.cpus {
+        limits.cpus = Some(c);
     }
 }
 

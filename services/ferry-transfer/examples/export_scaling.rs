@@ -55,6 +55,7 @@ fn approved_jobs(low: &mut SideDir, n: usize) -> Vec<String> {
             code: format!("print({i})\n"),
             assets: vec!["training-data.csv".into()],
             revises: None,
+            resources: None,
         };
         let researcher = format!("researcher{}", i % 7);
         tx.submit(&request, &researcher).expect("submit");

@@ -246,6 +246,7 @@ fn export_once(side: &mut SideDir) -> Result<Attempt> {
                     approved_at,
                     approvals: decisions_of(&tx, &job.job_id, &[DecisionKind::Approve])?,
                     revises: tx.revises(&job.job_id)?,
+                    resources: tx.resources(&job.job_id)?,
                 }));
                 carried.approved.push(job.job_id.clone());
             }
@@ -879,6 +880,7 @@ mod tests {
             code: "print(1)\n".into(),
             assets: vec!["data.csv".into()],
             revises: None,
+            resources: None,
         }
     }
 

@@ -97,6 +97,7 @@ async fn main() {
             code: "print(1)\n".into(),
             assets: vec!["training-data.csv".into()],
             revises: None,
+            resources: None,
         })
         .collect();
     // The reference publishes what the notifier will: the submitted jobs' updates, as the store words them.

@@ -245,6 +245,15 @@ pub enum Command {
         /// This job is a new version of JOB (one of yours), e.g. after the owner returned it.
         #[arg(long, value_name = "JOB")]
         revises: Option<String>,
+        /// Memory the job may use (MiB, per process) instead of the side's default, up to its cap.
+        #[arg(long, value_name = "MIB")]
+        memory_mb: Option<u64>,
+        /// Wall-clock seconds (and CPU seconds) instead of the side's default, up to its cap.
+        #[arg(long, value_name = "SECS")]
+        wall_secs: Option<u64>,
+        /// CPUs the job may use, up to the side's cap.
+        #[arg(long, value_name = "N")]
+        cpus: Option<u32>,
         /// Your broker account.
         #[command(flatten)]
         amqp: AmqpArg,

@@ -198,16 +198,26 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             description,
             runtime,
             revises,
+            memory_mb,
+            wall_secs,
+            cpus,
             amqp,
             script,
         } => researcher::submit(
             &amqp.amqp,
-            &assets,
-            &title,
-            &description,
-            &runtime,
-            revises.as_deref(),
-            &script,
+            researcher::Submission {
+                assets: &assets,
+                title: &title,
+                description: &description,
+                runtime: &runtime,
+                revises: revises.as_deref(),
+                resources: ferry_core::wire::Resources {
+                    memory_mb,
+                    wall_secs,
+                    cpus,
+                },
+                script: &script,
+            },
         )
         .await
         .map(|_| 0),

@@ -357,6 +357,9 @@ impl Tx<'_> {
         if let Some(previous) = request.revises {
             self.set_revises(&job_id, &previous.hyphenated().to_string())?;
         }
+        if let Some(resources) = &request.resources {
+            self.set_resources(&job_id, resources)?;
+        }
         let job = get_job_in(&self.tx, &job_id)?.ok_or_else(|| StoreError::NoSuchJob(job_id))?;
         self.notify(&job)?;
         Ok(Submitted::New(job))
@@ -669,6 +672,7 @@ mod tests {
             code: "print(1)".into(),
             assets: vec!["a".into()],
             revises: None,
+            resources: None,
         }
     }
 
@@ -958,6 +962,7 @@ mod tests {
                 approved_at: 1,
                 approvals: vec![],
                 revises: None,
+                resources: None,
             })
             .unwrap();
         assert!(imported);

@@ -54,6 +54,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "result files stored and published without being held in memory",
         sql: SCHEMA_6,
     },
+    Migration {
+        version: 7,
+        what: "the resources a job asked for",
+        sql: SCHEMA_7,
+    },
 ];
 
 /// The schema version this build writes, and the newest it can open.
@@ -301,6 +306,12 @@ CREATE TABLE outputs_v6 (
 INSERT INTO outputs_v6 (job_id, name, sha256, data) SELECT job_id, name, sha256, data FROM outputs;
 DROP TABLE outputs;
 ALTER TABLE outputs_v6 RENAME TO outputs;
+"#;
+
+/// Migration 7: what a job asked for beyond the defaults (`ferry submit --memory-mb/--wall-secs/--cpus`), as
+/// the JSON of [`crate::wire::Resources`]; NULL when it asked for nothing.
+const SCHEMA_7: &str = r#"
+ALTER TABLE jobs ADD COLUMN resources TEXT;
 "#;
 
 /// The database's schema version.

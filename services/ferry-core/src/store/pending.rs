@@ -150,6 +150,7 @@ mod tests {
             approved_at: 1,
             approvals: Vec::new(),
             revises: None,
+            resources: None,
         })
         .unwrap();
         tx.commit().unwrap();

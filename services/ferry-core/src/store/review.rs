@@ -183,6 +183,7 @@ mod tests {
             code: "print(1)".into(),
             assets: vec!["a.csv".into()],
             revises: None,
+            resources: None,
         };
         let tx = store.begin(Side::High).unwrap();
         tx.submit(&request, "alice").unwrap();

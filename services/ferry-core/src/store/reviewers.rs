@@ -111,6 +111,15 @@ fn job_flag(
         .optional()?)
 }
 
+fn resources_in(conn: &Connection, job_id: &str) -> Result<Option<crate::wire::Resources>> {
+    match job_flag(conn, job_id, "resources")? {
+        Some(rusqlite::types::Value::Text(t)) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("job {job_id}'s resources: {e}"))),
+        _ => Ok(None),
+    }
+}
+
 pub(super) fn comments_of(conn: &Connection, job_id: &str) -> Result<Vec<Comment>> {
     comments_in(conn, job_id)
 }
@@ -138,6 +147,11 @@ impl Store {
     /// The comments on a job, oldest first.
     pub fn comments(&self, job_id: &str) -> Result<Vec<Comment>> {
         comments_in(&self.conn, job_id)
+    }
+
+    /// What the job asked for beyond the side's defaults.
+    pub fn resources(&self, job_id: &str) -> Result<Option<crate::wire::Resources>> {
+        resources_in(&self.conn, job_id)
     }
 
     /// The job this one revises, if the researcher said so.
@@ -410,6 +424,23 @@ impl Tx<'_> {
             self.tx
                 .execute("UPDATE comments SET sent = 1 WHERE id = ?1", params![id])?;
         }
+        Ok(())
+    }
+
+    /// What the job asked for, inside the transaction.
+    pub fn resources(&self, job_id: &str) -> Result<Option<crate::wire::Resources>> {
+        resources_in(&self.tx, job_id)
+    }
+
+    /// Records what the job asked for.
+    pub fn set_resources(&self, job_id: &str, resources: &crate::wire::Resources) -> Result<()> {
+        self.tx.execute(
+            "UPDATE jobs SET resources = ?2 WHERE job_id = ?1",
+            params![
+                job_id,
+                serde_json::to_string(resources).expect("resources serialize")
+            ],
+        )?;
         Ok(())
     }
 

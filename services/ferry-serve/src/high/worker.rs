@@ -143,6 +143,24 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
             ),
         );
     };
+    let mut limits = jobrun::limits(&config.worker);
+    if let Some(asked) = store.resources(&job_id)? {
+        // Checked against this side's own caps: the low side's may differ. The job's own request, so a
+        // refusal is not retryable.
+        if let Err(why) = asked.check(&config.worker) {
+            let tx = store.begin(Side::High)?;
+            tx.transition(
+                &job_id,
+                &[JobState::Exported, JobState::Running],
+                JobState::Failed,
+                actor,
+                Some(&format!("not run: {why}")),
+            )?;
+            tx.commit()?;
+            return Ok(());
+        }
+        jobrun::apply_resources(&mut limits, &asked);
+    }
     let mut inputs = Vec::new();
     for name in &job.assets {
         match store.asset(name)?.and_then(|a| a.private_path) {
@@ -186,7 +204,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
             inputs,
         },
         jobrun::runtime(&job.runtime, rt_config),
-        jobrun::limits(&config.worker),
+        limits,
         jobrun::isolation(&config.worker),
         ferry_transfer::Layout::new(&config.dir).work_dir(),
         cancel.clone(),

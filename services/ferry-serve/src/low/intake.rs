@@ -223,6 +223,9 @@ fn check_request(
                 .join(", ")
         )));
     }
+    if let Some(resources) = &req.resources {
+        resources.check(&config.worker).map_err(refuse)?;
+    }
     if let Some(previous) = req.revises {
         let user = msg.user_id.as_deref().unwrap_or_default();
         match store.job(&previous.to_string()) {

@@ -97,6 +97,9 @@ pub(crate) fn apply(
                     if let Some(previous) = &job.revises {
                         tx.set_revises(&job.job_id, previous)?;
                     }
+                    if let Some(resources) = &job.resources {
+                        tx.set_resources(&job.job_id, resources)?;
+                    }
                     // The job runs only when its approvals verify and count under this side's policy.
                     if let Err(why) = crate::review::verify_approvals(
                         job,

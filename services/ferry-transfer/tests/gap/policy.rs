@@ -100,6 +100,7 @@ fn a_key_signs_only_its_own_direction_and_records_stay_in_scope() {
         approved_at: ferry_core::now(),
         approvals: Vec::new(),
         revises: None,
+        resources: None,
     });
     let scoped = forge.bundle("scope.bundle", forge.params(1), vec![job], &[]);
     assert_refused(sides.import(Side::Low, &scoped), "wrong_scope");

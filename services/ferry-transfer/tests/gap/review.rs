@@ -52,6 +52,7 @@ fn finished_job(sides: &mut Sides, stdout: &[u8], outputs: &[(&str, &[u8])]) -> 
         code: "print(1)".into(),
         assets: vec!["data.csv".into()],
         revises: None,
+        resources: None,
     };
     let id = request.job_id.to_string();
     let tx = sides.low.store.begin(Side::Low).unwrap();

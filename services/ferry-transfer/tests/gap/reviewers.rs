@@ -32,6 +32,7 @@ fn submitted(sides: &mut Sides, code: &str, revises: Option<&str>) -> String {
         code: code.into(),
         assets: vec!["data.csv".into()],
         revises: revises.map(|r| r.parse().unwrap()),
+        resources: None,
     };
     let tx = sides.low.store.begin(Side::Low).unwrap();
     tx.submit(&request, "alice").unwrap();

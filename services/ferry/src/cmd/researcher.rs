@@ -263,16 +263,35 @@ fn by_prefix<'a>(prefix: &str, ids: impl Iterator<Item = &'a str>) -> Result<&'a
     }
 }
 
+/// What `ferry submit` was asked to submit.
+pub struct Submission<'a> {
+    /// `--asset`s.
+    pub assets: &'a [String],
+    /// `--title`.
+    pub title: &'a str,
+    /// `--description`.
+    pub description: &'a str,
+    /// `--runtime`.
+    pub runtime: &'a str,
+    /// `--revises`.
+    pub revises: Option<&'a str>,
+    /// `--memory-mb`, `--wall-secs`, `--cpus`.
+    pub resources: ferry_core::wire::Resources,
+    /// The script.
+    pub script: &'a Path,
+}
+
 /// `ferry submit --asset NAME... SCRIPT`: prints the job id.
-pub async fn submit(
-    url: &str,
-    assets: &[String],
-    title: &str,
-    description: &str,
-    runtime: &str,
-    revises: Option<&str>,
-    script: &Path,
-) -> Result<()> {
+pub async fn submit(url: &str, what: Submission<'_>) -> Result<()> {
+    let Submission {
+        assets,
+        title,
+        description,
+        runtime,
+        revises,
+        resources,
+        script,
+    } = what;
     let revises = revises
         .map(|r| {
             uuid::Uuid::parse_str(r).map_err(|_| {
@@ -300,6 +319,7 @@ pub async fn submit(
         code,
         assets: assets.to_vec(),
         revises,
+        resources: (resources != ferry_core::wire::Resources::default()).then_some(resources),
     };
     // Catch what intake would refuse before it leaves, with the same rules.
     ferry_review::code::check(&request.code)

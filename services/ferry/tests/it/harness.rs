@@ -354,6 +354,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
                 code: format!("print({i})\n"),
                 assets: vec!["training-data.csv".into()],
                 revises: None,
+                resources: None,
             };
             let id = request.job_id.to_string();
             let tx = store.begin(Side::Low).unwrap();
@@ -582,17 +583,17 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
     /// Submits `code` as the researcher at `url`; returns the job id.
     pub fn submit_code(&self, url: &str, code: &str) -> String {
+        self.submit_code_with(url, code, &[])
+    }
+
+    /// [`Pair::submit_code`] with more `ferry submit` arguments (`--cpus 1`, ...).
+    pub fn submit_code_with(&self, url: &str, code: &str, extra: &[&str]) -> String {
         let path = self.dir.path().join(format!("{}.py", unique("job")));
         std::fs::write(&path, code).unwrap();
-        let out = self.run_env(
-            &[
-                "submit",
-                "--asset",
-                "training-data.csv",
-                path.to_str().unwrap(),
-            ],
-            &[("FERRY_AMQP_URL", url)],
-        );
+        let mut args = vec!["submit", "--asset", "training-data.csv"];
+        args.extend_from_slice(extra);
+        args.push(path.to_str().unwrap());
+        let out = self.run_env(&args, &[("FERRY_AMQP_URL", url)]);
         assert!(
             out.status.success(),
             "submit: {}",

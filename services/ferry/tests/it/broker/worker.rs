@@ -322,3 +322,46 @@ fn a_message_no_worker_can_handle_is_dead_lettered_and_the_next_job_runs() {
         (pair.state_on(&pair.high, &job).as_deref() == Some("finished")).then_some(())
     });
 }
+
+#[test]
+fn a_job_gets_the_resources_it_asks_for_up_to_the_caps() {
+    let mut pair = Pair::with_broker();
+    pair.configure(
+        &pair.low.clone(),
+        &[("max_memory_mb = 8192", "max_memory_mb = 4096")],
+    );
+    pair.register_dataset();
+    let alice = pair.researcher("alice");
+    pair.serve(&pair.low.clone());
+    pair.serve(&pair.high.clone());
+    // Over the low side's cap: refused at intake, naming it.
+    let greedy = pair.submit_code_with(&alice, "print(1)\n", &["--memory-mb", "65536"]);
+    pair.wait_for("the refusal", || {
+        (pair.state_on(&pair.low, &greedy).as_deref() == Some("failed")).then_some(())
+    });
+    let refused = pair.job_json(&pair.low, &greedy);
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("max_memory_mb") && reason.contains("4096"),
+        "{refused:#}"
+    );
+    // Within the caps: the job runs with what it asked for.
+    let code = "import os, resource\n\
+                print('cpus', len(os.sched_getaffinity(0)))\n\
+                print('memory', resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)\n";
+    let job = pair.submit_code_with(&alice, code, &["--cpus", "1", "--memory-mb", "3072"]);
+    pair.wait_for("intake", || {
+        (pair.state_on(&pair.low, &job).as_deref() == Some("submitted")).then_some(())
+    });
+    pair.ok(&["review", "approve", "--config", pair.low_s(), &job]);
+    pair.carry(&pair.low, &pair.high).expect("the job crosses");
+    pair.wait_for("the worker", || {
+        (pair.state_on(&pair.high, &job).as_deref() == Some("finished")).then_some(())
+    });
+    let shown = pair.job_json(&pair.high, &job);
+    let stdout = shown["result"]["stdout"].as_str().unwrap_or_default();
+    assert!(
+        stdout.contains("cpus 1") && stdout.contains("memory 3072"),
+        "{shown:#}"
+    );
+}
