@@ -340,8 +340,20 @@ fn export_once(side: &mut SideDir) -> Result<Attempt> {
         });
         carried.ack = Some(ack);
     }
-    // The reviewers first, so that the decisions after them are checked against the list they arrived with.
-    if let Some((version, reviewers)) = tx.reviewers_to_send()? {
+    // The reviewers first, so that the decisions after them are checked against the list they arrived with: when
+    // the list changed, and in every bundle that carries signed decisions, so that a decision never arrives
+    // before the list that makes it count (the bundle that changed the list may be lost and arrive late).
+    let carries_decisions = batch.records.iter().any(|r| match r {
+        Record::Job(j) => !j.approvals.is_empty(),
+        Record::Status(s) => !s.decisions.is_empty(),
+        _ => false,
+    });
+    let reviewers = match tx.reviewers_to_send()? {
+        Some(changed) => Some(changed),
+        None if carries_decisions => Some(tx.reviewers_now()?),
+        None => None,
+    };
+    if let Some((version, reviewers)) = reviewers {
         batch
             .records
             .insert(0, Record::Reviewers { version, reviewers });

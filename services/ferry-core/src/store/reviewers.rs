@@ -242,6 +242,17 @@ impl Tx<'_> {
         )))
     }
 
+    /// The reviewer list and its version as they are now.
+    pub fn reviewers_now(&self) -> Result<(i64, Vec<Reviewer>)> {
+        Ok((
+            meta_get(&self.tx, "reviewers_version")?,
+            reviewers_in(&self.tx)?
+                .into_iter()
+                .map(|r| r.reviewer)
+                .collect(),
+        ))
+    }
+
     /// Marks the reviewer list of `version` sent.
     pub fn reviewers_sent(&self, version: i64) -> Result<()> {
         meta_set(&self.tx, "reviewers_sent_version", version)

@@ -505,3 +505,26 @@ fn returns_comments_revisions_and_retries_work_across_the_gap() {
         b"forum\n"
     );
 }
+
+#[test]
+fn a_signed_release_counts_even_when_the_bundle_that_listed_its_reviewer_is_late() {
+    let mut sides = Sides::create();
+    let hana = reviewer(&mut sides, Side::High, "hana");
+    let first = submitted(&mut sides, "print(1)\n", None);
+    let second = submitted(&mut sides, "print(2)\n", None);
+    approve(&mut sides, &first, None);
+    approve(&mut sides, &second, None);
+    sides.carry(Side::Low, Side::High).expect("the jobs cross");
+    run_on_high(&mut sides, &first);
+    run_on_high(&mut sides, &second);
+    release(&mut sides, &first, &hana);
+    // The bundle carrying the first release (and the new reviewer list) is lost on the way...
+    let lost = sides.export(Side::High).expect("a bundle");
+    release(&mut sides, &second, &hana);
+    let later = sides.export(Side::High).expect("another bundle");
+    // ... and the next one still carries the list its signed release needs.
+    crate::harness::accepted(sides.import(Side::Low, &later));
+    assert_eq!(state(&sides, Side::Low, &second).0, JobState::Released);
+    crate::harness::accepted(sides.import(Side::Low, &lost));
+    assert_eq!(state(&sides, Side::Low, &first).0, JobState::Released);
+}
