@@ -56,10 +56,19 @@ fn check(what: &'static str, name: &str, max: usize, extra: &[char]) -> Result<(
 
 /// A researcher's name is also their broker user name and part of their results queue's name.
 pub fn researcher(name: &str) -> Result<(), NameError> {
-    check("researcher name", name, 32, &[])?;
+    lower_case_name("researcher name", name)
+}
+
+/// A reviewer's name follows the researchers' rule (a reviewer may well be one, on the other side).
+pub fn reviewer(name: &str) -> Result<(), NameError> {
+    lower_case_name("reviewer name", name)
+}
+
+fn lower_case_name(what: &'static str, name: &str) -> Result<(), NameError> {
+    check(what, name, 32, &[])?;
     if name.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(NameError {
-            what: "researcher name",
+            what,
             name: shown(name),
             why: "use lower case only".into(),
         });

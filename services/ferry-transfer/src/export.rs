@@ -141,36 +141,23 @@ impl Carried {
     /// Moves the state as the bundle says, in the export's write transaction; [`Changed::Job`] when a job is no
     /// longer where the bundle says it was.
     fn mark(&self, tx: &Tx<'_>) -> std::result::Result<(), Changed> {
+        // Moves a job the bundle carries; one that is no longer where the bundle says it was makes the export
+        // start again.
+        let step = |job_id: &str, from: JobState, to: JobState, reason: Option<&str>| match tx
+            .transition(job_id, &[from], to, "export", reason)
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::WrongState { state, .. }) => {
+                Err(Changed::Job(format!("job {job_id} is {state} now")))
+            }
+            Err(e) => Err(Changed::Store(e)),
+        };
         // A release that cannot cross as recorded fails its job, which the bundle reports as failed.
         for (job_id, reason) in &self.failed {
-            match tx.transition(
-                job_id,
-                &[JobState::Released],
-                JobState::Failed,
-                "export",
-                Some(reason),
-            ) {
-                Ok(_) => {}
-                Err(StoreError::WrongState { state, .. }) => {
-                    return Err(Changed::Job(format!("job {job_id} is {state} now")))
-                }
-                Err(e) => return Err(Changed::Store(e)),
-            }
+            step(job_id, JobState::Released, JobState::Failed, Some(reason))?;
         }
         for job_id in &self.approved {
-            match tx.transition(
-                job_id,
-                &[JobState::Approved],
-                JobState::Exported,
-                "export",
-                None,
-            ) {
-                Ok(_) => {}
-                Err(StoreError::WrongState { state, .. }) => {
-                    return Err(Changed::Job(format!("job {job_id} is {state} now")))
-                }
-                Err(e) => return Err(Changed::Store(e)),
-            }
+            step(job_id, JobState::Approved, JobState::Exported, None)?;
         }
         tx.cancels_sent(&self.cancels)?;
         tx.reported(&self.reported)?;

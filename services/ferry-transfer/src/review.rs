@@ -295,12 +295,7 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
         })
         .collect();
     if let Some(name) = &reviewer {
-        if name == &job.researcher {
-            return Err(TransferError::Invalid(format!(
-                "{name} submitted job {} and cannot review it",
-                job.job_id
-            )));
-        }
+        refuse_own_job(name, &job)?;
     }
     // A second reviewer releases what the first did: the same files, the same bytes, the same withheld.
     let earlier = tx.released_files(&job.job_id)?;
@@ -331,9 +326,14 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
         )));
     }
     tx.record_release(&job.job_id, &record)?;
+    let carried: Vec<String> = files
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| !withheld_names.contains(n))
+        .collect();
     let mut counted = None;
     if let (Some(name), Some(key)) = (&reviewer, request.key) {
-        let mut covers: Vec<Covered> = record
+        let covers: Vec<Covered> = record
             .iter()
             .filter(|f| f.withheld.is_none())
             .map(|f| Covered {
@@ -341,37 +341,21 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
                 sha256: f.sha256.clone().unwrap_or_default(),
             })
             .collect();
-        covers.sort();
-        let mut withheld = withheld_names.clone();
-        withheld.sort();
-        tx.add_decision(&key.sign(Decision {
-            job_id: job.job_id.clone(),
-            kind: DecisionKind::Release,
-            covers: covers.clone(),
-            withheld: withheld.clone(),
-            reason: reason.map(str::to_string),
-            reviewer: name.clone(),
-            at: ferry_core::now(),
-        }))?;
-        let reviewers: Vec<Reviewer> = tx.reviewers()?.into_iter().map(|r| r.reviewer).collect();
-        let tally = decision::count(
-            &tx.decisions(&job.job_id)?,
+        let signed = sign_and_count(
+            &tx,
+            key,
+            name,
+            &job,
             DecisionKind::Release,
-            &job.job_id,
-            &covers,
-            &withheld,
-            &reviewers,
-            &job.researcher,
-        );
-        counted = Some((tally.reviewers.clone(), required));
-        if (tally.reviewers.len() as u64) < u64::from(required) {
+            covers,
+            withheld_names.clone(),
+            reason,
+        )?;
+        counted = Some((signed.clone(), required));
+        if (signed.len() as u64) < u64::from(required) {
             tx.commit()?;
             return Ok(Released {
-                carried: files
-                    .iter()
-                    .map(|(n, _)| n.clone())
-                    .filter(|n| !withheld_names.contains(n))
-                    .collect(),
+                carried,
                 job,
                 withheld: withheld_names,
                 overridden: blocking,
@@ -421,16 +405,61 @@ pub fn release(side: &mut SideDir, job_id: &str, request: &ReleaseRequest<'_>) -
     tx.commit()?;
     Ok(Released {
         job,
-        carried: files
-            .iter()
-            .map(|(n, _)| n.clone())
-            .filter(|n| !withheld_names.contains(n))
-            .collect(),
+        carried,
         withheld: withheld_names,
         overridden: blocking,
         checks_run,
         counted,
     })
+}
+
+/// Refuses a reviewer deciding on a job submitted under their own name.
+fn refuse_own_job(reviewer: &str, job: &JobRow) -> Result<()> {
+    if reviewer == job.researcher {
+        return Err(TransferError::Invalid(format!(
+            "{reviewer} submitted job {} and cannot review it",
+            job.job_id
+        )));
+    }
+    Ok(())
+}
+
+/// Signs `reviewer`'s decision of `kind` on `job` with `key` (covers and withheld sorted, as they are signed),
+/// stores it, and returns the distinct reviewers of this side whose decisions of that kind on exactly these
+/// contents now count.
+#[allow(clippy::too_many_arguments)]
+fn sign_and_count(
+    tx: &ferry_core::store::Tx<'_>,
+    key: &ReviewerKey,
+    reviewer: &str,
+    job: &JobRow,
+    kind: DecisionKind,
+    mut covers: Vec<Covered>,
+    mut withheld: Vec<String>,
+    reason: Option<&str>,
+) -> Result<Vec<String>> {
+    covers.sort();
+    withheld.sort();
+    tx.add_decision(&key.sign(Decision {
+        job_id: job.job_id.clone(),
+        kind,
+        covers: covers.clone(),
+        withheld: withheld.clone(),
+        reason: reason.map(|r| r.trim().to_string()),
+        reviewer: reviewer.to_string(),
+        at: ferry_core::now(),
+    }))?;
+    let reviewers: Vec<Reviewer> = tx.reviewers()?.into_iter().map(|r| r.reviewer).collect();
+    let tally = decision::count(
+        &tx.decisions(&job.job_id)?,
+        kind,
+        &job.job_id,
+        &covers,
+        &withheld,
+        &reviewers,
+        &job.researcher,
+    );
+    Ok(tally.reviewers)
 }
 
 /// What an approval covers: the code, by its SHA-256.
@@ -608,39 +637,15 @@ pub fn decide(
     }
     let mut counted = None;
     if let (Some(name), Some(key)) = (&reviewer, key) {
-        if name == &job.researcher {
-            return Err(TransferError::Invalid(format!(
-                "{name} submitted job {} and cannot review it",
-                job.job_id
-            )));
-        }
+        refuse_own_job(name, &job)?;
         let covers = match kind {
             DecisionKind::Approve => approval_covers(&job.code),
             _ => Vec::new(),
         };
-        tx.add_decision(&key.sign(Decision {
-            job_id: job.job_id.clone(),
-            kind,
-            covers: covers.clone(),
-            withheld: Vec::new(),
-            reason: reason.map(|r| r.trim().to_string()),
-            reviewer: name.clone(),
-            at: ferry_core::now(),
-        }))?;
+        let signed = sign_and_count(&tx, key, name, &job, kind, covers, Vec::new(), reason)?;
         if kind == DecisionKind::Approve {
-            let reviewers: Vec<Reviewer> =
-                tx.reviewers()?.into_iter().map(|r| r.reviewer).collect();
-            let tally = decision::count(
-                &tx.decisions(&job.job_id)?,
-                DecisionKind::Approve,
-                &job.job_id,
-                &covers,
-                &[],
-                &reviewers,
-                &job.researcher,
-            );
-            counted = Some((tally.reviewers.clone(), required));
-            if (tally.reviewers.len() as u64) < u64::from(required) {
+            counted = Some((signed.clone(), required));
+            if (signed.len() as u64) < u64::from(required) {
                 tx.commit()?;
                 return Ok(Decided { job, counted });
             }

@@ -24,7 +24,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
     })
 }
 
-fn broker_hint(e: &BrokerError) -> Option<&'static str> {
+/// The hint for a broker error, from its typed cause.
+pub fn broker_hint(e: &BrokerError) -> Option<&'static str> {
     match e {
         _ if e.is_access_refused() => Some(
             "the broker refused this account: check the user name, password and its permissions on the vhost",

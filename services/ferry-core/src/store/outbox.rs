@@ -100,7 +100,7 @@ fn update_with(conn: &Connection, job: &JobRow, with_data: bool) -> Result<JobUp
         reason: job.reason.clone(),
         updated_at: rfc3339(job.updated_at),
         result,
-        comments: super::reviewers::comments_of(conn, &job.job_id)?,
+        comments: super::reviewers::comments_in(conn, &job.job_id)?,
     })
 }
 
@@ -112,7 +112,7 @@ fn deciders(
     kind: crate::decision::DecisionKind,
 ) -> Result<Vec<String>> {
     let mut names: Vec<String> = Vec::new();
-    for d in super::reviewers::decisions_of(conn, &job.job_id)? {
+    for d in super::reviewers::decisions_in(conn, &job.job_id)? {
         if d.decision.kind == kind && !names.contains(&d.decision.reviewer) {
             names.push(d.decision.reviewer);
         }

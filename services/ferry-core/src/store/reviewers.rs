@@ -70,7 +70,7 @@ fn peer_reviewers_in(conn: &Connection) -> Result<Vec<Reviewer>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn decisions_in(conn: &Connection, job_id: &str) -> Result<Vec<SignedDecision>> {
+pub(super) fn decisions_in(conn: &Connection, job_id: &str) -> Result<Vec<SignedDecision>> {
     let mut stmt = conn.prepare("SELECT body FROM decisions WHERE job_id = ?1 ORDER BY id")?;
     let rows = stmt.query_map(params![job_id], |r| r.get::<_, Vec<u8>>(0))?;
     let mut out = Vec::new();
@@ -82,17 +82,20 @@ fn decisions_in(conn: &Connection, job_id: &str) -> Result<Vec<SignedDecision>> 
     Ok(out)
 }
 
-fn comments_in(conn: &Connection, job_id: &str) -> Result<Vec<Comment>> {
+/// A comment from its four columns, `at, author, side, text`, starting at column `first`.
+fn comment_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Comment> {
+    Ok(Comment {
+        at: r.get(first)?,
+        author: r.get(first + 1)?,
+        side: r.get(first + 2)?,
+        text: r.get(first + 3)?,
+    })
+}
+
+pub(super) fn comments_in(conn: &Connection, job_id: &str) -> Result<Vec<Comment>> {
     let mut stmt =
         conn.prepare("SELECT at, author, side, text FROM comments WHERE job_id = ?1 ORDER BY id")?;
-    let rows = stmt.query_map(params![job_id], |r| {
-        Ok(Comment {
-            at: r.get(0)?,
-            author: r.get(1)?,
-            side: r.get(2)?,
-            text: r.get(3)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![job_id], |r| comment_at(r, 0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -120,12 +123,11 @@ fn resources_in(conn: &Connection, job_id: &str) -> Result<Option<crate::wire::R
     }
 }
 
-pub(super) fn comments_of(conn: &Connection, job_id: &str) -> Result<Vec<Comment>> {
-    comments_in(conn, job_id)
-}
-
-pub(super) fn decisions_of(conn: &Connection, job_id: &str) -> Result<Vec<SignedDecision>> {
-    decisions_in(conn, job_id)
+fn revises_in(conn: &Connection, job_id: &str) -> Result<Option<String>> {
+    Ok(job_flag(conn, job_id, "revises")?.and_then(|v| match v {
+        rusqlite::types::Value::Text(t) => Some(t),
+        _ => None,
+    }))
 }
 
 impl Store {
@@ -156,12 +158,7 @@ impl Store {
 
     /// The job this one revises, if the researcher said so.
     pub fn revises(&self, job_id: &str) -> Result<Option<String>> {
-        Ok(
-            job_flag(&self.conn, job_id, "revises")?.and_then(|v| match v {
-                rusqlite::types::Value::Text(t) => Some(t),
-                _ => None,
-            }),
-        )
+        revises_in(&self.conn, job_id)
     }
 }
 
@@ -229,17 +226,11 @@ impl Tx<'_> {
 
     /// The reviewer list and its version when it changed since the last export, unmarked.
     pub fn reviewers_to_send(&self) -> Result<Option<(i64, Vec<Reviewer>)>> {
-        let version = meta_get(&self.tx, "reviewers_version")?;
-        if version == meta_get(&self.tx, "reviewers_sent_version")? {
+        let now = self.reviewers_now()?;
+        if now.0 == meta_get(&self.tx, "reviewers_sent_version")? {
             return Ok(None);
         }
-        Ok(Some((
-            version,
-            reviewers_in(&self.tx)?
-                .into_iter()
-                .map(|r| r.reviewer)
-                .collect(),
-        )))
+        Ok(Some(now))
     }
 
     /// The reviewer list and its version as they are now.
@@ -414,18 +405,7 @@ impl Tx<'_> {
         let mut stmt = self.tx.prepare(
             "SELECT id, job_id, at, author, side, text FROM comments WHERE sent = 0 ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                Comment {
-                    at: r.get(2)?,
-                    author: r.get(3)?,
-                    side: r.get(4)?,
-                    text: r.get(5)?,
-                },
-            ))
-        })?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, comment_at(r, 2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -457,12 +437,7 @@ impl Tx<'_> {
 
     /// The job this one revises, inside the transaction.
     pub fn revises(&self, job_id: &str) -> Result<Option<String>> {
-        Ok(
-            job_flag(&self.tx, job_id, "revises")?.and_then(|v| match v {
-                rusqlite::types::Value::Text(t) => Some(t),
-                _ => None,
-            }),
-        )
+        revises_in(&self.tx, job_id)
     }
 
     /// Records that `job_id` revises `previous`.

@@ -246,9 +246,7 @@ pub(crate) fn apply(
             }
             (_, Record::Reviewers { version, reviewers }) => {
                 for r in reviewers {
-                    names::researcher(&r.name).map_err(|e| {
-                        bad(e.to_string().replace("researcher name", "reviewer name"))
-                    })?;
+                    names::reviewer(&r.name).map_err(|e| bad(e.to_string()))?;
                 }
                 if tx.apply_peer_reviewers(*version, reviewers)? {
                     summary.push(format!("{} reviewer(s)", reviewers.len()));

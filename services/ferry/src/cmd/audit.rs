@@ -29,9 +29,7 @@ pub fn reviewer(action: ReviewerAction) -> Result<()> {
             name,
             public,
         } => {
-            ferry_core::names::researcher(&name).map_err(|e| {
-                anyhow::anyhow!(e.to_string().replace("researcher name", "reviewer name"))
-            })?;
+            ferry_core::names::reviewer(&name)?;
             let text = if Path::new(&public).is_file() {
                 std::fs::read_to_string(&public).with_context(|| format!("reading {public}"))?
             } else {

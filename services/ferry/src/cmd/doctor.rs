@@ -332,13 +332,10 @@ async fn broker(r: &mut Report, config: &Config) {
             return;
         }
         Ok(Err(e)) => {
-            let hint = if e.is_access_refused() {
-                "the broker refused this account: check the URL's user, password and permissions on the vhost"
-            } else if e.is_vhost_missing() {
-                "the vhost does not exist: `ferry init --provision` makes it"
-            } else {
-                "is RabbitMQ running? `rabbitmq-server -detached` starts it"
-            };
+            // The same hint as any other command's, chosen from the typed cause.
+            let hint = crate::hint::broker_hint(&e).unwrap_or(
+                "is RabbitMQ running and reachable from here? check the URL's host and port",
+            );
             r.add("broker", Finding::Problem(e.to_string(), hint.into()));
             return;
         }
