@@ -33,6 +33,7 @@ pub mod names;
 pub mod records;
 pub mod store;
 pub mod time;
+pub mod tree;
 pub mod wire;
 
 pub use channel::{Channel, ContentHash, Seq};

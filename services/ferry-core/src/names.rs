@@ -76,6 +76,19 @@ fn lower_case_name(what: &'static str, name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// A runtime's name is what jobs give as their `runtime` (`python`, `pandas-2.2`): lower case, like researchers'.
+pub fn runtime(name: &str) -> Result<(), NameError> {
+    check("runtime name", name, 64, &['.'])?;
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(NameError {
+            what: "runtime name",
+            name: shown(name),
+            why: "use lower case only".into(),
+        });
+    }
+    Ok(())
+}
+
 /// An asset's name is the file name a job sees under `inputs/`.
 pub fn asset(name: &str) -> Result<(), NameError> {
     check("asset name", name, 64, &['.'])?;

@@ -14,6 +14,9 @@ pub const RECORDS_ENTRY: &str = "records";
 /// Largest records entry a receiver decodes.
 pub const MAX_RECORDS_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Most runtimes one [`Record::Runtimes`] may list.
+pub const MAX_RUNTIMES: usize = 256;
+
 /// Entry name for an asset's mock.
 pub fn mock_entry(asset: &str) -> String {
     format!("mocks/{asset}")
@@ -87,6 +90,14 @@ pub enum Record {
         /// The comment.
         comment: crate::store::Comment,
     },
+    /// High to low: the runtimes the owner registered (`ferry runtime add`), replacing the previous list if
+    /// this version is newer. Independent of the catalog: a new runtime re-sends no mock.
+    Runtimes {
+        /// Increases with every change.
+        version: i64,
+        /// Every registered runtime.
+        runtimes: Vec<RuntimeTransfer>,
+    },
 }
 
 impl Record {
@@ -102,6 +113,7 @@ impl Record {
             Record::Reviewers { .. } => "reviewers",
             Record::AuditHead { .. } => "audit-head",
             Record::Comment { .. } => "comment",
+            Record::Runtimes { .. } => "runtimes",
         }
     }
 }
@@ -226,6 +238,26 @@ pub struct AssetTransfer {
     pub updated_at: i64,
 }
 
+/// A runtime as it travels low-ward and as researchers see it (`ferry runtimes`): what it offers, never where it
+/// lives on the high side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeTransfer {
+    /// The name jobs give as their `runtime`.
+    pub name: String,
+    /// The owner's description.
+    pub description: String,
+    /// The interpreter's version, e.g. `3.11.2`.
+    pub python: String,
+    /// Installed distributions as (name, version), sorted by name.
+    pub packages: Vec<(String, String)>,
+    /// SHA-256 over the environment's files (a tree hash, `docs/runtimes.md`), hex: the runtime's version.
+    pub sha256: String,
+    /// Device nodes passed into the sandbox (for GPUs), e.g. `/dev/nvidia0`.
+    pub devices: Vec<String>,
+    /// When the owner registered it (unix seconds).
+    pub added_at: i64,
+}
+
 /// A records entry that could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("records entry is malformed: {0}")]
@@ -238,6 +270,7 @@ impl Batch {
     pub fn summary(&self) -> Vec<String> {
         let (mut jobs, mut results, mut reports, mut cancels, mut comments) = (0, 0, 0, 0, 0);
         let (mut catalog, mut rotation, mut ack, mut reviewers) = (None, false, false, None);
+        let mut runtimes = None;
         for r in &self.records {
             match r {
                 Record::Job(_) => jobs += 1,
@@ -249,6 +282,7 @@ impl Batch {
                 Record::Ack { .. } => ack = true,
                 Record::Reviewers { reviewers: r, .. } => reviewers = Some(r.len()),
                 Record::Comment { .. } => comments += 1,
+                Record::Runtimes { runtimes: r, .. } => runtimes = Some(r.len()),
                 // The audit log's head rides along with everything; it says nothing of its own.
                 Record::AuditHead { .. } => {}
             }
@@ -270,6 +304,9 @@ impl Batch {
         }
         if let Some(n) = reviewers {
             out.push(format!("the list of {n} reviewer(s)"));
+        }
+        if let Some(n) = runtimes {
+            out.push(format!("the list of {n} runtime(s)"));
         }
         if rotation {
             out.push("a key rotation".into());

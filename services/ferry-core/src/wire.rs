@@ -248,6 +248,74 @@ pub enum Call {
         /// The job.
         job_id: Uuid,
     },
+    /// The runtimes jobs may name, with what each offers.
+    Runtimes,
+}
+
+/// A runtime as researchers see it (`ferry runtimes`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// The name jobs give as their `runtime`.
+    pub name: String,
+    /// The owner's description.
+    pub description: String,
+    /// The interpreter's version (`3.11.2`); empty for a runtime configured in `ferry.toml`, which the high side
+    /// does not describe.
+    pub python: String,
+    /// Installed distributions.
+    pub packages: Vec<PackageInfo>,
+    /// The environment's tree hash, hex (empty for a configured runtime): its version.
+    pub sha256: String,
+    /// Device nodes the sandbox passes in.
+    pub devices: Vec<String>,
+    /// `registered` (by the owner with `ferry runtime add`) or `configured` (`[runtimes.NAME]`).
+    pub origin: String,
+}
+
+/// One installed distribution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageInfo {
+    /// Its name, as its metadata spells it.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+impl RuntimeInfo {
+    /// A runtime of `[runtimes.NAME]`: only its name is known here.
+    pub fn configured(name: &str) -> RuntimeInfo {
+        RuntimeInfo {
+            name: name.to_string(),
+            description: if name == "python" {
+                "the lab's default Python 3 (standard library only)".into()
+            } else {
+                String::new()
+            },
+            python: String::new(),
+            packages: Vec::new(),
+            sha256: String::new(),
+            devices: Vec::new(),
+            origin: "configured".into(),
+        }
+    }
+}
+
+impl From<crate::records::RuntimeTransfer> for RuntimeInfo {
+    fn from(r: crate::records::RuntimeTransfer) -> RuntimeInfo {
+        RuntimeInfo {
+            name: r.name,
+            description: r.description,
+            python: r.python,
+            packages: r
+                .packages
+                .into_iter()
+                .map(|(name, version)| PackageInfo { name, version })
+                .collect(),
+            sha256: r.sha256,
+            devices: r.devices,
+            origin: "registered".into(),
+        }
+    }
 }
 
 /// One catalog entry as researchers see it.
@@ -290,6 +358,9 @@ pub struct CallReply {
     /// For `assets`: the runtimes a job may name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtimes: Option<Vec<String>>,
+    /// For `runtimes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_details: Option<Vec<RuntimeInfo>>,
     /// For `mock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockData>,

@@ -135,7 +135,23 @@ pub(crate) fn bwrap_args(
         &"--hostname",
         &"ferry-job",
     ]);
-    // The runtime's files, read-only.
+    // The runtime's files, read-only. A path deeper than the root's children (a virtualenv under /opt/envs) gets
+    // its parents made first, traversable, since bwrap would otherwise create them for root alone.
+    let mut made: Vec<&Path> = Vec::new();
+    for mount in mounts {
+        let RoMount::Bind(path) = mount else { continue };
+        let mut parents: Vec<&Path> = path.ancestors().skip(1).collect();
+        parents.pop(); // "/"
+        for parent in parents.into_iter().rev() {
+            let covered = mounts
+                .iter()
+                .any(|m| matches!(m, RoMount::Bind(b) if parent.starts_with(b)));
+            if !covered && !made.contains(&parent) {
+                made.push(parent);
+                push(&[&"--perms", &"0755", &"--dir", &parent]);
+            }
+        }
+    }
     for mount in mounts {
         match mount {
             RoMount::Bind(path) => push(&[&"--ro-bind", path, path]),
@@ -156,6 +172,10 @@ pub(crate) fn bwrap_args(
         &"--tmpfs",
         &"/dev/shm",
     ]);
+    // Devices the runtime lists (a GPU's), at the same path; validated as character devices under /dev.
+    for device in &spec.runtime.devices {
+        push(&[&"--dev-bind", device, device]);
+    }
     push(&[&"--remount-ro", &"/dev"]);
     // The working directory: read-only inputs bound from open descriptors (no copy), writable outputs.
     // Directories are made explicitly: bwrap would create the parents of a bind as 0700 and the job's

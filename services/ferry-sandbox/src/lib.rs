@@ -23,6 +23,7 @@
 //! - `workdir`: the per-job host directory, removed afterwards.
 //! - `outcome`: [`JobOutcome`] and its one-line summary.
 //! - `error`: [`SandboxError`].
+//! - `python`: Python environments as runtimes: what they need mounted, what they have installed.
 //! - `seccomp`: the system-call deny-list bubblewrap installs.
 //! - `sys`: the crate's only `unsafe`, a `pre_exec` hook that lets only chosen descriptors cross `exec`.
 //!
@@ -34,6 +35,7 @@ mod command;
 mod error;
 mod outcome;
 mod outputs;
+pub mod python;
 mod run;
 mod seccomp;
 mod spec;

@@ -12,7 +12,7 @@ pub const JOB_DIR: &str = "/job";
 pub const SCRIPT_DIR: &str = "/ferry";
 
 /// Mount points the sandbox sets up itself; a runtime's `ro_paths` may not overlap them.
-const RESERVED_PATHS: [&str; 5] = [JOB_DIR, SCRIPT_DIR, "/proc", "/dev", "/tmp"];
+pub(crate) const RESERVED_PATHS: [&str; 5] = [JOB_DIR, SCRIPT_DIR, "/proc", "/dev", "/tmp"];
 
 /// An interpreter jobs run under, and the host paths it needs to see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct Runtime {
     /// Host paths bound read-only into the sandbox at the same place. A path that is a symbolic link on the
     /// host (`/lib -> usr/lib` on merged-/usr systems) is recreated as the same link; a missing path is skipped.
     pub ro_paths: Vec<PathBuf>,
+    /// Device nodes under `/dev` passed into the sandbox at the same path (a GPU's `/dev/nvidia0`,
+    /// `/dev/nvidiactl`, `/dev/nvidia-uvm`); each must be a character device. None by default.
+    pub devices: Vec<PathBuf>,
 }
 
 impl Runtime {
@@ -65,6 +68,7 @@ impl Runtime {
             args: vec!["-I".into(), "-B".into()],
             env: Vec::new(),
             ro_paths,
+            devices: Vec::new(),
         }
     }
 
@@ -273,6 +277,36 @@ fn validate_runtime(runtime: &Runtime) -> Result<(), SandboxError> {
                     runtime.name,
                     path.display()
                 )));
+            }
+        }
+    }
+    for device in &runtime.devices {
+        let under_dev = is_clean_absolute(device)
+            && device.starts_with("/dev")
+            && device.components().count() > 2;
+        if !under_dev {
+            return Err(bad(format!(
+                "runtime {:?}: device {} must be a path under /dev",
+                runtime.name,
+                device.display()
+            )));
+        }
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(device) {
+            Ok(meta) if meta.file_type().is_char_device() => {}
+            Ok(_) => {
+                return Err(bad(format!(
+                    "runtime {:?}: device {} is not a character device",
+                    runtime.name,
+                    device.display()
+                )))
+            }
+            Err(e) => {
+                return Err(bad(format!(
+                    "runtime {:?}: device {}: {e}",
+                    runtime.name,
+                    device.display()
+                )))
             }
         }
     }

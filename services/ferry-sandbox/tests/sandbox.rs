@@ -924,3 +924,106 @@ fn host_address() -> String {
         })
         .unwrap_or_else(|| "192.0.2.2".to_string())
 }
+
+/// A virtualenv made with `--without-pip` from `base`, outside /tmp (the sandbox hides the host's /tmp).
+fn virtualenv(base: &str) -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "venv-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let made = std::process::Command::new(base)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(made.success(), "{base} -m venv");
+    let python = dir.join("bin/python");
+    (dir, python)
+}
+
+#[test]
+fn a_registered_virtualenv_runs_jobs_from_its_own_prefix() {
+    let (dir, python) = virtualenv("/usr/bin/python3");
+    let env = ferry_sandbox::python::inspect(&python).unwrap();
+    assert!(env.is_virtualenv());
+    assert_eq!(env.mounts, vec![dir.clone()], "only the venv beyond /usr");
+    let runtime = env.runtime("venv");
+    ferry_sandbox::python::verify(&env, &runtime).unwrap();
+    let scratch = Scratch::new();
+    let mut spec = scratch.spec("import sys; print(sys.prefix); print(sys.base_prefix)");
+    spec.runtime = runtime;
+    let outcome = run(&spec);
+    assert!(outcome.succeeded(), "{}", text(&outcome.stderr));
+    assert_eq!(
+        lines(&outcome),
+        vec![dir.display().to_string(), "/usr".to_string()]
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_virtualenv_whose_base_the_sandbox_cannot_see_fails_its_test_start() {
+    // A base interpreter outside /usr (pyenv's, here), with only the venv mounted: it cannot start.
+    let base = std::process::Command::new("sh")
+        .args(["-c", "command -v python3"])
+        .output()
+        .unwrap();
+    let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
+    let base = fs::canonicalize(&base).unwrap();
+    let (dir, python) = if base.starts_with("/usr") {
+        // No interpreter outside /usr here: hide /usr's from a copy of the venv's view instead.
+        virtualenv("/usr/bin/python3")
+    } else {
+        virtualenv(base.to_str().unwrap())
+    };
+    let env = ferry_sandbox::python::inspect(&python).unwrap();
+    let mut runtime = ferry_sandbox::python::runtime_with("venv", &python, &[dir.clone()]);
+    if base.starts_with("/usr") {
+        runtime.ro_paths.retain(|p| p != Path::new("/usr"));
+    }
+    let err = ferry_sandbox::python::verify(&env, &runtime).unwrap_err();
+    assert!(
+        err.to_string().contains("does not start in the sandbox"),
+        "{err}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_runtime_device_is_passed_in_and_nothing_else_is() {
+    assert!(
+        is_root(),
+        "making a device node (mknod) needs root, as the tests run in CI"
+    );
+    let node = PathBuf::from(format!("/dev/ferry-test-null-{}", std::process::id()));
+    let made = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["-m", "0666", "c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success(), "mknod");
+    let code = format!(
+        "import os, stat\np = {:?}\nprint(os.path.exists(p) and stat.S_ISCHR(os.stat(p).st_mode))\n\
+         if os.path.exists(p):\n    open(p, 'w').write('x')\n    print(repr(open(p, 'rb').read()))\n",
+        node.display().to_string()
+    );
+    let scratch = Scratch::new();
+    let without = run(&scratch.spec(&code));
+    let mut spec = scratch.spec(&code);
+    spec.runtime.devices = vec![node.clone()];
+    let with = run(&spec);
+    let mut file = scratch.spec("");
+    file.runtime.devices = vec![PathBuf::from("/dev/../etc/passwd")];
+    let refused = run_job(&file, &AtomicBool::new(false)).unwrap_err();
+    fs::remove_file(&node).unwrap();
+    assert_eq!(lines(&without), vec!["False"], "{}", text(&without.stderr));
+    assert_eq!(lines(&with), vec!["True", "b''"], "{}", text(&with.stderr));
+    assert!(
+        refused.to_string().contains("must be a path under /dev"),
+        "{refused}"
+    );
+}

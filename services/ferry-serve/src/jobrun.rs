@@ -24,6 +24,41 @@ pub fn runtime(name: &str, config: &RuntimeConfig) -> Runtime {
     rt
 }
 
+/// The sandbox runtime a job names: one of `[runtimes]` in the configuration, else one the owner registered
+/// (`ferry runtime add`), with the paths its registration found it needs; `None` when neither has it.
+pub fn runtime_named(
+    config: &ferry_core::Config,
+    store: &ferry_core::Store,
+    name: &str,
+) -> Result<Option<Runtime>, ferry_core::StoreError> {
+    if let Some(rt) = config.runtimes.get(name) {
+        return Ok(Some(runtime(name, rt)));
+    }
+    Ok(store.runtime(name)?.and_then(|row| {
+        let program = row.program?;
+        let mounts: Vec<std::path::PathBuf> = row.mounts.iter().map(Into::into).collect();
+        let mut rt = ferry_sandbox::python::runtime_with(name, program.as_ref(), &mounts);
+        rt.devices = row.info.devices.iter().map(Into::into).collect();
+        Some(rt)
+    }))
+}
+
+/// Every runtime name jobs may give on this side: the configured ones and the registered (or, on the low side,
+/// received) ones.
+pub fn runtime_names(
+    config: &ferry_core::Config,
+    store: &ferry_core::Store,
+) -> Result<Vec<String>, ferry_core::StoreError> {
+    let mut names: Vec<String> = config.runtimes.keys().cloned().collect();
+    for row in store.runtimes()? {
+        if !names.contains(&row.info.name) {
+            names.push(row.info.name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// The sandbox's limits from `[worker]`.
 pub fn limits(w: &WorkerConfig) -> Limits {
     Limits {

@@ -131,6 +131,7 @@ struct Carried {
     failed: Vec<(String, String)>,
     /// The reviewer list version sent.
     reviewers: Option<i64>,
+    runtimes: Option<i64>,
     /// High side: the comments carried (their ids).
     comments: Vec<i64>,
     /// What the audit log records of this export.
@@ -169,6 +170,9 @@ impl Carried {
         }
         if let Some(version) = self.reviewers {
             tx.reviewers_sent(version)?;
+        }
+        if let Some(version) = self.runtimes {
+            tx.runtimes_sent(version)?;
         }
         tx.comments_sent(&self.comments)?;
         if let Some(detail) = &self.audit {
@@ -315,6 +319,10 @@ fn export_once(side: &mut SideDir) -> Result<Attempt> {
                     version,
                     assets: list,
                 });
+            }
+            if let Some((version, runtimes)) = tx.runtimes_to_send()? {
+                carried.runtimes = Some(version);
+                batch.records.push(Record::Runtimes { version, runtimes });
             }
         }
     }

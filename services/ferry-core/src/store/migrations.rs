@@ -59,6 +59,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "the resources a job asked for",
         sql: SCHEMA_7,
     },
+    Migration {
+        version: 8,
+        what: "runtimes the owner registers, or the high side's as received on the low side",
+        sql: SCHEMA_8,
+    },
 ];
 
 /// The schema version this build writes, and the newest it can open.
@@ -312,6 +317,23 @@ ALTER TABLE outputs_v6 RENAME TO outputs;
 /// the JSON of [`crate::wire::Resources`]; NULL when it asked for nothing.
 const SCHEMA_7: &str = r#"
 ALTER TABLE jobs ADD COLUMN resources TEXT;
+"#;
+
+/// Migration 8: runtimes (`ferry runtime add`). On the high side a row is one the owner registered, with the
+/// interpreter and the host paths the sandbox mounts for it; on the low side the high side's list as received
+/// (no `program`, no `mounts`). `packages`, `mounts` and `devices` are JSON arrays.
+const SCHEMA_8: &str = r#"
+CREATE TABLE runtimes (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    program TEXT,
+    python TEXT NOT NULL,
+    packages TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    mounts TEXT NOT NULL,
+    devices TEXT NOT NULL,
+    added_at INTEGER NOT NULL
+);
 "#;
 
 /// The database's schema version.

@@ -22,6 +22,7 @@ mod outbox;
 mod pending;
 mod review;
 mod reviewers;
+mod runtimes;
 
 use std::path::Path;
 
@@ -43,6 +44,7 @@ pub use outbox::Notification;
 pub use pending::PendingAck;
 pub use review::ReleasedFile;
 pub use reviewers::{Comment, ReviewerRow};
+pub use runtimes::RuntimeRow;
 
 /// A failure of the state store.
 #[derive(Debug, Error)]

@@ -134,11 +134,11 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         tx.commit()?;
         Ok(())
     };
-    let Some(rt_config) = config.runtimes.get(&job.runtime) else {
+    let Some(runtime) = jobrun::runtime_named(config, store, &job.runtime)? else {
         return fail(
             store,
             format!(
-                "runtime {:?} is not configured on the high side",
+                "runtime {:?} is neither configured nor registered on the high side",
                 job.runtime
             ),
         );
@@ -203,7 +203,7 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
             code: job.code.clone(),
             inputs,
         },
-        jobrun::runtime(&job.runtime, rt_config),
+        runtime,
         limits,
         jobrun::isolation(&config.worker),
         ferry_transfer::Layout::new(&config.dir).work_dir(),

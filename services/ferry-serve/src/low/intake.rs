@@ -211,16 +211,16 @@ fn check_request(
     if let Err(refusal) = ferry_review::code::check(&req.code) {
         return Err(refuse(refusal.to_string()));
     }
-    if !config.runtimes.contains_key(&req.runtime) {
+    // The configured runtimes and the ones the high side registered and sent (no configuration edit here).
+    let offered = crate::jobrun::runtime_names(config, store).unwrap_or_else(|e| {
+        tracing::warn!("reading the runtimes received from the high side: {e}");
+        config.runtimes.keys().cloned().collect()
+    });
+    if !offered.contains(&req.runtime) {
         return Err(refuse(format!(
-            "unknown runtime {:?}; this side offers: {}",
-            req.runtime,
-            config
-                .runtimes
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            "unknown runtime {:?}; this side offers: {} (`ferry runtimes` lists them)",
+            ferry_review::escape::line(&req.runtime),
+            offered.join(", ")
         )));
     }
     if let Some(resources) = &req.resources {

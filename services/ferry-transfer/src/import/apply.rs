@@ -252,6 +252,21 @@ pub(crate) fn apply(
                     summary.push(format!("{} reviewer(s)", reviewers.len()));
                 }
             }
+            (Side::Low, Record::Runtimes { version, runtimes }) => {
+                if runtimes.len() > records::MAX_RUNTIMES {
+                    return Err(bad(format!(
+                        "{} runtimes listed, over the limit of {}",
+                        runtimes.len(),
+                        records::MAX_RUNTIMES
+                    )));
+                }
+                for r in runtimes {
+                    names::runtime(&r.name).map_err(|e| bad(e.to_string()))?;
+                }
+                if tx.apply_peer_runtimes(*version, runtimes)? {
+                    summary.push(format!("{} runtime(s)", runtimes.len()));
+                }
+            }
             (_, Record::AuditHead { seq, hash }) => {
                 if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad("the audit head's hash is not 64 hex digits".into()));
