@@ -88,6 +88,21 @@ pub enum Command {
         #[command(subcommand)]
         action: AssetAction,
     },
+    /// Runtimes: register interpreters jobs may use (owner, high side); install one locally (researcher).
+    Runtime {
+        /// What to do.
+        #[command(subcommand)]
+        action: RuntimeAction,
+    },
+    /// List the runtimes you can name in a job, with their Python version and packages.
+    Runtimes {
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The owner's reviews: code on the low side, results on the high side.
     Review {
         /// What to do.
@@ -213,9 +228,14 @@ pub enum Command {
         /// An asset the script reads as inputs/NAME; repeat for several.
         #[arg(long = "asset", required = true, value_name = "NAME")]
         assets: Vec<String>,
-        /// The runtime.
+        /// The runtime (`ferry runtimes` lists them); one other than `python` must be installed here first
+        /// (`ferry runtime install NAME`), unless --python names an interpreter.
         #[arg(long, default_value = "python")]
         runtime: String,
+        /// Run under this interpreter of your own (a virtualenv's bin/python) instead; warns where it differs
+        /// from the lab's runtime.
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
         /// Where to write the files the script leaves in outputs/.
         #[arg(long, default_value = "mock-outputs")]
         out: PathBuf,
@@ -378,6 +398,58 @@ pub enum AssetAction {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `ferry runtime ...`
+#[derive(Debug, Subcommand)]
+pub enum RuntimeAction {
+    /// Register a Python environment as a runtime (high side): inspects it, test-starts it in the sandbox and
+    /// records its packages and content hash; it reaches the low side with the next export.
+    Add {
+        /// The high side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The name jobs give as --runtime (lower case letters, digits, '-', '_', '.').
+        name: String,
+        /// The interpreter: a virtualenv's bin/python, or an installation's python3.
+        #[arg(long, value_name = "PATH")]
+        python: PathBuf,
+        /// What it offers, for researchers.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A device node to pass into the sandbox (a GPU's /dev/nvidia0, ...); repeat for several.
+        #[arg(long = "device", value_name = "PATH")]
+        devices: Vec<PathBuf>,
+    },
+    /// List the configured and registered runtimes.
+    List {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a registered runtime (high side).
+    Remove {
+        /// The high side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The runtime.
+        name: String,
+    },
+    /// Make a local virtualenv with the same package versions as the lab's runtime NAME (researchers), for
+    /// `ferry run --mock --runtime NAME`.
+    Install {
+        /// The runtime (`ferry runtimes` lists them).
+        name: String,
+        /// Where to make it (default: $XDG_DATA_HOME/ferry/runtimes/NAME).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Your broker account.
+        #[command(flatten)]
+        amqp: AmqpArg,
     },
 }
 

@@ -16,7 +16,7 @@ mod progress;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use cmd::{accounts, audit, doctor, researcher, review, serve, setup, transfer};
+use cmd::{accounts, audit, doctor, researcher, review, runtime, serve, setup, transfer};
 
 fn main() {
     reset_sigpipe();
@@ -187,11 +187,51 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             mock: _,
             assets,
             runtime,
+            python,
             out,
             no_sandbox,
             amqp,
             script,
-        } => researcher::run_mock(&amqp.amqp, &assets, &runtime, &script, &out, no_sandbox).await,
+        } => {
+            researcher::run_mock(
+                &amqp.amqp,
+                &assets,
+                &runtime,
+                python.as_deref(),
+                &script,
+                &out,
+                no_sandbox,
+            )
+            .await
+        }
+        Command::Runtimes { amqp, json } => runtime::runtimes(&amqp.amqp, json).await.map(|_| 0),
+        Command::Runtime { action } => match action {
+            RuntimeAction::Add {
+                config,
+                name,
+                python,
+                description,
+                devices,
+            } => runtime::add(
+                &config.config,
+                &runtime::Registration {
+                    name: &name,
+                    python: &python,
+                    description: &description,
+                    devices: &devices,
+                },
+            )
+            .map(|_| 0),
+            RuntimeAction::List { config, json } => runtime::list(&config.config, json).map(|_| 0),
+            RuntimeAction::Remove { config, name } => {
+                runtime::remove(&config.config, &name).map(|_| 0)
+            }
+            RuntimeAction::Install { name, dir, amqp } => {
+                runtime::install(&amqp.amqp, &name, dir.as_deref())
+                    .await
+                    .map(|_| 0)
+            }
+        },
         Command::Submit {
             assets,
             title,

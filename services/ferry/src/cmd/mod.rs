@@ -5,6 +5,7 @@ pub mod audit;
 pub mod doctor;
 pub mod researcher;
 pub mod review;
+pub mod runtime;
 pub mod serve;
 pub mod setup;
 pub mod transfer;

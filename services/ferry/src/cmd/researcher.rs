@@ -25,7 +25,7 @@ fn user_of(url: &str) -> String {
         .unwrap_or_else(|| "guest".to_string())
 }
 
-async fn call(url: &str, call: &Call) -> Result<CallReply> {
+pub(crate) async fn call(url: &str, call: &Call) -> Result<CallReply> {
     let session = Session::connect(url).await?;
     let body = serde_json::to_vec(call).expect("call serializes");
     let reply = session
@@ -116,15 +116,14 @@ pub async fn run_mock(
     url: &str,
     assets: &[String],
     runtime: &str,
+    python: Option<&Path>,
     script: &Path,
     out: &Path,
     no_sandbox: bool,
 ) -> Result<i32> {
     let code =
         std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
-    if runtime != "python" {
-        bail!("unknown runtime {runtime:?}: ferry run offers python");
-    }
+    let runtime = super::runtime::for_mock_run(url, runtime, python).await?;
     let scratch = tempfile_dir()?;
     let mut inputs = Vec::new();
     for name in assets {
@@ -135,10 +134,6 @@ pub async fn run_mock(
         inputs.push((name.clone(), path));
     }
     let defaults = ferry_core::config::WorkerConfig::default();
-    let rt_config = ferry_core::Config::new(ferry_core::Side::Low, &scratch, "amqp://unused")
-        .runtimes
-        .remove("python")
-        .expect("python runtime");
     let isolation = if no_sandbox {
         eprintln!("WARNING: running WITHOUT the sandbox (--no-sandbox); the high side will not");
         ferry_sandbox::Isolation::Unsandboxed
@@ -153,7 +148,7 @@ pub async fn run_mock(
             code,
             inputs,
         },
-        ferry_serve::jobrun::runtime("python", &rt_config),
+        runtime,
         ferry_serve::jobrun::limits(&defaults),
         isolation,
         work,

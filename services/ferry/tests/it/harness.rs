@@ -259,7 +259,12 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
     /// Runs ferry, expecting it to fail with exit code `code`; returns stdout and stderr.
     pub fn fails(&self, code: i32, args: &[&str]) -> (String, String) {
-        let out = self.run(args);
+        self.fails_env(code, args, &[])
+    }
+
+    /// [`Pair::fails`] with extra environment.
+    pub fn fails_env(&self, code: i32, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+        let out = self.run_env(args, env);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(

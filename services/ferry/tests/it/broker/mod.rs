@@ -10,5 +10,6 @@ mod researcher;
 mod review;
 mod reviewers;
 mod roundtrip;
+mod runtimes;
 mod setup;
 mod worker;

@@ -200,3 +200,100 @@ fn version_names_the_commit_and_completions_and_man_page_come_from_the_cli() {
     assert!(man.contains(".TH ferry 1"), "{man}");
     assert!(man.contains("doctor"), "{man}");
 }
+
+#[test]
+fn a_runtime_that_cannot_run_in_the_sandbox_is_refused_and_nothing_is_registered() {
+    let pair = crate::harness::Pair::create();
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "runtime",
+            "add",
+            "--config",
+            pair.high_s(),
+            "gone",
+            "--python",
+            "/nonexistent/bin/python",
+        ],
+    );
+    assert!(err.contains("/nonexistent/bin/python"), "{err}");
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "runtime",
+            "add",
+            "--config",
+            pair.high_s(),
+            "shell",
+            "--python",
+            "/bin/sh",
+        ],
+    );
+    assert!(err.contains("does not run as Python 3"), "{err}");
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "runtime",
+            "add",
+            "--config",
+            pair.high_s(),
+            "Bad",
+            "--python",
+            "/usr/bin/python3",
+        ],
+    );
+    assert!(err.contains("lower case"), "{err}");
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "runtime",
+            "add",
+            "--config",
+            pair.low_s(),
+            "sys",
+            "--python",
+            "/usr/bin/python3",
+        ],
+    );
+    assert!(err.contains("high side"), "{err}");
+    let (_, err) = pair.fails(
+        1,
+        &[
+            "runtime",
+            "add",
+            "--config",
+            pair.high_s(),
+            "python",
+            "--python",
+            "/usr/bin/python3",
+        ],
+    );
+    assert!(err.contains("configured"), "{err}");
+    let listed = pair.ok(&["runtime", "list", "--config", pair.high_s(), "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["python"], "nothing half-registered");
+
+    // The system interpreter registers under a name of its own, and can be removed.
+    let added = pair.ok(&[
+        "runtime",
+        "add",
+        "--config",
+        pair.high_s(),
+        "system",
+        "--python",
+        "/usr/bin/python3",
+    ]);
+    assert!(added.contains("runtime system registered"), "{added}");
+    pair.ok(&["runtime", "remove", "--config", pair.high_s(), "system"]);
+    let (_, err) = pair.fails(
+        1,
+        &["runtime", "remove", "--config", pair.high_s(), "system"],
+    );
+    assert!(err.contains("no runtime named system"), "{err}");
+}
