@@ -153,6 +153,13 @@ impl SideKeys {
         }
     }
 
+    /// Signs `message` with this side's Ed25519 key, for statements other than bundles (a run receipt, say),
+    /// whose messages begin with a domain string of their own so that no signature serves for another.
+    pub fn sign_statement(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
+    }
+
     /// The age identity as raw X25519 key material, for decrypting age headers.
     pub(crate) fn x25519_identity(&self) -> Result<X25519Identity, BundleError> {
         // age does not expose the scalar; its canonical text is Bech32 ("AGE-SECRET-KEY-1").

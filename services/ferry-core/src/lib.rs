@@ -30,6 +30,7 @@ pub mod config;
 pub mod decision;
 pub mod job;
 pub mod names;
+pub mod receipt;
 pub mod records;
 pub mod store;
 pub mod time;

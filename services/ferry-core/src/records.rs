@@ -98,6 +98,14 @@ pub enum Record {
         /// Every registered runtime.
         runtimes: Vec<RuntimeTransfer>,
     },
+    /// High to low, before the released [`Record::Status`] it belongs to: the run receipt, signed by the high
+    /// side's key (`crate::receipt`).
+    Receipt {
+        /// The job.
+        job_id: String,
+        /// The receipt.
+        receipt: crate::receipt::SignedReceipt,
+    },
 }
 
 impl Record {
@@ -114,6 +122,7 @@ impl Record {
             Record::AuditHead { .. } => "audit-head",
             Record::Comment { .. } => "comment",
             Record::Runtimes { .. } => "runtimes",
+            Record::Receipt { .. } => "receipt",
         }
     }
 }
@@ -283,6 +292,8 @@ impl Batch {
                 Record::Reviewers { reviewers: r, .. } => reviewers = Some(r.len()),
                 Record::Comment { .. } => comments += 1,
                 Record::Runtimes { runtimes: r, .. } => runtimes = Some(r.len()),
+                // A receipt goes with its released result, which the summary counts.
+                Record::Receipt { .. } => {}
                 // The audit log's head rides along with everything; it says nothing of its own.
                 Record::AuditHead { .. } => {}
             }

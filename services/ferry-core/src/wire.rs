@@ -421,6 +421,9 @@ pub struct JobResult {
     /// The reviewers whose signed releases let the result out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub released_by: Vec<String>,
+    /// The high side's signed run receipt (`docs/receipts.md`): what the result came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::receipt::SignedReceipt>,
 }
 
 /// Where a job stands, sent to the researcher's results queue on every change

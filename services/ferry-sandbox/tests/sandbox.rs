@@ -981,7 +981,8 @@ fn a_virtualenv_whose_base_the_sandbox_cannot_see_fails_its_test_start() {
         virtualenv(base.to_str().unwrap())
     };
     let env = ferry_sandbox::python::inspect(&python).unwrap();
-    let mut runtime = ferry_sandbox::python::runtime_with("venv", &python, &[dir.clone()]);
+    let mut runtime =
+        ferry_sandbox::python::runtime_with("venv", &python, std::slice::from_ref(&dir));
     if base.starts_with("/usr") {
         runtime.ro_paths.retain(|p| p != Path::new("/usr"));
     }

@@ -43,6 +43,25 @@ pub fn runtime_named(
     }))
 }
 
+/// A runtime's content hash, for run receipts: a registered runtime's recorded one, or for a configured runtime
+/// the SHA-256 of its interpreter's binary (empty when it cannot be read).
+pub fn runtime_sha256(
+    config: &ferry_core::Config,
+    store: &ferry_core::Store,
+    name: &str,
+) -> Result<String, ferry_core::StoreError> {
+    if let Some(rt) = config.runtimes.get(name) {
+        return Ok(std::fs::canonicalize(&rt.program)
+            .ok()
+            .and_then(|p| ferry_core::tree::file_sha256(&p).ok())
+            .unwrap_or_default());
+    }
+    Ok(store
+        .runtime(name)?
+        .map(|row| row.info.sha256)
+        .unwrap_or_default())
+}
+
 /// Every runtime name jobs may give on this side: the configured ones and the registered (or, on the low side,
 /// received) ones.
 pub fn runtime_names(

@@ -279,6 +279,15 @@ fn export_once(side: &mut SideDir) -> Result<Attempt> {
                     let released = tx.released_files(&job.job_id)?;
                     match pack_release(&job.job_id, r, tx.outputs(&job.job_id)?, &released) {
                         Ok(packed) => {
+                            // The receipt goes first, so that the result it belongs to is delivered with it.
+                            if let Some(run) = tx.run_facts(&job.job_id)? {
+                                let receipt = receipt_for(&job.job_id, run, &packed.result);
+                                batch.records.push(Record::Receipt {
+                                    job_id: job.job_id.clone(),
+                                    receipt: receipt
+                                        .sign(&keys.public().signing, |m| keys.sign_statement(m)),
+                                });
+                            }
                             status.result = Some(packed.result);
                             sources.extend(packed.sources);
                             blobs.extend(packed.blobs);
@@ -445,6 +454,39 @@ fn decisions_of(
 }
 
 /// A released job's result as it crosses, with the entries carrying its files.
+/// The receipt of a release: the run's facts and the SHA-256 of every file it carries (withheld ones are not
+/// listed: a hash of withheld bytes could confirm a guess at them).
+fn receipt_for(
+    job_id: &str,
+    run: ferry_core::receipt::RunFacts,
+    result: &records::ResultTransfer,
+) -> ferry_core::receipt::Receipt {
+    use ferry_core::receipt::CarriedFile;
+    let withheld = |name: &str| result.withheld.iter().any(|w| w.name == name);
+    let mut released = Vec::new();
+    for (name, data) in [("stdout", &result.stdout), ("stderr", &result.stderr)] {
+        if !withheld(name) {
+            released.push(CarriedFile {
+                name: name.to_string(),
+                sha256: sha256_hex(data),
+            });
+        }
+    }
+    for o in &result.outputs {
+        released.push(CarriedFile {
+            name: format!("outputs/{}", o.name),
+            sha256: o.sha256.clone(),
+        });
+    }
+    released.sort_by(|a, b| a.name.cmp(&b.name));
+    ferry_core::receipt::Receipt {
+        job_id: job_id.to_string(),
+        run,
+        released,
+        signed_at: ferry_core::time::rfc3339(now()),
+    }
+}
+
 struct PackedRelease {
     result: records::ResultTransfer,
     blobs: Vec<(String, Vec<u8>)>,

@@ -157,8 +157,12 @@ pub fn asset_add(
     // The echo index the disclosure checks need, built now, once per version of the asset, so that no job's
     // checks wait for it.
     crate::review::build_echo_index(&side.layout, name, &private, &side.config.review)?;
+    // The asset's version, which run receipts name: the private content's hash as registered.
+    let version = ferry_core::tree::tree_sha256(&private)
+        .map_err(|e| TransferError::Invalid(format!("hashing the private file: {e}")))?;
     let tx = side.store.begin(Side::High)?;
     tx.put_asset(&row)?;
+    tx.set_asset_version(name, &version)?;
     for c in canaries {
         tx.add_canary(name, c)?;
     }

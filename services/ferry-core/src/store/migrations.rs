@@ -64,6 +64,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "runtimes the owner registers, or the high side's as received on the low side",
         sql: SCHEMA_8,
     },
+    Migration {
+        version: 9,
+        what: "asset versions, the facts of each run (high side) and run receipts (low side)",
+        sql: SCHEMA_9,
+    },
 ];
 
 /// The schema version this build writes, and the newest it can open.
@@ -333,6 +338,26 @@ CREATE TABLE runtimes (
     mounts TEXT NOT NULL,
     devices TEXT NOT NULL,
     added_at INTEGER NOT NULL
+);
+"#;
+
+/// Migration 9: run receipts. `asset_versions` holds each asset's private content hash as registered (high side);
+/// `run_facts` what the worker recorded of a job's last run, as the JSON of [`crate::receipt::RunFacts`] (high
+/// side); `receipts` the signed receipts received with released results (low side).
+const SCHEMA_9: &str = r#"
+CREATE TABLE asset_versions (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+);
+CREATE TABLE run_facts (
+    job_id TEXT PRIMARY KEY,
+    facts TEXT NOT NULL
+);
+CREATE TABLE receipts (
+    job_id TEXT PRIMARY KEY,
+    receipt TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    public_key TEXT NOT NULL
 );
 "#;
 

@@ -20,6 +20,7 @@ mod jobs;
 mod migrations;
 mod outbox;
 mod pending;
+mod receipts;
 mod review;
 mod reviewers;
 mod runtimes;

@@ -89,6 +89,7 @@ fn update_with(conn: &Connection, job: &JobRow, with_data: bool) -> Result<JobUp
                     .collect(),
                 approved_by: deciders(conn, job, crate::decision::DecisionKind::Approve)?,
                 released_by: deciders(conn, job, crate::decision::DecisionKind::Release)?,
+                receipt: super::receipts::receipt_in(conn, &job.job_id)?,
             })
         }
         _ => None,

@@ -195,6 +195,24 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
         tx.commit()?;
     }
     tracing::info!("running");
+    let mut asset_versions = Vec::new();
+    for name in &job.assets {
+        asset_versions.push(ferry_core::receipt::AssetVersion {
+            name: name.clone(),
+            version: store
+                .asset_version(name)?
+                .unwrap_or_else(|| "unrecorded (registered before asset versions)".into()),
+        });
+    }
+    let run_limits = ferry_core::receipt::RunLimits {
+        memory_mb: limits.memory_bytes / (1024 * 1024),
+        wall_secs: limits.wall_time.as_secs(),
+        cpu_secs: limits.cpu_seconds,
+        cpus: limits.cpus,
+        max_output_bytes: limits.max_output_bytes,
+    };
+    let runtime_sha256 = jobrun::runtime_sha256(config, store, &job.runtime)?;
+    let started_at = ferry_core::time::rfc3339(ferry_core::now());
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_cancel(config.clone(), job_id.clone(), cancel.clone()));
     let outcome = jobrun::run(
@@ -233,6 +251,23 @@ async fn handle_job(config: &Config, store: &mut Store, msg: &Incoming, actor: &
             let tx = store.begin(Side::High)?;
             tx.store_result(&job_id, &result, &outputs)?;
             tx.store_checks(&job_id, &checks)?;
+            tx.set_run_facts(
+                &job_id,
+                &ferry_core::receipt::RunFacts {
+                    attempt: tx.attempt(&job_id)?,
+                    code_sha256: ferry_core::sha256_hex(job.code.as_bytes()),
+                    runtime: job.runtime.clone(),
+                    runtime_sha256,
+                    assets: asset_versions,
+                    limits: run_limits,
+                    worker: actor.to_string(),
+                    started_at,
+                    ended_at: ferry_core::time::rfc3339(ferry_core::now()),
+                    exit_code: result.exit_code,
+                    summary: result.summary.clone(),
+                    sandboxed: !result.unsandboxed,
+                },
+            )?;
             tx.transition(
                 &job_id,
                 &[JobState::Running],

@@ -267,6 +267,19 @@ pub(crate) fn apply(
                     summary.push(format!("{} runtime(s)", runtimes.len()));
                 }
             }
+            (Side::Low, Record::Receipt { job_id, receipt }) => {
+                // Signed by the key this bundle verified under; a receipt that does not verify is a forgery in
+                // a signed bundle, which refuses the whole bundle.
+                receipt
+                    .verify_for(job_id, Some(peer_signing))
+                    .map_err(|e| bad(format!("the receipt of job {job_id}: {e}")))?;
+                if tx.job(job_id)?.is_none() {
+                    return Err(bad(format!(
+                        "a receipt for job {job_id}, which is not known here"
+                    )));
+                }
+                tx.put_receipt(job_id, receipt)?;
+            }
             (_, Record::AuditHead { seq, hash }) => {
                 if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad("the audit head's hash is not 64 hex digits".into()));

@@ -6,6 +6,7 @@ mod faults;
 mod harness;
 mod media;
 mod policy;
+mod receipts;
 mod review;
 mod reviewers;
 mod transfer;

@@ -21,7 +21,7 @@ const PRIVATE: &str = "id,text,source\n\
     3,a recipe for sourdough bread with a long cold fermentation,cooking-blog-77\n";
 
 /// Registers `data.csv` on the high side with [`PRIVATE`] as its private file and `canaries`.
-fn add_private_asset(sides: &mut Sides, canaries: &[&str]) {
+pub(crate) fn add_private_asset(sides: &mut Sides, canaries: &[&str]) {
     let private = sides.dir.path().join("data.private.csv");
     let mock = sides.dir.path().join("data.mock.csv");
     std::fs::write(&private, PRIVATE).unwrap();
@@ -43,7 +43,7 @@ fn add_private_asset(sides: &mut Sides, canaries: &[&str]) {
 
 /// A job submitted and approved on the low side, carried to the high side, run there (its result stored as
 /// given, and its disclosure checks run as the worker runs them) and finished. Returns its id.
-fn finished_job(sides: &mut Sides, stdout: &[u8], outputs: &[(&str, &[u8])]) -> String {
+pub(crate) fn finished_job(sides: &mut Sides, stdout: &[u8], outputs: &[(&str, &[u8])]) -> String {
     let request = JobRequest {
         job_id: uuid::Uuid::new_v4(),
         title: "t".into(),

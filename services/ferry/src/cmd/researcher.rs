@@ -460,7 +460,17 @@ pub async fn results(
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&updates)?);
+        let shown: Vec<serde_json::Value> = updates
+            .iter()
+            .map(|u| {
+                let mut v = serde_json::to_value(u).expect("serializes");
+                if let Some(check) = u.result.as_ref().and_then(|r| receipt_check(u, r)) {
+                    v["receipt"] = check.to_json();
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&shown)?);
     }
     let mut code = 0;
     for u in &updates {
@@ -502,6 +512,9 @@ pub async fn results(
                         escape::line(&w.reason)
                     );
                 }
+                if let Some(check) = receipt_check(u, r) {
+                    check.print();
+                }
             }
             if !r.outputs.is_empty() {
                 let dir = out.join(u.job_id.as_deref().unwrap_or("unknown"));
@@ -534,6 +547,112 @@ pub async fn results(
         println!("no jobs");
     }
     Ok(code)
+}
+
+/// A result's receipt, verified: its signature under the key it names, its job, and the delivered files against
+/// what it lists.
+struct ReceiptCheck {
+    key_id: String,
+    outcome: std::result::Result<ferry_core::receipt::Receipt, String>,
+}
+
+fn receipt_check(u: &JobUpdate, r: &ferry_core::wire::JobResult) -> Option<ReceiptCheck> {
+    let signed = r.receipt.as_ref()?;
+    let key_id = hex::decode(&signed.public_key)
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .map(|k| ferry_bundle::key_id(&k))
+        .unwrap_or_else(|| "an unreadable key".into());
+    let job_id = u.job_id.as_deref().unwrap_or_default();
+    let outcome = signed
+        .verify_for(job_id, None)
+        .map_err(|e| e.to_string())
+        .and_then(|receipt| {
+            let outputs: Vec<(&str, &str)> = r
+                .outputs
+                .iter()
+                .map(|o| (o.name.as_str(), o.sha256.as_str()))
+                .collect();
+            receipt
+                .check_delivered(&outputs, &r.stdout, &r.stderr)
+                .map(|()| receipt)
+        });
+    Some(ReceiptCheck { key_id, outcome })
+}
+
+impl ReceiptCheck {
+    fn print(&self) {
+        let receipt = match &self.outcome {
+            Ok(r) => r,
+            Err(why) => {
+                println!("receipt: DOES NOT VERIFY: {}", escape::line(why));
+                eprintln!(
+                    "ferry: WARNING: the result's receipt does not verify: {}",
+                    escape::line(why)
+                );
+                return;
+            }
+        };
+        let run = &receipt.run;
+        println!(
+            "receipt: verified, signed by the high side's key {}",
+            self.key_id
+        );
+        println!(
+            "  ran {} to {} on {}{}, attempt {}: {}",
+            escape::line(&run.started_at),
+            escape::line(&run.ended_at),
+            escape::line(&run.worker),
+            if run.sandboxed {
+                ""
+            } else {
+                " WITHOUT the sandbox"
+            },
+            run.attempt,
+            escape::line(&run.summary)
+        );
+        println!(
+            "  code sha256 {}; runtime {} sha256 {}",
+            escape::line(&run.code_sha256),
+            escape::line(&run.runtime),
+            escape::line(&run.runtime_sha256)
+        );
+        for a in &run.assets {
+            println!(
+                "  asset {} version {}",
+                escape::line(&a.name),
+                escape::line(&a.version)
+            );
+        }
+        let l = &run.limits;
+        println!(
+            "  limits: {} MiB, {} s wall, {} s CPU, {}, outputs up to {} bytes",
+            l.memory_mb,
+            l.wall_secs,
+            l.cpu_secs,
+            l.cpus
+                .map_or("every CPU".to_string(), |c| format!("{c} CPU(s)")),
+            l.max_output_bytes
+        );
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        match &self.outcome {
+            Ok(r) => serde_json::json!({
+                "verified": true,
+                "key_id": self.key_id,
+                "job_id": r.job_id,
+                "run": r.run,
+                "released": r.released,
+                "signed_at": r.signed_at,
+            }),
+            Err(why) => serde_json::json!({
+                "verified": false,
+                "key_id": self.key_id,
+                "error": why,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -124,6 +124,33 @@ fn full_round_trip_delivers_the_released_result() {
     );
     assert!(stdout.contains("sources: forum-crawl"), "{stdout}");
     assert!(stdout.contains(&format!("job {job}")), "{stdout}");
+    assert!(
+        stdout.contains("receipt: verified, signed by the high side's key"),
+        "{stdout}"
+    );
+
+    // The receipt: which code, runtime and asset version the result came from, and what the release carries.
+    let out = pair.run_env(&["results", &job, "--json"], &env);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let receipt = &shown[0]["receipt"];
+    assert_eq!(receipt["verified"], true, "{receipt}");
+    assert_eq!(receipt["run"]["runtime"], "python");
+    assert_eq!(
+        receipt["run"]["code_sha256"],
+        ferry_core::sha256_hex(&std::fs::read(&script).unwrap())
+    );
+    let private = std::fs::read(pair.dir.path().join("private.csv")).unwrap();
+    assert_eq!(
+        receipt["run"]["assets"][0]["version"],
+        ferry_core::sha256_hex(&private)
+    );
+    let released: Vec<&str> = receipt["released"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(released, vec!["outputs/sources.txt", "stderr", "stdout"]);
     assert_eq!(
         std::fs::read_to_string(results_dir.join(&job).join("sources.txt")).unwrap(),
         "forum-crawl\n"
