@@ -322,7 +322,7 @@ pub fn run(action: ReviewAction) -> Result<()> {
 }
 
 /// The reviewer key `--key` (or `FERRY_REVIEWER_KEY`) names, if any.
-fn load_key(arg: &crate::cli::KeyArg) -> Result<Option<ReviewerKey>> {
+pub(crate) fn load_key(arg: &crate::cli::KeyArg) -> Result<Option<ReviewerKey>> {
     Ok(arg.key.as_deref().map(ReviewerKey::load).transpose()?)
 }
 
