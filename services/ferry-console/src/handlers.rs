@@ -133,14 +133,24 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        if origin.to_str().ok() != Some(&format!("http://{host}")) {
-            return refusal(
-                StatusCode::FORBIDDEN,
-                "Refused",
-                "This request came from another site's page.",
-            );
-        }
+    // Under this console's `Referrer-Policy: no-referrer` Chromium sends its own form posts with `Origin: null`;
+    // any real origin must be this one, and a browser that says where the request came from must say here.
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    let fetch_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|o| o.to_str().ok());
+    let cross_origin = origin.is_some_and(|o| o != "null" && o != format!("http://{host}"))
+        || fetch_site.is_some_and(|s| s != "same-origin" && s != "none");
+    if cross_origin {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This request came from another site's page.",
+        );
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {

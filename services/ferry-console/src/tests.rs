@@ -247,6 +247,15 @@ async fn a_post_without_the_csrf_token_changes_nothing() {
         .headers_mut()
         .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
     assert_eq!(f.send(cross).await.0, StatusCode::FORBIDDEN);
+    let mut cross = f.post(
+        &format!("/job/{id}/decision"),
+        &cookie,
+        &format!("decision=approve&seen={seen}&csrf={csrf}"),
+    );
+    cross
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(f.send(cross).await.0, StatusCode::FORBIDDEN);
     assert_eq!(f.state(&id), JobState::Submitted);
 }
 
