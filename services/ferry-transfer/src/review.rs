@@ -23,6 +23,16 @@ use crate::{Layout, Result, SideDir, TransferError};
 /// How a finding names the whole of a job's output, when a check could not run at all.
 pub const EVERY_OUTPUT: &str = "every output";
 
+/// Who is acting, for the audit trail: `owner:<login>` (`SUDO_USER`, else `USER`, else `LOGNAME`). The command
+/// line and the review console record their decisions under it.
+pub fn owner_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("owner:{user}")
+}
+
 /// The largest echo index file this side loads (its own files; the cap only bounds a damaged one).
 const MAX_INDEX_BYTES: u64 = 64 << 30;
 
@@ -193,6 +203,54 @@ pub struct Released {
     /// The distinct reviewers whose releases count so far and how many are required (`None` without
     /// reviewers); the job stays `finished` until enough have released it.
     pub counted: Option<(Vec<String>, u32)>,
+}
+
+impl Released {
+    /// What the release did, in the lines `ferry review release` prints (names escaped): who released it and how
+    /// many releases it still waits for, or the state it is in now and what it carries and withholds, then any
+    /// override and a note when no checks ran.
+    pub fn summary(&self) -> Vec<String> {
+        let shown = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| escape::line(n).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some((names, required)) = &self.counted {
+            if self.job.state == JobState::Finished {
+                return vec![format!(
+                    "job {}: released by {} ({} of {required} releases required); it waits for another reviewer",
+                    escape::line(&self.job.job_id),
+                    names.join(", "),
+                    names.len()
+                )];
+            }
+        }
+        let mut lines = vec![format!(
+            "job {} is now {}: carries {}{}",
+            escape::line(&self.job.job_id),
+            self.job.state,
+            shown(&self.carried),
+            if self.withheld.is_empty() {
+                String::new()
+            } else {
+                format!("; withheld {}", shown(&self.withheld))
+            }
+        )];
+        if !self.overridden.is_empty() {
+            lines.push(format!(
+                "released over {} blocking finding(s); the override and its reason are in the audit trail",
+                self.overridden.len()
+            ));
+        }
+        if !self.checks_run {
+            lines.push(
+                "note: no disclosure checks ran on this job (it finished before this version of ferry)".into(),
+            );
+        }
+        lines
+    }
 }
 
 /// Releases a finished job (high side): records the SHA-256 of every file it carries and the reason for every
@@ -583,6 +641,26 @@ pub struct Decided {
     pub job: JobRow,
     /// The distinct reviewers whose decisions count so far, and how many are required; `None` without reviewers.
     pub counted: Option<(Vec<String>, u32)>,
+}
+
+impl Decided {
+    /// What the decision did, in the line `ferry review approve|reject|return|withhold` prints: the state the job
+    /// is in now, or who approved it so far when it waits for another reviewer.
+    pub fn summary(&self) -> String {
+        match &self.counted {
+            Some((names, required)) if self.job.state == JobState::Submitted => format!(
+                "job {}: approved by {} ({} of {required} approvals required); it waits for another reviewer",
+                escape::line(&self.job.job_id),
+                names.join(", "),
+                names.len()
+            ),
+            _ => format!(
+                "job {} is now {}",
+                escape::line(&self.job.job_id),
+                self.job.state
+            ),
+        }
+    }
 }
 
 /// An owner's decision other than a release: `approve` (low side), `reject` (low), `withhold` (high) or

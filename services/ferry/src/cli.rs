@@ -168,6 +168,19 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Serve the owner's review console in a browser, on loopback, until SIGINT or SIGTERM: prints a sign-in URL
+    /// that works once. Decisions are signed with --key, as `ferry review` signs them. One console per side.
+    Console {
+        /// The side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The reviewer's key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// Where to listen: a loopback address; port 0 picks a free one.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
     /// Manage this side's keys.
     Keys {
         /// What to do.

@@ -16,14 +16,14 @@ mod progress;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use cmd::{accounts, audit, doctor, researcher, review, runtime, serve, setup, transfer};
+use cmd::{accounts, audit, console, doctor, researcher, review, runtime, serve, setup, transfer};
 
 fn main() {
     reset_sigpipe();
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
     // Services log their work; one-shot commands speak through their output and only log warnings.
-    let serving = matches!(cli.command, Command::Serve { .. });
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Console { .. });
     init_tracing(if serving { "info" } else { "warn" });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,6 +158,13 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             accept_gap,
         } => transfer::import_cmd(&config.config, &files, accept_gap),
         Command::Serve { config } => serve::serve_cmd(&config.config).await.map(|_| 0),
+        Command::Console {
+            config,
+            key,
+            listen,
+        } => console::console_cmd(&config.config, &key, listen)
+            .await
+            .map(|_| 0),
         Command::Bundle { action } => match action {
             BundleAction::Inspect { file, json } => transfer::inspect_cmd(&file, json).map(|_| 0),
             BundleAction::Verify { config, file } => {

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod console;
 pub mod doctor;
 pub mod researcher;
 pub mod review;

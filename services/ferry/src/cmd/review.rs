@@ -17,14 +17,7 @@ use serde::Serialize;
 
 use crate::cli::ReviewAction;
 
-/// Who is acting, for the audit trail: `owner:<login>`.
-pub(crate) fn owner_actor() -> String {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("owner:{user}")
-}
+pub(crate) use ferry_transfer::review::owner_actor;
 
 fn when(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0)
@@ -329,7 +322,7 @@ pub fn run(action: ReviewAction) -> Result<()> {
 }
 
 /// The reviewer key `--key` (or `FERRY_REVIEWER_KEY`) names, if any.
-fn load_key(arg: &crate::cli::KeyArg) -> Result<Option<ReviewerKey>> {
+pub(crate) fn load_key(arg: &crate::cli::KeyArg) -> Result<Option<ReviewerKey>> {
     Ok(arg.key.as_deref().map(ReviewerKey::load).transpose()?)
 }
 
@@ -455,45 +448,8 @@ fn release(
             key,
         },
     )?;
-    let shown = |names: &[String]| {
-        names
-            .iter()
-            .map(|n| escape::line(n).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if let Some((names, required)) = &released.counted {
-        if released.job.state == JobState::Finished {
-            println!(
-                "job {}: released by {} ({} of {required} releases required); it waits for another reviewer",
-                escape::line(&released.job.job_id),
-                names.join(", "),
-                names.len()
-            );
-            return Ok(());
-        }
-    }
-    println!(
-        "job {} is now {}: carries {}{}",
-        escape::line(&released.job.job_id),
-        released.job.state,
-        shown(&released.carried),
-        if released.withheld.is_empty() {
-            String::new()
-        } else {
-            format!("; withheld {}", shown(&released.withheld))
-        }
-    );
-    if !released.overridden.is_empty() {
-        println!(
-            "released over {} blocking finding(s); the override and its reason are in the audit trail",
-            released.overridden.len()
-        );
-    }
-    if !released.checks_run {
-        println!(
-            "note: no disclosure checks ran on this job (it finished before this version of ferry)"
-        );
+    for line in released.summary() {
+        println!("{line}");
     }
     Ok(())
 }
@@ -837,19 +793,7 @@ fn decide(
     let id = side.resolve_job(id)?;
     let decided =
         ferry_transfer::review::decide(&mut side, &id, kind, reason, key, &owner_actor())?;
-    match &decided.counted {
-        Some((names, required)) if decided.job.state == JobState::Submitted => println!(
-            "job {}: approved by {} ({} of {required} approvals required); it waits for another reviewer",
-            escape::line(&decided.job.job_id),
-            names.join(", "),
-            names.len()
-        ),
-        _ => println!(
-            "job {} is now {}",
-            escape::line(&decided.job.job_id),
-            decided.job.state
-        ),
-    }
+    println!("{}", decided.summary());
     Ok(())
 }
 

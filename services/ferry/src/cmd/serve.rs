@@ -13,7 +13,8 @@ pub async fn serve_cmd(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Returns on SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
     tokio::select! {

@@ -4,10 +4,14 @@
 //! - `offline::` needs nothing but the binary: it runs in `scripts/check`, even without a network.
 //! - `broker::` needs RabbitMQ on 127.0.0.1:5672 with its management API on 15672 (`scripts/prereqs` enables it)
 //!   and `rabbitmqctl` (root); skip it with `-- --skip broker::`.
+//! - `browser::` drives `ferry console` in headless Chromium (Debian's `chromium`, npm's playwright-core, both
+//!   installed by `scripts/prereqs`); it needs no broker, and fails when the browser is missing; skip it with
+//!   `-- --skip browser::`.
 
 use std::path::PathBuf;
 
 mod broker;
+mod browser;
 mod harness;
 mod offline;
 
