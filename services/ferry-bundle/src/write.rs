@@ -52,7 +52,8 @@ pub struct WrittenBundle {
 /// anything is written (from the entries' lengths), which fixes the layout: the header
 /// block and the segment table are reserved as zeros, the age header is written, and the
 /// plaintext is encrypted segment by segment (1 MiB each, on helper threads, one per core,
-/// each also hashing the ciphertext it produced) while this thread reads the entries, hashes them for the manifest and writes finished segments in order. Then the
+/// each also hashing the ciphertext it produced) while this thread reads the entries
+/// into the segment buffers and writes finished segments in order. Then the
 /// segment table and the signed header block are written over the reserved bytes. `out` is
 /// left positioned at the end of the bundle and flushed, but not synced: to make the file
 /// durable and atomic (R11), pass `&mut File` of a temporary file, then `sync_all` and
@@ -77,7 +78,7 @@ pub fn write_bundle<W: Write + Seek>(
 
 /// [`write_bundle`] into a file: the same bundle, but each helper thread writes the
 /// segments it encrypted straight to their places in the file (positioned writes), so that
-/// the calling thread only reads and hashes the entries. The fastest way to write a bundle
+/// the calling thread only reads the entries. The fastest way to write a bundle
 /// to disk; `out` is left positioned at the end of the bundle, which starts at its current
 /// position.
 pub fn write_bundle_file(
@@ -122,15 +123,13 @@ fn write_entries_to<W: Write + Seek>(
             EntrySource::File(path) => regular_file_len(path, path.metadata())?,
         });
     }
-    // The plaintext: magic, one record per entry, the end record with the manifest (whose
-    // length does not depend on the hashes it will hold).
+    // The plaintext: magic, one record per entry, the end record with the manifest.
     let planned: Vec<ManifestEntry> = entries
         .iter()
         .zip(&lens)
         .map(|(e, &len)| ManifestEntry {
             path: e.path.clone(),
             len,
-            sha256: [0; 32],
         })
         .collect();
     let manifest_len = encode_manifest(&params.bundle_id, &planned)?.len() as u64;
@@ -358,12 +357,11 @@ impl<W: Write> PlainWriter<'_, '_, W> {
     }
 
     /// Appends exactly `len` bytes read from `source`, reading straight into the segment
-    /// buffer and hashing them there. Fewer bytes than `len` is `shrank`.
+    /// buffer (where a helper encrypts them in place). Fewer bytes than `len` is `shrank`.
     fn copy_from(
         &mut self,
         source: &mut dyn Read,
         len: u64,
-        hasher: &mut Sha256,
         shrank: impl Fn() -> BundleError,
         context: impl Fn() -> String,
     ) -> Result<(), BundleError> {
@@ -376,7 +374,6 @@ impl<W: Write> PlainWriter<'_, '_, W> {
             if n == 0 {
                 return Err(shrank());
             }
-            hasher.update(&space[..n]);
             remaining -= n as u64;
             self.advance(n)?;
         }
@@ -542,15 +539,13 @@ fn write_entries<W: Write>(
         plain.write_all(&(entry.path.len() as u16).to_le_bytes())?;
         plain.write_all(entry.path.as_bytes())?;
         plain.write_all(&len.to_le_bytes())?;
-        let mut hasher = Sha256::new();
-        plain.copy_from(source, len, &mut hasher, || changed("shrank"), context)?;
+        plain.copy_from(source, len, || changed("shrank"), context)?;
         if read_some(source, &mut [0u8; 1]).map_err(|e| BundleError::io(context(), e))? != 0 {
             return Err(changed("grew"));
         }
         manifest.push(ManifestEntry {
             path: entry.path.clone(),
             len,
-            sha256: hasher.finalize(),
         });
     }
 
