@@ -202,7 +202,7 @@ struct Segment {
 /// the helpers write each encrypted segment at its offset in that file themselves;
 /// otherwise this thread writes them to `out` in order.
 fn seal<W: Write + Seek>(
-    mut out: W,
+    out: W,
     positioned: Option<&File>,
     keys: &SideKeys,
     peer: &PublicIdentity,
@@ -210,87 +210,121 @@ fn seal<W: Write + Seek>(
     plain_len: u64,
     body: impl FnOnce(&mut PlainWriter<'_, '_, W>) -> Result<(), BundleError>,
 ) -> Result<WrittenBundle, BundleError> {
-    let werr = |e| BundleError::io("writing the bundle payload", e);
     let recipient = recipient_point(&peer.recipient)?;
     let (age_header, key) = age_v1::new_header(&recipient)?;
-    let layout = Layout::for_plaintext(plain_len, age_header.len())?;
-    let start = out
-        .stream_position()
-        .map_err(|e| BundleError::io("finding the bundle's start", e))?;
-    // Reserved: the header block stays zero until the very end.
-    let reserved = HEADER_BLOCK_LEN as u64 + layout.table_len();
-    io::copy(&mut io::repeat(0).take(reserved), &mut out)
-        .map_err(|e| BundleError::io("reserving the bundle header", e))?;
-    out.write_all(&age_header).map_err(werr)?;
-    let mut table = Vec::with_capacity(layout.table_len() as usize);
-    table.extend_from_slice(&Sha256::digest(&age_header));
+    let sealer = Sealer {
+        age_header: &age_header,
+        key: &key,
+        helpers: None,
+    };
+    sealer.seal(out, positioned, keys, params, plain_len, body)
+}
 
-    let payload_start = start + HEADER_BLOCK_LEN as u64 + layout.table_len();
-    let encrypt = |segment: &mut Segment| {
-        segment.hash = encrypt_segment(&key, &layout, segment.index, &mut segment.buf);
-        if let Some(file) = positioned {
-            let (at, len) = layout.segment(segment.index);
-            let mut offset = payload_start + at;
-            for piece in segment.buf[..len].chunks(WRITE_LEN) {
-                file.write_all_at(piece, offset).map_err(werr)?;
-                offset += piece.len() as u64;
+/// The age header and payload key a bundle is sealed with, and how many helper threads
+/// encrypt it (`None`: [`parallel::helpers_for`] its segments). Tests seal the same
+/// plaintext under the same key with and without helpers, to compare the bytes.
+pub(crate) struct Sealer<'k> {
+    pub(crate) age_header: &'k [u8],
+    pub(crate) key: &'k PayloadKey,
+    pub(crate) helpers: Option<usize>,
+}
+
+impl Sealer<'_> {
+    /// [`seal`] with this age header, key and number of helpers.
+    pub(crate) fn seal<W: Write + Seek>(
+        &self,
+        mut out: W,
+        positioned: Option<&File>,
+        keys: &SideKeys,
+        params: &HeaderParams,
+        plain_len: u64,
+        body: impl FnOnce(&mut PlainWriter<'_, '_, W>) -> Result<(), BundleError>,
+    ) -> Result<WrittenBundle, BundleError> {
+        let Sealer {
+            age_header,
+            key,
+            helpers,
+        } = *self;
+        let werr = |e| BundleError::io("writing the bundle payload", e);
+        let layout = Layout::for_plaintext(plain_len, age_header.len())?;
+        let start = out
+            .stream_position()
+            .map_err(|e| BundleError::io("finding the bundle's start", e))?;
+        // Reserved: the header block stays zero until the very end.
+        let reserved = HEADER_BLOCK_LEN as u64 + layout.table_len();
+        io::copy(&mut io::repeat(0).take(reserved), &mut out)
+            .map_err(|e| BundleError::io("reserving the bundle header", e))?;
+        out.write_all(age_header).map_err(werr)?;
+        let mut table = Vec::with_capacity(layout.table_len() as usize);
+        table.extend_from_slice(&Sha256::digest(age_header));
+
+        let payload_start = start + HEADER_BLOCK_LEN as u64 + layout.table_len();
+        let encrypt = |segment: &mut Segment| {
+            segment.hash = encrypt_segment(key, &layout, segment.index, &mut segment.buf);
+            if let Some(file) = positioned {
+                let (at, len) = layout.segment(segment.index);
+                let mut offset = payload_start + at;
+                for piece in segment.buf[..len].chunks(WRITE_LEN) {
+                    file.write_all_at(piece, offset).map_err(werr)?;
+                    offset += piece.len() as u64;
+                }
             }
-        }
-        Ok(())
-    };
-    let segments = layout.segments - 1;
-    parallel::run(
-        parallel::helpers_for(segments),
-        queue_depth(&layout),
-        &encrypt,
-        |ordered| {
-            let mut plain = PlainWriter {
-                layout: &layout,
-                ordered,
-                out: &mut out,
-                table: &mut table,
-                free: Vec::new(),
-                allocated: 0,
-                depth: queue_depth(&layout),
-                filling: None,
-                positioned: positioned.is_some(),
-                index: 1,
-                chunk: 0,
-                pos: 0,
-                written: 0,
-            };
-            body(&mut plain)?;
-            plain.finish()
-        },
-    )?;
+            Ok(())
+        };
+        let segments = layout.segments - 1;
+        parallel::run(
+            helpers.unwrap_or_else(|| parallel::helpers_for(segments)),
+            queue_depth(&layout),
+            &encrypt,
+            |ordered| {
+                let mut plain = PlainWriter {
+                    layout: &layout,
+                    ordered,
+                    out: &mut out,
+                    table: &mut table,
+                    free: Vec::new(),
+                    allocated: 0,
+                    depth: queue_depth(&layout),
+                    filling: None,
+                    positioned: positioned.is_some(),
+                    index: 1,
+                    chunk: 0,
+                    pos: 0,
+                    written: 0,
+                };
+                body(&mut plain)?;
+                plain.finish()
+            },
+        )?;
 
-    let header = Header {
-        version: FORMAT_VERSION,
-        bundle_id: params.bundle_id,
-        channel: params.channel,
-        seq: params.seq,
-        prev_hash: params.prev_hash,
-        created_at: params.created_at,
-        expires_at: params.expires_at,
-        signer: keys.public().signing,
-        payload_len: layout.payload_len,
-        stream_offset: layout.stream_offset as u32,
-        segment_chunks: layout.segment_chunks as u32,
-        table_sha256: Sha256::digest(&table),
-    };
-    let block = encode_header_block(&header, keys)?;
-    let end = start + layout.bundle_len();
-    out.seek(SeekFrom::Start(start + HEADER_BLOCK_LEN as u64))
-        .and_then(|_| out.write_all(&table))
-        .and_then(|()| out.seek(SeekFrom::Start(start)))
-        .and_then(|_| out.write_all(&block))
-        .and_then(|()| out.seek(SeekFrom::Start(end)))
-        .and_then(|_| out.flush())
-        .map_err(|e| BundleError::io("writing the bundle header", e))?;
-    Ok(WrittenBundle {
-        header,
-        bundle_hash: Sha256::digest(&block),
-    })
+        let header = Header {
+            version: FORMAT_VERSION,
+            bundle_id: params.bundle_id,
+            channel: params.channel,
+            seq: params.seq,
+            prev_hash: params.prev_hash,
+            created_at: params.created_at,
+            expires_at: params.expires_at,
+            signer: keys.public().signing,
+            payload_len: layout.payload_len,
+            stream_offset: layout.stream_offset as u32,
+            segment_chunks: layout.segment_chunks as u32,
+            table_sha256: Sha256::digest(&table),
+        };
+        let block = encode_header_block(&header, keys)?;
+        let end = start + layout.bundle_len();
+        out.seek(SeekFrom::Start(start + HEADER_BLOCK_LEN as u64))
+            .and_then(|_| out.write_all(&table))
+            .and_then(|()| out.seek(SeekFrom::Start(start)))
+            .and_then(|_| out.write_all(&block))
+            .and_then(|()| out.seek(SeekFrom::Start(end)))
+            .and_then(|_| out.flush())
+            .map_err(|e| BundleError::io("writing the bundle header", e))?;
+        Ok(WrittenBundle {
+            header,
+            bundle_hash: Sha256::digest(&block),
+        })
+    }
 }
 
 /// Bytes per write of the output: whole segments cost the kernel more to copy into the
