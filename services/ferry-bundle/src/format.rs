@@ -39,9 +39,9 @@ pub(crate) const SEGMENT_CHUNKS: u32 = 16;
 pub(crate) const SEGMENT_HASH_LEN: usize = 32;
 
 /// Domain separation for the header signature.
-pub(crate) const HEADER_DOMAIN: &[u8] = b"ferry-bundle/v2 header\0";
+pub(crate) const HEADER_DOMAIN: &[u8] = b"ferry-bundle/v3 header\0";
 /// Domain separation for the manifest signature.
-pub(crate) const MANIFEST_DOMAIN: &[u8] = b"ferry-bundle/v1 manifest\0";
+pub(crate) const MANIFEST_DOMAIN: &[u8] = b"ferry-bundle/v3 manifest\0";
 /// Payload record tag: one entry follows.
 pub(crate) const TAG_ENTRY: u8 = 1;
 /// Payload record tag: the manifest and its signature follow, then the payload ends.
@@ -556,22 +556,22 @@ fn signed_header_message(signed: &[u8]) -> Vec<u8> {
     message
 }
 
-/// One entry as the manifest lists it.
+/// One entry as the manifest lists it: its path and length. (Its bytes are authenticated
+/// by the segment table, which the header signs, before they are decrypted; format version
+/// 2 also listed each entry's SHA-256, a second hash of every byte that proved nothing more.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestEntry {
     /// Relative `/`-separated path.
     pub path: String,
     /// Length in bytes.
     pub len: u64,
-    /// SHA-256 of the entry's bytes.
-    pub sha256: [u8; 32],
 }
 
 /// The postcard encoding of the inner manifest.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireManifest {
     bundle_id: [u8; 16],
-    entries: Vec<(String, u64, [u8; 32])>,
+    entries: Vec<(String, u64)>,
 }
 
 /// Encodes the manifest record body.
@@ -581,10 +581,7 @@ pub(crate) fn encode_manifest(
 ) -> Result<Vec<u8>, BundleError> {
     let wire = WireManifest {
         bundle_id: *bundle_id,
-        entries: entries
-            .iter()
-            .map(|e| (e.path.clone(), e.len, e.sha256))
-            .collect(),
+        entries: entries.iter().map(|e| (e.path.clone(), e.len)).collect(),
     };
     postcard::to_stdvec(&wire)
         .map_err(|e| BundleError::Malformed(format!("cannot encode manifest: {e}")))
@@ -619,7 +616,7 @@ pub(crate) fn open_manifest(
     let entries = wire
         .entries
         .into_iter()
-        .map(|(path, len, sha256)| ManifestEntry { path, len, sha256 })
+        .map(|(path, len)| ManifestEntry { path, len })
         .collect();
     Ok((wire.bundle_id, entries))
 }
@@ -636,11 +633,8 @@ fn signed_manifest_message(manifest: &[u8]) -> Vec<u8> {
 /// justify.
 pub(crate) fn manifest_len_bound(entries: &[ManifestEntry]) -> u64 {
     // bundle_id + varint count (at most 5 bytes), then per entry a varint path length
-    // (at most 3 bytes for a u16), the path, a varint u64 (at most 10) and 32 hash bytes.
-    let per_entry: u64 = entries
-        .iter()
-        .map(|e| 3 + e.path.len() as u64 + 10 + 32)
-        .sum();
+    // (at most 3 bytes for a u16), the path and a varint u64 (at most 10).
+    let per_entry: u64 = entries.iter().map(|e| 3 + e.path.len() as u64 + 10).sum();
     16 + 5 + per_entry
 }
 

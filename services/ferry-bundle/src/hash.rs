@@ -1,9 +1,8 @@
 //! SHA-256 for bulk data.
 //!
-//! A bundle hashes every byte twice: the entries' plaintext (for the signed manifest, on
-//! the thread that reads or parses the records) and the payload's ciphertext (per segment,
-//! for the signed segment table, on the helper thread that encrypts or decrypts that
-//! segment, while the bytes are still in its cache).
+//! A bundle hashes every byte once: the payload's ciphertext, per segment, for the signed
+//! segment table, on the helper thread that encrypts or decrypts that segment (writing,
+//! chunk by chunk while each is still in its cache).
 
 /// SHA-256 (FIPS 180-4) for bulk data: `sha2`, or ring's assembly with the `ring-sha256`
 /// feature. Both give the same digests; only the speed differs.

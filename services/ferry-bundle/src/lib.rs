@@ -1,11 +1,12 @@
 //! Ferry transfer bundles: signed, age-encrypted files that carry entries across an air gap.
 //!
 //! Start from [`write_bundle`] (sender) and [`open`] with [`OpenOptions`] (receiver). The
-//! byte layout is specified in `schemas/bundle-format.md` (format version 2): a signed
+//! byte layout is specified in `schemas/bundle-format.md` (format version 3): a signed
 //! 1024-byte header block, a table of the SHA-256 of every payload segment (which the
 //! header signs), then a standard age v1 file whose plaintext holds the entries and a
-//! signed manifest. Each segment is checked against the table before any of it is
-//! decrypted; segments are encrypted, verified and decrypted on every core.
+//! signed manifest of their paths and lengths. Each segment is checked against the table
+//! before any of it is decrypted, so the plaintext needs no hash of its own; segments are
+//! encrypted, verified and decrypted on every core.
 //!
 //! Modules:
 //! - `keys`: [`SideKeys`] (Ed25519 signing key + age identity, saved as two 0600 files)
@@ -73,4 +74,4 @@ pub use write::seal_plaintext_for_fuzzing;
 pub use write::{write_bundle, write_bundle_file, Entry, EntrySource, WrittenBundle};
 
 /// The bundle format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;

@@ -660,12 +660,11 @@ fn read_payload<R: Read>(
                 };
 
                 sink.begin(&path, len)?;
-                // Straight from the decrypted segment: hashed here, then handed to the sink.
-                let mut hasher = Sha256::new();
+                // Straight from the decrypted segment, whose ciphertext was checked against
+                // the signed segment table before it was decrypted.
                 let mut remaining = len;
                 while remaining > 0 {
                     let data = plain.slice(remaining.min(SINK_CHUNK_LEN as u64) as usize)?;
-                    hasher.update(data);
                     sink.write(data)?;
                     remaining -= data.len() as u64;
                 }
@@ -673,7 +672,6 @@ fn read_payload<R: Read>(
                 seen.push(ManifestEntry {
                     path: path.clone(),
                     len,
-                    sha256: hasher.finalize(),
                 });
                 paths.insert(path);
             }
@@ -749,7 +747,7 @@ fn read_path<R: Read>(
     Ok(path)
 }
 
-/// The manifest must list exactly the entries seen, in order, with equal length and hash.
+/// The manifest must list exactly the entries seen, in order, with equal length.
 fn compare_manifest(listed: &[ManifestEntry], seen: &[ManifestEntry]) -> Result<(), BundleError> {
     for i in 0..listed.len().max(seen.len()) {
         let why = match (listed.get(i), seen.get(i)) {
@@ -761,12 +759,6 @@ fn compare_manifest(listed: &[ManifestEntry], seen: &[ManifestEntry]) -> Result<
                 "entry `{}` is {} bytes, but the manifest says {}",
                 s.path, s.len, l.len
             ),
-            (Some(l), Some(s)) if l.sha256 != s.sha256 => {
-                format!(
-                    "entry `{}` does not match its SHA-256 in the manifest",
-                    s.path
-                )
-            }
             (Some(_), Some(_)) => continue,
             (None, Some(s)) => format!("entry `{}` is not listed in the manifest", s.path),
             (Some(l), None) => format!("the manifest lists `{}`, which is missing", l.path),

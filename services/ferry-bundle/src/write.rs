@@ -52,7 +52,8 @@ pub struct WrittenBundle {
 /// anything is written (from the entries' lengths), which fixes the layout: the header
 /// block and the segment table are reserved as zeros, the age header is written, and the
 /// plaintext is encrypted segment by segment (1 MiB each, on helper threads, one per core,
-/// each also hashing the ciphertext it produced) while this thread reads the entries, hashes them for the manifest and writes finished segments in order. Then the
+/// each also hashing the ciphertext it produced) while this thread reads the entries
+/// into the segment buffers and writes finished segments in order. Then the
 /// segment table and the signed header block are written over the reserved bytes. `out` is
 /// left positioned at the end of the bundle and flushed, but not synced: to make the file
 /// durable and atomic (R11), pass `&mut File` of a temporary file, then `sync_all` and
@@ -77,7 +78,7 @@ pub fn write_bundle<W: Write + Seek>(
 
 /// [`write_bundle`] into a file: the same bundle, but each helper thread writes the
 /// segments it encrypted straight to their places in the file (positioned writes), so that
-/// the calling thread only reads and hashes the entries. The fastest way to write a bundle
+/// the calling thread only reads the entries. The fastest way to write a bundle
 /// to disk; `out` is left positioned at the end of the bundle, which starts at its current
 /// position.
 pub fn write_bundle_file(
@@ -122,15 +123,13 @@ fn write_entries_to<W: Write + Seek>(
             EntrySource::File(path) => regular_file_len(path, path.metadata())?,
         });
     }
-    // The plaintext: magic, one record per entry, the end record with the manifest (whose
-    // length does not depend on the hashes it will hold).
+    // The plaintext: magic, one record per entry, the end record with the manifest.
     let planned: Vec<ManifestEntry> = entries
         .iter()
         .zip(&lens)
         .map(|(e, &len)| ManifestEntry {
             path: e.path.clone(),
             len,
-            sha256: [0; 32],
         })
         .collect();
     let manifest_len = encode_manifest(&params.bundle_id, &planned)?.len() as u64;
@@ -203,7 +202,7 @@ struct Segment {
 /// the helpers write each encrypted segment at its offset in that file themselves;
 /// otherwise this thread writes them to `out` in order.
 fn seal<W: Write + Seek>(
-    mut out: W,
+    out: W,
     positioned: Option<&File>,
     keys: &SideKeys,
     peer: &PublicIdentity,
@@ -211,87 +210,121 @@ fn seal<W: Write + Seek>(
     plain_len: u64,
     body: impl FnOnce(&mut PlainWriter<'_, '_, W>) -> Result<(), BundleError>,
 ) -> Result<WrittenBundle, BundleError> {
-    let werr = |e| BundleError::io("writing the bundle payload", e);
     let recipient = recipient_point(&peer.recipient)?;
     let (age_header, key) = age_v1::new_header(&recipient)?;
-    let layout = Layout::for_plaintext(plain_len, age_header.len())?;
-    let start = out
-        .stream_position()
-        .map_err(|e| BundleError::io("finding the bundle's start", e))?;
-    // Reserved: the header block stays zero until the very end.
-    let reserved = HEADER_BLOCK_LEN as u64 + layout.table_len();
-    io::copy(&mut io::repeat(0).take(reserved), &mut out)
-        .map_err(|e| BundleError::io("reserving the bundle header", e))?;
-    out.write_all(&age_header).map_err(werr)?;
-    let mut table = Vec::with_capacity(layout.table_len() as usize);
-    table.extend_from_slice(&Sha256::digest(&age_header));
+    let sealer = Sealer {
+        age_header: &age_header,
+        key: &key,
+        helpers: None,
+    };
+    sealer.seal(out, positioned, keys, params, plain_len, body)
+}
 
-    let payload_start = start + HEADER_BLOCK_LEN as u64 + layout.table_len();
-    let encrypt = |segment: &mut Segment| {
-        segment.hash = encrypt_segment(&key, &layout, segment.index, &mut segment.buf);
-        if let Some(file) = positioned {
-            let (at, len) = layout.segment(segment.index);
-            let mut offset = payload_start + at;
-            for piece in segment.buf[..len].chunks(WRITE_LEN) {
-                file.write_all_at(piece, offset).map_err(werr)?;
-                offset += piece.len() as u64;
+/// The age header and payload key a bundle is sealed with, and how many helper threads
+/// encrypt it (`None`: [`parallel::helpers_for`] its segments). Tests seal the same
+/// plaintext under the same key with and without helpers, to compare the bytes.
+pub(crate) struct Sealer<'k> {
+    pub(crate) age_header: &'k [u8],
+    pub(crate) key: &'k PayloadKey,
+    pub(crate) helpers: Option<usize>,
+}
+
+impl Sealer<'_> {
+    /// [`seal`] with this age header, key and number of helpers.
+    pub(crate) fn seal<W: Write + Seek>(
+        &self,
+        mut out: W,
+        positioned: Option<&File>,
+        keys: &SideKeys,
+        params: &HeaderParams,
+        plain_len: u64,
+        body: impl FnOnce(&mut PlainWriter<'_, '_, W>) -> Result<(), BundleError>,
+    ) -> Result<WrittenBundle, BundleError> {
+        let Sealer {
+            age_header,
+            key,
+            helpers,
+        } = *self;
+        let werr = |e| BundleError::io("writing the bundle payload", e);
+        let layout = Layout::for_plaintext(plain_len, age_header.len())?;
+        let start = out
+            .stream_position()
+            .map_err(|e| BundleError::io("finding the bundle's start", e))?;
+        // Reserved: the header block stays zero until the very end.
+        let reserved = HEADER_BLOCK_LEN as u64 + layout.table_len();
+        io::copy(&mut io::repeat(0).take(reserved), &mut out)
+            .map_err(|e| BundleError::io("reserving the bundle header", e))?;
+        out.write_all(age_header).map_err(werr)?;
+        let mut table = Vec::with_capacity(layout.table_len() as usize);
+        table.extend_from_slice(&Sha256::digest(age_header));
+
+        let payload_start = start + HEADER_BLOCK_LEN as u64 + layout.table_len();
+        let encrypt = |segment: &mut Segment| {
+            segment.hash = encrypt_segment(key, &layout, segment.index, &mut segment.buf);
+            if let Some(file) = positioned {
+                let (at, len) = layout.segment(segment.index);
+                let mut offset = payload_start + at;
+                for piece in segment.buf[..len].chunks(WRITE_LEN) {
+                    file.write_all_at(piece, offset).map_err(werr)?;
+                    offset += piece.len() as u64;
+                }
             }
-        }
-        Ok(())
-    };
-    let segments = layout.segments - 1;
-    parallel::run(
-        parallel::helpers_for(segments),
-        queue_depth(&layout),
-        &encrypt,
-        |ordered| {
-            let mut plain = PlainWriter {
-                layout: &layout,
-                ordered,
-                out: &mut out,
-                table: &mut table,
-                free: Vec::new(),
-                allocated: 0,
-                depth: queue_depth(&layout),
-                filling: None,
-                positioned: positioned.is_some(),
-                index: 1,
-                chunk: 0,
-                pos: 0,
-                written: 0,
-            };
-            body(&mut plain)?;
-            plain.finish()
-        },
-    )?;
+            Ok(())
+        };
+        let segments = layout.segments - 1;
+        parallel::run(
+            helpers.unwrap_or_else(|| parallel::helpers_for(segments)),
+            queue_depth(&layout),
+            &encrypt,
+            |ordered| {
+                let mut plain = PlainWriter {
+                    layout: &layout,
+                    ordered,
+                    out: &mut out,
+                    table: &mut table,
+                    free: Vec::new(),
+                    allocated: 0,
+                    depth: queue_depth(&layout),
+                    filling: None,
+                    positioned: positioned.is_some(),
+                    index: 1,
+                    chunk: 0,
+                    pos: 0,
+                    written: 0,
+                };
+                body(&mut plain)?;
+                plain.finish()
+            },
+        )?;
 
-    let header = Header {
-        version: FORMAT_VERSION,
-        bundle_id: params.bundle_id,
-        channel: params.channel,
-        seq: params.seq,
-        prev_hash: params.prev_hash,
-        created_at: params.created_at,
-        expires_at: params.expires_at,
-        signer: keys.public().signing,
-        payload_len: layout.payload_len,
-        stream_offset: layout.stream_offset as u32,
-        segment_chunks: layout.segment_chunks as u32,
-        table_sha256: Sha256::digest(&table),
-    };
-    let block = encode_header_block(&header, keys)?;
-    let end = start + layout.bundle_len();
-    out.seek(SeekFrom::Start(start + HEADER_BLOCK_LEN as u64))
-        .and_then(|_| out.write_all(&table))
-        .and_then(|()| out.seek(SeekFrom::Start(start)))
-        .and_then(|_| out.write_all(&block))
-        .and_then(|()| out.seek(SeekFrom::Start(end)))
-        .and_then(|_| out.flush())
-        .map_err(|e| BundleError::io("writing the bundle header", e))?;
-    Ok(WrittenBundle {
-        header,
-        bundle_hash: Sha256::digest(&block),
-    })
+        let header = Header {
+            version: FORMAT_VERSION,
+            bundle_id: params.bundle_id,
+            channel: params.channel,
+            seq: params.seq,
+            prev_hash: params.prev_hash,
+            created_at: params.created_at,
+            expires_at: params.expires_at,
+            signer: keys.public().signing,
+            payload_len: layout.payload_len,
+            stream_offset: layout.stream_offset as u32,
+            segment_chunks: layout.segment_chunks as u32,
+            table_sha256: Sha256::digest(&table),
+        };
+        let block = encode_header_block(&header, keys)?;
+        let end = start + layout.bundle_len();
+        out.seek(SeekFrom::Start(start + HEADER_BLOCK_LEN as u64))
+            .and_then(|_| out.write_all(&table))
+            .and_then(|()| out.seek(SeekFrom::Start(start)))
+            .and_then(|_| out.write_all(&block))
+            .and_then(|()| out.seek(SeekFrom::Start(end)))
+            .and_then(|_| out.flush())
+            .map_err(|e| BundleError::io("writing the bundle header", e))?;
+        Ok(WrittenBundle {
+            header,
+            bundle_hash: Sha256::digest(&block),
+        })
+    }
 }
 
 /// Bytes per write of the output: whole segments cost the kernel more to copy into the
@@ -358,12 +391,11 @@ impl<W: Write> PlainWriter<'_, '_, W> {
     }
 
     /// Appends exactly `len` bytes read from `source`, reading straight into the segment
-    /// buffer and hashing them there. Fewer bytes than `len` is `shrank`.
+    /// buffer (where a helper encrypts them in place). Fewer bytes than `len` is `shrank`.
     fn copy_from(
         &mut self,
         source: &mut dyn Read,
         len: u64,
-        hasher: &mut Sha256,
         shrank: impl Fn() -> BundleError,
         context: impl Fn() -> String,
     ) -> Result<(), BundleError> {
@@ -376,7 +408,6 @@ impl<W: Write> PlainWriter<'_, '_, W> {
             if n == 0 {
                 return Err(shrank());
             }
-            hasher.update(&space[..n]);
             remaining -= n as u64;
             self.advance(n)?;
         }
@@ -542,15 +573,13 @@ fn write_entries<W: Write>(
         plain.write_all(&(entry.path.len() as u16).to_le_bytes())?;
         plain.write_all(entry.path.as_bytes())?;
         plain.write_all(&len.to_le_bytes())?;
-        let mut hasher = Sha256::new();
-        plain.copy_from(source, len, &mut hasher, || changed("shrank"), context)?;
+        plain.copy_from(source, len, || changed("shrank"), context)?;
         if read_some(source, &mut [0u8; 1]).map_err(|e| BundleError::io(context(), e))? != 0 {
             return Err(changed("grew"));
         }
         manifest.push(ManifestEntry {
             path: entry.path.clone(),
             len,
-            sha256: hasher.finalize(),
         });
     }
 

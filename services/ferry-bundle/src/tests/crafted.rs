@@ -82,12 +82,6 @@ fn manifest_must_match_contents() {
         (
             Plaintext::new()
                 .entry("a", b"1")
-                .end(&p.low, &params.bundle_id, &[("a", b"2")]),
-            "SHA-256",
-        ),
-        (
-            Plaintext::new()
-                .entry("a", b"1")
                 .end(&p.low, &params.bundle_id, &[("a", b"12")]),
             "bytes",
         ),

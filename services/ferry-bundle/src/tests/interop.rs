@@ -54,7 +54,7 @@ SO={so}
 head -c $SO payload.age | sha256sum | cut -d' ' -f1 > segments.sha256
 tail -c +$((SO + 1)) payload.age | split -b $(({k} * 65552)) --filter='sha256sum' | cut -d' ' -f1 >> segments.sha256
 xxd -r -p segments.sha256 | cmp - table.bin
-{{ printf 'ferry-bundle/v2 header\0'; head -c $((16 + HL)) b.ferry; }} > msg.bin
+{{ printf 'ferry-bundle/v3 header\0'; head -c $((16 + HL)) b.ferry; }} > msg.bin
 dd if=b.ferry of=sig.bin bs=1 skip=$((16 + HL)) count=64 status=none
 {{ printf '\060\052\060\005\006\003\053\145\160\003\041\000'; printf '%s' '{key}' | xxd -r -p; }} > pub.der
 openssl pkey -pubin -inform DER -in pub.der -out pub.pem

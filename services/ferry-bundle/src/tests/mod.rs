@@ -180,7 +180,6 @@ fn manifest_entry(path: &str, data: &[u8]) -> ManifestEntry {
     ManifestEntry {
         path: path.to_owned(),
         len: data.len() as u64,
-        sha256: Sha256::digest(data).into(),
     }
 }
 
@@ -270,16 +269,59 @@ struct WireHeaderV1 {
     payload_sha256: [u8; 32],
 }
 
+/// The plaintext of formats 1 and 2 with one entry: its manifest listed each entry's
+/// SHA-256 too, and was signed under the v1 manifest domain.
+fn old_plaintext(sender: &SideKeys, bundle_id: &[u8; 16]) -> Plaintext {
+    let data = b"print('subtilis')\n";
+    #[derive(serde::Serialize)]
+    struct WireManifestV2 {
+        bundle_id: [u8; 16],
+        entries: Vec<(String, u64, [u8; 32])>,
+    }
+    let manifest = postcard::to_stdvec(&WireManifestV2 {
+        bundle_id: *bundle_id,
+        entries: vec![(
+            "job/code.py".to_owned(),
+            data.len() as u64,
+            Sha256::digest(data).into(),
+        )],
+    })
+    .unwrap();
+    let mut message = b"ferry-bundle/v1 manifest\0".to_vec();
+    message.extend_from_slice(&manifest);
+    Plaintext::new()
+        .entry("job/code.py", data)
+        .raw(&[TAG_END])
+        .raw(&(manifest.len() as u32).to_le_bytes())
+        .raw(&manifest)
+        .raw(&sender.sign(&message))
+}
+
+/// A genuine format version 2 bundle, as Ferry wrote it before version 3: the same
+/// header block, segment table and age payload as today, but version 2 signed under the
+/// v2 header domain, and a manifest that lists each entry's SHA-256 (`old_plaintext`).
+fn v2_bundle(sender: &SideKeys, receiver: &PublicIdentity, params: &HeaderParams) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let plaintext = old_plaintext(sender, &params.bundle_id);
+    write_envelope(&mut out, sender, receiver, params, &plaintext.bytes).unwrap();
+    let mut bundle = out.into_inner();
+    bundle[8..10].copy_from_slice(&2u16.to_le_bytes());
+    let header_len = usize::from(u16::from_le_bytes([bundle[10], bundle[11]]));
+    // The version is also the first header field (a one-byte varint).
+    assert_eq!(bundle[16], FORMAT_VERSION as u8);
+    bundle[16] = 2;
+    let mut message = b"ferry-bundle/v2 header\0".to_vec();
+    message.extend_from_slice(&bundle[..16 + header_len]);
+    let signature = sender.sign(&message);
+    bundle[16 + header_len..16 + header_len + 64].copy_from_slice(&signature);
+    bundle
+}
+
 /// A genuine format version 1 bundle, as Ferry wrote it before version 2: a 1024-byte
 /// header block (12-byte prefix, signed with the v1 domain) directly followed by an age
 /// file (made here with the `age` crate) of the v1 plaintext, with no segment table.
 fn v1_bundle(sender: &SideKeys, receiver: &PublicIdentity, params: &HeaderParams) -> Vec<u8> {
-    let data = b"print('subtilis')\n";
-    let plaintext = Plaintext::new().entry("job/code.py", data).end(
-        sender,
-        &params.bundle_id,
-        &[("job/code.py", data)],
-    );
+    let plaintext = old_plaintext(sender, &params.bundle_id);
     let recipient: age::x25519::Recipient = receiver.recipient.parse().unwrap();
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))

@@ -77,10 +77,29 @@ fn every_single_byte_change_or_truncation_of_a_bundle_is_refused() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The byte ranges of the entries' data in a well-formed plaintext.
+fn entry_data_ranges(plaintext: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut at = PAYLOAD_MAGIC.len();
+    while plaintext[at] == TAG_ENTRY {
+        let path_len = usize::from(u16::from_le_bytes([plaintext[at + 1], plaintext[at + 2]]));
+        let len_at = at + 3 + path_len;
+        let len = u64::from_le_bytes(plaintext[len_at..len_at + 8].try_into().unwrap()) as usize;
+        ranges.push(len_at + 8..len_at + 8 + len);
+        at = len_at + 8 + len;
+    }
+    ranges
+}
+
 #[test]
-fn every_single_byte_change_or_truncation_of_a_plaintext_is_refused() {
-    // Past the signature and payload hash: the same plaintext mutations, each sealed in a
+fn every_change_to_a_sealed_plaintext_is_refused_unless_it_only_changes_entry_data() {
+    // Past the signature and segment hashes: the same plaintext mutations, each sealed in a
     // genuine envelope by the sender, so that they reach the record and manifest parser.
+    // Every truncation and every change to the structure (magic, tags, paths, lengths,
+    // manifest, signature) is refused. A change inside an entry's data is a different
+    // bundle the sender signed (the manifest lists paths and lengths; the signed segment
+    // table, not the manifest, authenticates the bytes), so it opens, delivering exactly
+    // the bytes sealed.
     let p = vector_keys();
     let original = success_vector().bytes;
     let header = inspect(&original[..]).unwrap();
@@ -115,13 +134,40 @@ fn every_single_byte_change_or_truncation_of_a_plaintext_is_refused() {
     );
     opened.unwrap();
 
+    let data = entry_data_ranges(&plaintext);
+    assert_eq!(data.len(), 2, "the success vector's two entries");
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut delivered = 0;
     let failures: Vec<String> = (0..MUTATIONS)
         .filter_map(|n| {
             let (bytes, case) = mutate(&plaintext, &mut rng, n);
-            let sealed = crafted(&p, &params, &Plaintext { bytes });
-            must_refuse(&p, &sealed, &format!("plaintext {case}")).err()
+            let changed_data = bytes.len() == plaintext.len()
+                && data.iter().any(|r| {
+                    bytes[r.clone()] != plaintext[r.clone()]
+                        && bytes[..r.start] == plaintext[..r.start]
+                        && bytes[r.end..] == plaintext[r.end..]
+                });
+            let sealed = crafted(
+                &p,
+                &params,
+                &Plaintext {
+                    bytes: bytes.clone(),
+                },
+            );
+            if !changed_data {
+                return must_refuse(&p, &sealed, &format!("plaintext {case}")).err();
+            }
+            delivered += 1;
+            let (opened, sink) = open_vec(&p, &sealed, &Limits::default());
+            let sent: Vec<Vec<u8>> = data.iter().map(|r| bytes[r.clone()].to_vec()).collect();
+            let got: Vec<Vec<u8>> = sink.entries.into_iter().map(|(_, d)| d).collect();
+            match opened {
+                Ok(_) if got == sent => None,
+                Ok(_) => Some(format!("plaintext {case}: delivered other bytes")),
+                Err(e) => Some(format!("plaintext {case}: refused ({e})")),
+            }
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(delivered > 0, "no mutation fell in entry data");
 }

@@ -57,9 +57,9 @@ fn header_structure_refusals() {
 fn newer_version_is_named() {
     let p = pair();
     let mut bytes = small_bundle(&p);
-    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
     let err = refused(&p, &bytes, "newer_version");
-    assert!(matches!(err, BundleError::NewerVersion { found: 3 }));
+    assert!(matches!(err, BundleError::NewerVersion { found: 4 }));
     assert!(
         err.to_string().contains("made by a newer version of Ferry"),
         "{err}"

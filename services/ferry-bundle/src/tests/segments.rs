@@ -212,24 +212,32 @@ fn opens_from_a_reader_that_cannot_seek_and_reads_little() {
 }
 
 #[test]
-fn a_version_1_bundle_is_refused_naming_its_version() {
+fn version_1_and_2_bundles_are_refused_naming_their_version() {
     let p = pair();
-    let v1 = v1_bundle(&p.low, &p.high.public(), &params());
-    let (result, sink) = open_recorded(&p, &v1);
-    let err = result.unwrap_err();
-    assert!(matches!(err, BundleError::OldVersion { found: 1 }), "{err}");
-    assert_eq!(err.kind(), "old_version");
-    let text = err.to_string();
-    assert!(
-        text.contains("version 1") && text.contains("only version 2"),
-        "{text}"
-    );
-    assert!(sink.aborted && sink.data.is_empty());
-    for err in [
-        verify_bundle(Cursor::new(&v1), &p.low.public().signing).unwrap_err(),
-        inspect(&v1[..]).unwrap_err(),
+    for (found, old) in [
+        (1, v1_bundle(&p.low, &p.high.public(), &params())),
+        (2, v2_bundle(&p.low, &p.high.public(), &params())),
     ] {
+        let (result, sink) = open_recorded(&p, &old);
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, BundleError::OldVersion { found: f } if f == found),
+            "{err}"
+        );
         assert_eq!(err.kind(), "old_version");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("version {found} was made by an older version"))
+                && text.contains("only version 3"),
+            "{text}"
+        );
+        assert!(sink.aborted && sink.data.is_empty());
+        for err in [
+            verify_bundle(Cursor::new(&old), &p.low.public().signing).unwrap_err(),
+            inspect(&old[..]).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), "old_version");
+        }
     }
 }
 

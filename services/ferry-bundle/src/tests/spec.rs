@@ -27,7 +27,7 @@ fn example_keys() -> SideKeys {
 /// The header of the worked example (spec section 10).
 fn example_header(keys: &SideKeys) -> Header {
     Header {
-        version: 2,
+        version: 3,
         bundle_id: [
             0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
             0xee, 0xff,
@@ -137,7 +137,7 @@ fn spec_example_signatures_verify() {
     let examples = encoded_examples();
     let block = &examples["header-block"];
     let (signed, signature) = block.split_at(block.len() - 64);
-    let mut message = b"ferry-bundle/v2 header\0".to_vec();
+    let mut message = b"ferry-bundle/v3 header\0".to_vec();
     message.extend_from_slice(signed);
     let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
     verifying.verify_strict(&message, &signature).unwrap();
@@ -149,7 +149,7 @@ fn spec_example_signatures_verify() {
         &plaintext[plaintext.len() - 64 - manifest.len()..plaintext.len() - 64],
         &manifest[..]
     );
-    let mut message = b"ferry-bundle/v1 manifest\0".to_vec();
+    let mut message = b"ferry-bundle/v3 manifest\0".to_vec();
     message.extend_from_slice(manifest);
     let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
     verifying.verify_strict(&message, &signature).unwrap();

@@ -182,13 +182,22 @@ fn run_vector(keys: &Pair, v: &Vector) -> Result<(), String> {
     );
     match (&opened, v.expect.as_str()) {
         (Ok(opened), "success") => {
-            let listed: Vec<String> = opened
+            let listed: Vec<(&str, u64)> = opened
                 .entries
                 .iter()
-                .map(|e| format!("{} {} {}", e.path, e.len, hex::encode(e.sha256)))
+                .map(|e| (e.path.as_str(), e.len))
                 .collect();
-            if listed != v.entries {
-                return Err(format!("entries {listed:?}, expected {:?}", v.entries));
+            let expected: Vec<(&str, u64)> = v
+                .entries
+                .iter()
+                .filter_map(|e| {
+                    let mut words = e.rsplitn(3, ' ');
+                    let (_sha, len, path) = (words.next()?, words.next()?, words.next()?);
+                    Some((path, len.parse().ok()?))
+                })
+                .collect();
+            if listed != expected {
+                return Err(format!("entries {listed:?}, expected {expected:?}"));
             }
             let delivered: Vec<String> = sink
                 .entries
@@ -475,8 +484,8 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
             vector(
                 "newer_version",
                 "newer_version",
-                "format version 3, refused before the signature is looked at",
-                with(&|b| b[8..10].copy_from_slice(&3u16.to_le_bytes())),
+                "format version 4, refused before the signature is looked at",
+                with(&|b| b[8..10].copy_from_slice(&4u16.to_le_bytes())),
             ),
         ),
         (
@@ -486,6 +495,16 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 "old_version",
                 "a genuine format version 1 bundle (no segment table), refused by its version",
                 v1_bundle(&p.low, &p.high.public(), &params),
+            ),
+        ),
+        (
+            "old-version-2",
+            vector(
+                "old_version",
+                "old_version",
+                "a genuine format version 2 bundle (its manifest lists SHA-256s), refused by \
+                 its version",
+                v2_bundle(&p.low, &p.high.public(), &params),
             ),
         ),
         (
@@ -554,14 +573,14 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
             vector(
                 "malformed",
                 "malformed",
-                "the block says version 2, the validly signed header fields say 3",
+                "the block says version 3, the validly signed header fields say 4",
                 with(&|b| {
                     let h = Header {
-                        version: 3,
+                        version: 4,
                         ..header.clone()
                     };
                     let mut block = encode_header_block(&h, &p.low).unwrap();
-                    block[8..10].copy_from_slice(&2u16.to_le_bytes());
+                    block[8..10].copy_from_slice(&3u16.to_le_bytes());
                     resign(&mut block, &p.low);
                     b[..HEADER_BLOCK_LEN].copy_from_slice(&block);
                 }),
@@ -872,17 +891,6 @@ fn generate(p: &Pair) -> Vec<(&'static str, Vector)> {
                 &Plaintext::new()
                     .entry("a", b"1")
                     .end(&p.low, &id, &[("a", b"1"), ("b", b"2")]),
-            ),
-        ),
-        (
-            "manifest-mismatch-hash",
-            plaintext_vector(
-                p,
-                "manifest_mismatch",
-                "an entry whose SHA-256 differs from the manifest's",
-                &Plaintext::new()
-                    .entry("a", b"1")
-                    .end(&p.low, &id, &[("a", b"2")]),
             ),
         ),
         (

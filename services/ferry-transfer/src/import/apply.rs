@@ -63,8 +63,8 @@ pub(crate) fn apply(
     let mut mock_moves: Vec<(PathBuf, PathBuf)> = Vec::new();
     let bad = Refusal::BadRecords;
     let entries = &mut bundle.entries;
-    // A record names each file by entry, size and SHA-256; the manifest (checked by the reader) gave the
-    // entry's own, so the two must agree.
+    // A record names each file by entry, size and SHA-256; the staging sink hashed the entry's bytes (which the
+    // bundle reader authenticated), so the two must agree.
     let mut take = |file: &records::FileRef| -> Result<StagedEntry, Refusal> {
         let staged = entries.remove(&file.entry).ok_or_else(|| {
             bad(format!(

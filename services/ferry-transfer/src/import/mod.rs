@@ -264,13 +264,13 @@ fn import_one(
         .entries
         .iter()
         .zip(sink.take())
-        .map(|(m, file)| {
+        .map(|(m, (file, sha256))| {
             (
                 m.path.clone(),
                 StagedEntry {
                     file,
                     len: m.len,
-                    sha256: hex::encode(m.sha256),
+                    sha256,
                 },
             )
         })

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferry_bundle::BundleError;
+use sha2::{Digest, Sha256};
 
 /// An entry staged on disk while a bundle is imported.
 pub(crate) struct StagedEntry {
@@ -14,16 +15,19 @@ pub(crate) struct StagedEntry {
     pub file: PathBuf,
     /// Its length, as the manifest gives it.
     pub len: u64,
-    /// Its SHA-256 (hex), as the manifest gives it.
+    /// The SHA-256 (hex) of the staged bytes, computed while staging them: records name files by it.
     pub sha256: String,
 }
 
-/// An [`ferry_bundle::EntrySink`] writing each entry to a numbered file in a fresh staging directory.
+/// An [`ferry_bundle::EntrySink`] writing each entry to a numbered file in a fresh staging directory, and
+/// hashing it on the way (the bundle authenticates the bytes; the records name them by SHA-256, which the
+/// bundle format no longer carries).
 pub(crate) struct StagingSink {
     dir: PathBuf,
-    files: Vec<PathBuf>,
+    /// Each staged file and its SHA-256 (hex).
+    files: Vec<(PathBuf, String)>,
     /// Unbuffered: the reader hands over whole STREAM chunks (64 KiB), so a buffer would only copy them again.
-    current: Option<File>,
+    current: Option<(File, Sha256)>,
 }
 
 impl StagingSink {
@@ -37,8 +41,8 @@ impl StagingSink {
         })
     }
 
-    /// The staged files, in bundle order.
-    pub fn take(&mut self) -> Vec<PathBuf> {
+    /// The staged files and their SHA-256 (hex), in bundle order.
+    pub fn take(&mut self) -> Vec<(PathBuf, String)> {
         std::mem::take(&mut self.files)
     }
 
@@ -58,21 +62,25 @@ impl ferry_bundle::EntrySink for StagingSink {
         let file = self.dir.join(format!("{:06}", self.files.len()));
         let f = File::create(&file)
             .map_err(|e| staging_error(format!("staging {}", file.display()), e))?;
-        self.files.push(file);
-        self.current = Some(f);
+        self.files.push((file, String::new()));
+        self.current = Some((f, Sha256::new()));
         Ok(())
     }
 
     fn write(&mut self, chunk: &[u8]) -> Result<(), BundleError> {
-        let w = self.current.as_mut().expect("begin before write");
+        let (w, hasher) = self.current.as_mut().expect("begin before write");
+        hasher.update(chunk);
         w.write_all(chunk)
             .map_err(|e| staging_error("staging an entry".into(), e))
     }
 
     fn end(&mut self) -> Result<(), BundleError> {
-        if let Some(mut w) = self.current.take() {
+        if let Some((mut w, hasher)) = self.current.take() {
             w.flush()
                 .map_err(|e| staging_error("staging an entry".into(), e))?;
+            if let Some((_, sha256)) = self.files.last_mut() {
+                *sha256 = hex::encode(hasher.finalize());
+            }
         }
         Ok(())
     }
@@ -111,7 +119,8 @@ mod tests {
         sink.write(b"abc").unwrap();
         sink.end().unwrap();
         let files = sink.take();
-        assert_eq!(std::fs::read(&files[0]).unwrap(), b"abc");
+        assert_eq!(std::fs::read(&files[0].0).unwrap(), b"abc");
+        assert_eq!(files[0].1, ferry_core::sha256_hex(b"abc"));
         assert!(is_staging_dir(sink.dir()));
         drop(sink);
         assert!(!dir.exists());
