@@ -89,6 +89,11 @@ pub fn runtime(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Whether `text` is a SHA-256 in lower-case hex (64 digits): safe to use as a file name.
+pub fn is_hex_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// An asset's name is the file name a job sees under `inputs/`.
 pub fn asset(name: &str) -> Result<(), NameError> {
     check("asset name", name, 64, &['.'])?;

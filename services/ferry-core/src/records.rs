@@ -245,6 +245,8 @@ pub struct AssetTransfer {
     pub mock: FileRef,
     /// When the owner last changed it (unix seconds).
     pub updated_at: i64,
+    /// The mock is a directory: `mock` is its deterministic tar archive.
+    pub mock_tree: bool,
 }
 
 /// A runtime as it travels low-ward and as researchers see it (`ferry runtimes`): what it offers, never where it
@@ -363,6 +365,7 @@ mod tests {
                             sha256: "00".into(),
                         },
                         updated_at: 1,
+                        mock_tree: false,
                     }],
                 },
                 Record::Ack {
@@ -441,6 +444,7 @@ pub(crate) fn spec_example() -> Batch {
                     description: "x".into(),
                     mock: file("mocks/data.csv"),
                     updated_at: 3,
+                    mock_tree: false,
                 }],
             },
             Record::Ack {

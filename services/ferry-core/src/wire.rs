@@ -231,10 +231,14 @@ impl JobRequest {
 pub enum Call {
     /// The asset catalog.
     Assets,
-    /// One asset's mock file.
+    /// One asset's mock: the whole of it (up to 64 MiB), or with `offset` the piece of at most
+    /// [`MOCK_CHUNK_BYTES`] that starts there, for a mock of any size.
     Mock {
         /// The asset's name.
         asset: String,
+        /// Where the piece starts; absent: the whole mock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
     },
     /// One of the caller's jobs, with its result once delivered.
     Status {
@@ -331,17 +335,32 @@ pub struct AssetInfo {
     pub mock_sha256: String,
     /// When the owner last changed it (RFC 3339).
     pub updated_at: String,
+    /// The mock (and the private asset) is a directory: a job sees `inputs/NAME` as a read-only tree.
+    #[serde(default)]
+    pub mock_tree: bool,
 }
+
+/// The largest piece of a mock one `mock` call with an `offset` returns.
+pub const MOCK_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A mock file, base64 in JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MockData {
     /// The asset's name.
     pub asset: String,
-    /// SHA-256 of the content, hex.
+    /// SHA-256 of the content, hex (of the whole mock, also when this is a piece of it).
     pub sha256: String,
-    /// The content, standard base64.
+    /// The content (or the piece asked for), standard base64.
     pub data_base64: String,
+    /// Where the piece starts (0 for the whole).
+    #[serde(default)]
+    pub offset: u64,
+    /// The whole mock's size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// The mock is a directory, sent as its tar archive (unpack it to get the tree a job sees).
+    #[serde(default)]
+    pub tree: bool,
 }
 
 /// The answer to a [`Call`] (`schemas/call-reply.schema.json`).

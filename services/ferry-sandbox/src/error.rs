@@ -16,7 +16,7 @@ pub enum SandboxError {
     #[error("invalid job specification: {0}")]
     BadSpec(String),
 
-    /// An input file is missing, is not a regular file, or cannot be read by the sandbox's unprivileged
+    /// An input is missing, is neither a regular file nor a directory, or cannot be read by the sandbox's unprivileged
     /// user (when the worker runs as root, jobs run as uid 65534, so assets must be readable by it, e.g.
     /// mode 0644; the directories above them may stay private).
     #[error("input {name:?} ({}): {reason}", path.display())]

@@ -218,8 +218,8 @@ fn check_program(spec: &JobSpec) -> Result<(), SandboxError> {
     }
 }
 
-/// Opens every input (following links: these are the side's own paths) and checks it is a regular file
-/// that `job_user`, when given, will be able to read.
+/// Opens every input (following links: these are the side's own paths) and checks it is a regular file or a
+/// directory that `job_user`, when given, will be able to read.
 fn open_inputs(
     spec: &JobSpec,
     job_user: Option<(u32, u32)>,
@@ -234,14 +234,19 @@ fn open_inputs(
         let fd = open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| unavailable(std::io::Error::from(e).to_string()))?;
         let stat = fstat(&fd).map_err(|e| unavailable(std::io::Error::from(e).to_string()))?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Err(unavailable("not a regular file".into()));
-        }
+        // A file, or a directory (a model folder), bound read-only as a whole tree.
+        let is_dir = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => false,
+            FileType::Directory => true,
+            _ => return Err(unavailable("neither a regular file nor a directory".into())),
+        };
         if let Some((uid, gid)) = job_user {
             let mode = stat.st_mode;
-            let readable = mode & 0o004 != 0
-                || (stat.st_uid == uid && mode & 0o400 != 0)
-                || (stat.st_gid == gid && mode & 0o040 != 0);
+            // A directory must be listable and enterable; `ferry asset add` checked what is under it.
+            let need = if is_dir { 0o5 } else { 0o4 };
+            let readable = mode & need == need
+                || (stat.st_uid == uid && (mode >> 6) & need == need)
+                || (stat.st_gid == gid && (mode >> 3) & need == need);
             if !readable {
                 return Err(unavailable(format!(
                     "not readable by the sandbox user (uid {uid}): jobs never run as root, so make the file \

@@ -131,7 +131,10 @@ struct Carried {
     failed: Vec<(String, String)>,
     /// The reviewer list version sent.
     reviewers: Option<i64>,
+    /// The runtime list version sent.
     runtimes: Option<i64>,
+    /// High side: the mocks the bundle carries (SHA-256), recorded with its sequence number.
+    mocks: Vec<String>,
     /// High side: the comments carried (their ids).
     comments: Vec<i64>,
     /// What the audit log records of this export.
@@ -316,12 +319,19 @@ fn export_once(side: &mut SideDir) -> Result<Attempt> {
                 carried.catalog = Some(version);
                 let mut list = Vec::new();
                 for a in assets {
+                    // Content-addressed: a mock a bundle the low side acknowledged carried is not sent again (the
+                    // low side keeps mocks by hash); the record names it with no entry.
+                    if tx.mock_delivered(config.side.outgoing(), &a.mock_sha256)? {
+                        list.push(ferry_core::store::asset_transfer(&a, String::new()));
+                        continue;
+                    }
                     let entry = records::mock_entry(&a.name);
                     sources.push(EntrySourceRef::File {
                         entry: entry.clone(),
                         path: a.mock_path.clone(),
                     });
                     files.push((entry.clone(), PathBuf::from(&a.mock_path)));
+                    carried.mocks.push(a.mock_sha256.clone());
                     list.push(ferry_core::store::asset_transfer(&a, entry));
                 }
                 batch.records.push(Record::Catalog {
@@ -779,6 +789,7 @@ fn write_and_record(
             }
         }
         commit.carried.mark(&tx)?;
+        tx.mocks_carried(channel_of(channel), export.seq.get(), &commit.carried.mocks)?;
         tx.record_export(
             channel_of(channel),
             &export,

@@ -31,6 +31,7 @@ pub mod review;
 pub mod rotation;
 pub mod setup;
 pub mod side_dir;
+pub mod tree;
 
 pub use error::{Result, TransferError};
 pub use refusal::Refusal;

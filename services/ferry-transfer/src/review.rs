@@ -62,14 +62,24 @@ pub fn build_echo_index(
     private: &Path,
     policy: &ReviewPolicy,
 ) -> Result<EchoIndex> {
-    let file = std::fs::File::open(private).at("opening the private file", private)?;
-    let index = EchoIndex::build(asset, std::io::BufReader::new(file), policy.index_params())
-        .map_err(|e| {
-            TransferError::Invalid(format!(
-                "building the echo index of {}: {e}",
-                escape::line(asset)
-            ))
-        })?;
+    let reader: Box<dyn std::io::Read> = if private.is_dir() {
+        // A directory (a model folder): its text files, one after another; weight shards and other binary files
+        // (a NUL byte in their first 8 KiB) hold no rows to echo.
+        Box::new(crate::tree::TextFiles::new(private)?)
+    } else {
+        Box::new(std::fs::File::open(private).at("opening the private file", private)?)
+    };
+    let index = EchoIndex::build(
+        asset,
+        std::io::BufReader::new(reader),
+        policy.index_params(),
+    )
+    .map_err(|e| {
+        TransferError::Invalid(format!(
+            "building the echo index of {}: {e}",
+            escape::line(asset)
+        ))
+    })?;
     let dir = layout.indexes_dir();
     std::fs::create_dir_all(&dir).at("creating", &dir)?;
     let path = layout.echo_index(asset);
@@ -95,6 +105,15 @@ pub fn echo_index(
     if let (Some((index_time, _)), Some((asset_time, asset_len))) =
         (modified(&path), modified(private))
     {
+        // A directory's size says nothing of its files': its index, built by `ferry asset add` (which re-adding
+        // rebuilds), stands while it is newer than the directory.
+        let asset_len = if private.is_dir() {
+            EchoIndex::load(&path, MAX_INDEX_BYTES)
+                .map(|i| i.asset_bytes())
+                .unwrap_or(u64::MAX)
+        } else {
+            asset_len
+        };
         if index_time >= asset_time {
             if let Ok(index) = EchoIndex::load(&path, MAX_INDEX_BYTES) {
                 if index.asset_bytes() == asset_len {

@@ -119,18 +119,18 @@ pub fn asset_add(
     let private = private
         .canonicalize()
         .at("resolving the private file", private)?;
-    if !private.is_file() {
+    let private_meta = std::fs::metadata(&private).at("reading", &private)?;
+    let tree = private_meta.is_dir();
+    if tree {
+        crate::tree::check_private_tree(&private, job_uid)?;
+    } else if !private_meta.is_file() {
         return Err(TransferError::Invalid(format!(
-            "private file {} is not a regular file",
+            "private asset {} is neither a regular file nor a directory",
             private.display()
         )));
-    }
-    {
+    } else {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&private)
-            .at("reading", &private)?
-            .permissions()
-            .mode();
+        let mode = private_meta.permissions().mode();
         if mode & 0o004 == 0 {
             return Err(TransferError::Invalid(format!(
                 "private file {} is not readable by others (mode {:o}): sandboxed jobs run as an unprivileged user \
@@ -140,26 +140,63 @@ pub fn asset_add(
             )));
         }
     }
-    let mock_data = std::fs::read(mock).at("reading the mock", mock)?;
-    let sha256 = ferry_core::sha256_hex(&mock_data);
-    let mock_path = side.layout.mock_file(&sha256);
+    let mock_meta = std::fs::metadata(mock).at("reading the mock", mock)?;
+    if mock_meta.is_dir() != tree {
+        return Err(TransferError::Invalid(format!(
+            "the private asset is a {} but the mock {} is {}: a job reads both the same way, so they must be alike",
+            if tree { "directory" } else { "file" },
+            mock.display(),
+            if mock_meta.is_dir() { "a directory" } else { "not" }
+        )));
+    }
+    // The mock is copied into the store (a directory as its archive) in pieces, hashed on the way: never held in
+    // memory, whatever its size.
     std::fs::create_dir_all(side.layout.mocks_dir()).at("creating", &side.layout.mocks_dir())?;
-    write_atomically(&mock_path, &mock_data)?;
+    let staging = side
+        .layout
+        .mocks_dir()
+        .join(format!(".incoming-{}", uuid::Uuid::new_v4()));
+    let copied = (|| -> Result<(u64, String)> {
+        let file = std::fs::File::create(&staging).at("creating", &staging)?;
+        let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        if tree {
+            crate::tree::pack_mock_tree(mock, &mut out)?;
+        } else {
+            let mut input = std::fs::File::open(mock).at("opening the mock", mock)?;
+            std::io::copy(&mut input, &mut out).at("copying the mock", mock)?;
+        }
+        let (len, sha256, writer) = out.finish();
+        let file = writer
+            .into_inner()
+            .map_err(|e| TransferError::io("writing", &staging, e.into_error()))?;
+        file.sync_all().at("syncing", &staging)?;
+        Ok((len, sha256))
+    })();
+    let (mock_size, sha256) = match copied {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
+    };
+    let mock_path = side.layout.mock_file(&sha256);
+    std::fs::rename(&staging, &mock_path).at("storing the mock as", &mock_path)?;
     let row = AssetRow {
         name: name.to_string(),
         description: description.to_string(),
         private_path: Some(private.display().to_string()),
         mock_path: mock_path.display().to_string(),
-        mock_size: mock_data.len() as u64,
+        mock_size,
         mock_sha256: sha256,
         updated_at: ferry_core::now(),
+        mock_tree: tree,
     };
     // The echo index the disclosure checks need, built now, once per version of the asset, so that no job's
     // checks wait for it.
     crate::review::build_echo_index(&side.layout, name, &private, &side.config.review)?;
-    // The asset's version, which run receipts name: the private content's hash as registered.
+    // The asset's version, which run receipts name: the private content's hash (a tree hash for a directory).
     let version = ferry_core::tree::tree_sha256(&private)
-        .map_err(|e| TransferError::Invalid(format!("hashing the private file: {e}")))?;
+        .map_err(|e| TransferError::Invalid(format!("hashing the private asset: {e}")))?;
     let tx = side.store.begin(Side::High)?;
     tx.put_asset(&row)?;
     tx.set_asset_version(name, &version)?;
@@ -168,4 +205,40 @@ pub fn asset_add(
     }
     tx.commit()?;
     Ok(row)
+}
+
+/// A writer that counts and hashes what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    len: u64,
+}
+
+impl<W: std::io::Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            len: 0,
+        }
+    }
+
+    /// Bytes written, their SHA-256 (hex) and the inner writer.
+    fn finish(self) -> (u64, String, W) {
+        let digest = sha2::Digest::finalize(self.hasher);
+        (self.len, hex::encode(digest), self.inner)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

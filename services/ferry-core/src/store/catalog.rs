@@ -1,6 +1,6 @@
 //! The asset catalog: names, descriptions and mocks (both sides), private files (high side), and its versions.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{meta_get, meta_set, Result, Store, Tx};
 use crate::records::AssetTransfer;
@@ -22,6 +22,8 @@ pub struct AssetRow {
     pub mock_sha256: String,
     /// Unix seconds.
     pub updated_at: i64,
+    /// The mock is a directory, kept and sent as its deterministic tar archive (`ferry_transfer::tree`).
+    pub mock_tree: bool,
 }
 
 /// A catalog row, as read for export.
@@ -29,7 +31,7 @@ pub type AssetTransferRow = AssetRow;
 
 pub(super) fn assets_in(conn: &Connection) -> Result<Vec<AssetRow>> {
     let mut stmt = conn.prepare(
-        "SELECT name, description, private_path, mock_path, mock_size, mock_sha256, updated_at \
+        "SELECT name, description, private_path, mock_path, mock_size, mock_sha256, updated_at, mock_tree \
          FROM assets ORDER BY name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -41,6 +43,7 @@ pub(super) fn assets_in(conn: &Connection) -> Result<Vec<AssetRow>> {
             mock_size: r.get::<_, i64>(4)? as u64,
             mock_sha256: r.get(5)?,
             updated_at: r.get(6)?,
+            mock_tree: r.get::<_, i64>(7)? != 0,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -76,9 +79,9 @@ impl Tx<'_> {
     /// carries it.
     pub fn put_asset(&self, asset: &AssetRow) -> Result<()> {
         self.tx.execute(
-            "INSERT INTO assets (name, description, private_path, mock_path, mock_size, mock_sha256, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO UPDATE SET description = ?2, \
-             private_path = ?3, mock_path = ?4, mock_size = ?5, mock_sha256 = ?6, updated_at = ?7",
+            "INSERT INTO assets (name, description, private_path, mock_path, mock_size, mock_sha256, updated_at, \
+             mock_tree) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(name) DO UPDATE SET description = ?2, \
+             private_path = ?3, mock_path = ?4, mock_size = ?5, mock_sha256 = ?6, updated_at = ?7, mock_tree = ?8",
             params![
                 asset.name,
                 asset.description,
@@ -86,7 +89,8 @@ impl Tx<'_> {
                 asset.mock_path,
                 asset.mock_size as i64,
                 asset.mock_sha256,
-                asset.updated_at
+                asset.updated_at,
+                asset.mock_tree as i64
             ],
         )?;
         let v = meta_get(&self.tx, "catalog_version")?;
@@ -112,6 +116,37 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// Whether a bundle on `channel` that the other side acknowledged carried the mock `sha256` (high side): the
+    /// low side keeps mocks by content hash, so such a mock need not cross again.
+    pub fn mock_delivered(&self, channel: crate::Channel, sha256: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT 1 FROM mocks_carried m JOIN peer_acks a ON a.channel = m.channel AND a.seq = m.seq \
+                 WHERE m.channel = ?1 AND m.sha256 = ?2 LIMIT 1",
+                params![channel, sha256],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records that bundle `seq` on `channel` carries the mocks `sha256s` (high side).
+    pub fn mocks_carried(
+        &self,
+        channel: crate::Channel,
+        seq: u64,
+        sha256s: &[String],
+    ) -> Result<()> {
+        for sha in sha256s {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO mocks_carried (channel, seq, sha256) VALUES (?1, ?2, ?3)",
+                params![channel, seq as i64, sha],
+            )?;
+        }
+        Ok(())
+    }
+
     /// The catalog version to send with the current catalog (high side).
     pub fn catalog_version(&self) -> Result<i64> {
         meta_get(&self.tx, "catalog_version")
@@ -130,5 +165,6 @@ pub fn asset_transfer(row: &AssetRow, mock_entry: String) -> AssetTransfer {
             sha256: row.mock_sha256.clone(),
         },
         updated_at: row.updated_at,
+        mock_tree: row.mock_tree,
     }
 }

@@ -341,10 +341,13 @@ CREATE TABLE runtimes (
 );
 "#;
 
-/// Migration 9: run receipts. `asset_versions` holds each asset's private content hash as registered (high side);
+/// Migration 9: directory assets, content-addressed mocks and run receipts. `assets.mock_tree` marks a mock that
+/// is a directory (kept and sent as its tar archive); `mocks_carried` which bundle carried which mock, so that a
+/// mock the other side acknowledged is never sent again. `asset_versions` holds each asset's private content hash as registered (high side);
 /// `run_facts` what the worker recorded of a job's last run, as the JSON of [`crate::receipt::RunFacts`] (high
 /// side); `receipts` the signed receipts received with released results (low side).
 const SCHEMA_9: &str = r#"
+ALTER TABLE assets ADD COLUMN mock_tree INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE asset_versions (
     name TEXT PRIMARY KEY,
     version TEXT NOT NULL
@@ -353,6 +356,13 @@ CREATE TABLE run_facts (
     job_id TEXT PRIMARY KEY,
     facts TEXT NOT NULL
 );
+CREATE TABLE mocks_carried (
+    channel TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (channel, seq, sha256)
+);
+CREATE INDEX mocks_carried_sha ON mocks_carried(sha256);
 CREATE TABLE receipts (
     job_id TEXT PRIMARY KEY,
     receipt TEXT NOT NULL,

@@ -198,18 +198,40 @@ pub(crate) fn apply(
                 let mut rows = Vec::new();
                 for a in assets {
                     names::asset(&a.name).map_err(|e| bad(e.to_string()))?;
-                    let staged = take(&a.mock)?;
                     let mock_path = layout.mock_file(&a.mock.sha256);
-                    // Moved into place (same file system, no copy) only once the import has committed.
-                    mock_moves.push((staged.file.clone(), mock_path.clone()));
+                    let len = if a.mock.entry.is_empty() {
+                        // Not carried: a bundle this side acknowledged did, and mocks are kept by content hash.
+                        if !ferry_core::names::is_hex_sha256(&a.mock.sha256) {
+                            return Err(bad(format!(
+                                "the mock of {} has no entry and no valid SHA-256",
+                                a.name
+                            )));
+                        }
+                        match std::fs::metadata(&mock_path) {
+                            Ok(m) if m.len() == a.mock.size => m.len(),
+                            _ => {
+                                return Err(bad(format!(
+                                    "the mock of {} (sha256 {}) is not in the bundle and not kept here: the high \
+                                     side believes an earlier bundle delivered it",
+                                    a.name, a.mock.sha256
+                                )))
+                            }
+                        }
+                    } else {
+                        let staged = take(&a.mock)?;
+                        // Moved into place (same file system, no copy) only once the import has committed.
+                        mock_moves.push((staged.file.clone(), mock_path.clone()));
+                        staged.len
+                    };
                     rows.push(AssetRow {
                         name: a.name.clone(),
                         description: a.description.clone(),
                         private_path: None,
                         mock_path: mock_path.display().to_string(),
-                        mock_size: staged.len,
+                        mock_size: len,
                         mock_sha256: a.mock.sha256.clone(),
                         updated_at: a.updated_at,
+                        mock_tree: a.mock_tree,
                     });
                 }
                 if tx.apply_catalog(*version, &rows)? {

@@ -130,3 +130,42 @@ fn a_lost_bundle_is_named_resent_and_never_applied_twice() {
     assert!(sides.unacknowledged(Side::High).is_empty());
     assert!(sides.reported_missing(Side::High).is_empty());
 }
+
+#[test]
+fn a_mock_the_low_side_acknowledged_is_not_sent_again_by_an_unrelated_change() {
+    let mut sides = Sides::create();
+    // A mock of 1 MiB of varied bytes, so that a bundle carrying it is visibly larger than one that does not.
+    let big: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    sides.add_asset("model.bin", &big);
+    let first = sides.export(Side::High).unwrap();
+    assert!(std::fs::metadata(&first).unwrap().len() > 1 << 20);
+    accepted(sides.import(Side::Low, &first));
+
+    // Before the low side acknowledges it, a catalog change carries the mock again (the first bundle may be lost).
+    sides.add_asset("notes.csv", b"id,text\n");
+    let unacknowledged = sides.export(Side::High).unwrap();
+    assert!(std::fs::metadata(&unacknowledged).unwrap().len() > 1 << 20);
+    accepted(sides.import(Side::Low, &unacknowledged));
+
+    // Once acknowledged, an unrelated change sends only what changed.
+    sides
+        .carry(Side::Low, Side::High)
+        .expect("the acknowledgement");
+    sides.add_asset("other.csv", b"id,text\n1,x\n");
+    let later = sides.export(Side::High).unwrap();
+    let size = std::fs::metadata(&later).unwrap().len();
+    assert!(
+        size < 64 * 1024,
+        "the bundle is {size} bytes: the big mock crossed again"
+    );
+    let summary = accepted(sides.import(Side::Low, &later));
+    assert!(summary.contains("catalog of 3 asset(s)"), "{summary}");
+    let kept = sides.low.store.asset("model.bin").unwrap().unwrap();
+    assert_eq!(std::fs::read(&kept.mock_path).unwrap(), big);
+    assert_eq!(
+        sides.assets_on_low(),
+        vec!["model.bin", "notes.csv", "other.csv"]
+    );
+}

@@ -27,6 +27,13 @@ fn user_of(url: &str) -> String {
 
 pub(crate) async fn call(url: &str, call: &Call) -> Result<CallReply> {
     let session = Session::connect(url).await?;
+    let reply = call_on(&session, url, call).await;
+    session.close().await;
+    reply
+}
+
+/// One call on an open session (several calls in a row need only one connection).
+async fn call_on(session: &Session, url: &str, call: &Call) -> Result<CallReply> {
     let body = serde_json::to_vec(call).expect("call serializes");
     let reply = session
         .call(
@@ -37,7 +44,6 @@ pub(crate) async fn call(url: &str, call: &Call) -> Result<CallReply> {
             CALL_TIMEOUT,
         )
         .await;
-    session.close().await;
     let reply: CallReply =
         serde_json::from_slice(&reply?).context("the low side's reply is not valid JSON")?;
     if !reply.ok {
@@ -78,35 +84,110 @@ pub async fn assets(url: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn fetch_mock(url: &str, name: &str) -> Result<Vec<u8>> {
-    let _fetching = crate::progress::Activity::start(
-        format!("fetching the mock of {}", escape::line(name)),
-        || None,
-    );
-    let mock = call(
-        url,
-        &Call::Mock {
-            asset: name.to_string(),
-        },
-    )
-    .await?
-    .mock
-    .context("the reply has no mock")?;
-    let data = b64(&mock.data_base64)?;
-    if ferry_core::sha256_hex(&data) != mock.sha256 {
-        bail!("the mock of {name} arrived damaged (SHA-256 mismatch)");
+/// A fetched mock, on disk.
+struct FetchedMock {
+    /// The file, or the directory the archive was unpacked into.
+    path: PathBuf,
+    size: u64,
+    tree: bool,
+}
+
+/// Fetches the mock of `name` into `dest` (a file; for a directory mock, a directory unpacked from its archive),
+/// piece by piece on one connection, hashing as it goes: memory stays at one piece, whatever the mock's size.
+/// Refuses to overwrite anything.
+async fn fetch_mock(url: &str, name: &str, dest: &Path) -> Result<FetchedMock> {
+    use sha2::Digest;
+    use std::io::Write;
+    ferry_core::names::asset(name)?;
+    if dest.exists() {
+        bail!("{} exists already: give another --out", dest.display());
     }
-    Ok(data)
+    let session = Session::connect(url).await?;
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _fetching =
+        crate::progress::Activity::start(format!("fetching the mock of {}", escape::line(name)), {
+            let done = done.clone();
+            move || Some(done.load(std::sync::atomic::Ordering::Relaxed))
+        });
+    let archive = dest.with_file_name(format!(
+        ".{}.incoming-{}",
+        dest.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        uuid::Uuid::new_v4()
+    ));
+    let result = async {
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&archive)
+                .with_context(|| format!("creating {}", archive.display()))?,
+        );
+        let mut hasher = sha2::Sha256::new();
+        let mut offset = 0u64;
+        let (sha256, size, tree) = loop {
+            let piece = call_on(
+                &session,
+                url,
+                &Call::Mock {
+                    asset: name.to_string(),
+                    offset: Some(offset),
+                },
+            )
+            .await?
+            .mock
+            .context("the reply has no mock")?;
+            if piece.offset != offset {
+                bail!(
+                    "the low side sent the piece at {} when asked for {offset}",
+                    piece.offset
+                );
+            }
+            let data = b64(&piece.data_base64)?;
+            hasher.update(&data);
+            file.write_all(&data)
+                .with_context(|| format!("writing {}", archive.display()))?;
+            offset += data.len() as u64;
+            done.store(offset, std::sync::atomic::Ordering::Relaxed);
+            if offset >= piece.size || data.is_empty() {
+                break (piece.sha256, piece.size, piece.tree);
+            }
+        };
+        file.flush()?;
+        drop(file);
+        if offset != size || hex::encode(hasher.finalize()) != sha256 {
+            bail!(
+                "the mock of {name} arrived damaged (SHA-256 or size mismatch); nothing was kept"
+            );
+        }
+        if tree {
+            let input = std::fs::File::open(&archive)?;
+            ferry_transfer::tree::unpack_mock_tree(std::io::BufReader::new(input), dest)?;
+            std::fs::remove_file(&archive)?;
+        } else {
+            std::fs::rename(&archive, dest)
+                .with_context(|| format!("writing {}", dest.display()))?;
+        }
+        Ok(FetchedMock {
+            path: dest.to_path_buf(),
+            size,
+            tree,
+        })
+    }
+    .await;
+    session.close().await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&archive);
+    }
+    result
 }
 
 /// `ferry mock fetch NAME --out PATH`.
 pub async fn mock_fetch(url: &str, name: &str, out: &Path) -> Result<()> {
-    let data = fetch_mock(url, name).await?;
-    std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
+    let fetched = fetch_mock(url, name, out).await?;
     println!(
-        "wrote the mock of {name} ({} bytes) to {}",
-        data.len(),
-        out.display()
+        "wrote the mock of {name} ({} bytes{}) to {}",
+        fetched.size,
+        if fetched.tree { ", a directory" } else { "" },
+        fetched.path.display()
     );
     Ok(())
 }
@@ -128,10 +209,8 @@ pub async fn run_mock(
     let mut inputs = Vec::new();
     for name in assets {
         ferry_core::names::asset(name)?;
-        let data = fetch_mock(url, name).await?;
-        let path = scratch.join(format!("{name}.mock"));
-        std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
-        inputs.push((name.clone(), path));
+        let fetched = fetch_mock(url, name, &scratch.join(format!("{name}.mock"))).await?;
+        inputs.push((name.clone(), fetched.path));
     }
     let defaults = ferry_core::config::WorkerConfig::default();
     let isolation = if no_sandbox {

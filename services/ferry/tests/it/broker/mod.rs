@@ -2,6 +2,7 @@
 //! Each test makes its own vhosts and users (`Pair::with_broker`) and removes them when it ends.
 
 mod accounts;
+mod assets;
 mod cli;
 mod faults;
 mod intake;
