@@ -403,6 +403,15 @@ pub enum AssetAction {
         #[arg(long, value_name = "TEXT")]
         canary: Vec<String>,
     },
+    /// Remove an asset (high side): the next export carries the catalog without it; jobs naming it fail, saying
+    /// so. Its mock stays in the mock stores (they are kept by content hash).
+    Remove {
+        /// The high side's configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The asset.
+        name: String,
+    },
     /// List registered assets.
     List {
         /// The side's configuration.

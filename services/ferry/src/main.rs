@@ -123,6 +123,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             } => setup::asset_add(&config.config, &name, &private, &mock, &description, &canary)
                 .map(|_| 0),
             AssetAction::List { config, json } => setup::asset_list(&config.config, json).map(|_| 0),
+            AssetAction::Remove { config, name } => {
+                setup::asset_remove(&config.config, &name).map(|_| 0)
+            }
         },
         Command::Review { action } => review::run(action).map(|_| 0),
         Command::Reviewer { action } => audit::reviewer(action).map(|_| 0),

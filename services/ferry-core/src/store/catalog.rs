@@ -97,6 +97,26 @@ impl Tx<'_> {
         meta_set(&self.tx, "catalog_version", v + 1)
     }
 
+    /// Removes a catalog entry (high side) and bumps the catalog version, so that the next export carries the
+    /// catalog without it; refused when there is no such asset.
+    pub fn remove_asset(&self, name: &str) -> Result<()> {
+        if self
+            .tx
+            .execute("DELETE FROM assets WHERE name = ?1", params![name])?
+            == 0
+        {
+            return Err(super::StoreError::Conflict(format!(
+                "no asset named {name} is registered (`ferry asset list` lists them)"
+            )));
+        }
+        self.tx
+            .execute("DELETE FROM asset_versions WHERE name = ?1", params![name])?;
+        self.tx
+            .execute("DELETE FROM canaries WHERE asset = ?1", params![name])?;
+        let v = meta_get(&self.tx, "catalog_version")?;
+        meta_set(&self.tx, "catalog_version", v + 1)
+    }
+
     /// Replaces the whole catalog with one received from the high side (low side).
     pub fn replace_catalog(&self, assets: &[AssetRow]) -> Result<()> {
         self.tx.execute("DELETE FROM assets", [])?;

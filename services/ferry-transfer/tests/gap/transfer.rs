@@ -169,3 +169,20 @@ fn a_mock_the_low_side_acknowledged_is_not_sent_again_by_an_unrelated_change() {
         vec!["model.bin", "notes.csv", "other.csv"]
     );
 }
+
+#[test]
+fn a_removed_asset_leaves_the_low_sides_catalog_with_the_next_bundle() {
+    let mut sides = Sides::create();
+    sides.add_asset("a.csv", b"id\n1\n");
+    sides.add_asset("b.csv", b"id\n2\n");
+    sides.carry(Side::High, Side::Low).unwrap();
+    assert_eq!(sides.assets_on_low(), vec!["a.csv", "b.csv"]);
+    let tx = sides.high.store.begin(Side::High).unwrap();
+    tx.remove_asset("a.csv").unwrap();
+    let err = tx.remove_asset("a.csv").unwrap_err();
+    assert!(err.to_string().contains("no asset named a.csv"), "{err}");
+    tx.commit().unwrap();
+    assert_eq!(sides.high.store.asset_version("a.csv").unwrap(), None);
+    sides.carry(Side::High, Side::Low).unwrap();
+    assert_eq!(sides.assets_on_low(), vec!["b.csv"]);
+}

@@ -272,6 +272,20 @@ pub fn asset_add(
     Ok(())
 }
 
+/// `ferry asset remove --config HIGH NAME`.
+pub fn asset_remove(config_path: &Path, name: &str) -> Result<()> {
+    let mut side = SideDir::open(config_path)?;
+    if side.config.side != ferry_core::Side::High {
+        anyhow::bail!("assets are registered and removed on the high side; this is the low side's configuration");
+    }
+    let tx = side.store.begin(ferry_core::Side::High)?;
+    tx.remove_asset(name)?;
+    tx.audit_append(&super::review::owner_actor(), "asset-remove", None, name)?;
+    tx.commit()?;
+    println!("asset {name} removed; the low side's catalog drops it with the next export");
+    Ok(())
+}
+
 /// An asset as `ferry asset list --json` prints it.
 #[derive(serde::Serialize)]
 struct AssetJson<'a> {
