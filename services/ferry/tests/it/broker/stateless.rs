@@ -206,3 +206,58 @@ fn two_hidden_worker_processes_share_the_jobs_none_lost_or_run_twice_and_serve_c
         );
     }
 }
+
+#[test]
+fn a_worker_killed_mid_job_has_it_run_again_by_another_and_one_without_the_runtime_takes_none() {
+    let mut pair = Pair::with_broker();
+    pair.register_dataset();
+    pair.configure(&pair.high.clone(), &[("count = 1", "count = 0")]);
+    let erin = pair.researcher("erin");
+    pair.serve(&pair.low.clone());
+    pair.serve(&pair.high.clone());
+    // A worker with no python: it must take no python job.
+    let other = init_worker(&pair, "other");
+    let text = std::fs::read_to_string(&other).unwrap();
+    std::fs::write(
+        &other,
+        text.replace("[runtimes.python", "[runtimes.not-python"),
+    )
+    .unwrap();
+    let first = init_worker(&pair, "first");
+    let mut workers = Workers::default();
+    workers.0.push(start_hidden(&pair, &other));
+    workers.0.push(start_hidden(&pair, &first));
+    let jobs = approved(
+        &pair,
+        &erin,
+        &["import time\nprint('started', flush=True)\ntime.sleep(4)\nprint('done')\n".to_string()],
+    );
+    let job = &jobs[0];
+    pair.wait_for("the first worker to run it", || {
+        (pair.state_on(&pair.high, job).as_deref() == Some("running")).then_some(())
+    });
+    // SIGKILL mid-run: the broker gets the job back when the connection drops.
+    workers.0[1].kill().unwrap();
+    workers.0[1].wait().unwrap();
+    let second = init_worker(&pair, "second");
+    workers.0.push(start_hidden(&pair, &second));
+    pair.wait_for("the job to finish on the second worker", || {
+        (pair.state_on(&pair.high, job).as_deref() == Some("finished")).then_some(())
+    });
+    let v = pair.job_json(&pair.high, job);
+    assert_eq!(v["result"]["stdout"], "started\ndone\n", "{v:#}");
+    let runs = running_events(&v);
+    assert_eq!(runs.len(), 2, "the history shows both runs: {v:#}");
+    assert!(
+        runs[1]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("redelivered"),
+        "{v:#}"
+    );
+    assert_ne!(runs[0]["actor"], runs[1]["actor"], "{v:#}");
+    // The worker without python never took it.
+    let log = worker_log(&other);
+    assert!(log.contains("worker serving"), "{log}");
+    assert!(!log.contains(job.as_str()), "{log}");
+}
