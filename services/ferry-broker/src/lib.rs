@@ -239,17 +239,27 @@ impl Incoming {
     }
 }
 
-/// A consumer on one queue.
+/// A consumer on one queue, or on several through one channel.
 pub struct Subscription {
     queue: String,
-    consumer: lapin::Consumer,
+    consumers: Vec<lapin::Consumer>,
     _channel: Channel,
 }
 
 impl Subscription {
     /// The next message; an error when the subscription ended.
     pub async fn next(&mut self) -> Result<Incoming, BrokerError> {
-        match self.consumer.next().await {
+        let consumers = &mut self.consumers;
+        let item = std::future::poll_fn(|cx| {
+            for c in consumers.iter_mut() {
+                if let std::task::Poll::Ready(item) = c.poll_next(cx) {
+                    return std::task::Poll::Ready(item);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        match item {
             Some(Ok(d)) => Ok(Incoming::from_delivery(d)),
             Some(Err(source)) => Err(BrokerError::Amqp {
                 operation: format!("consuming from {:?}", self.queue),
@@ -401,7 +411,86 @@ impl Session {
             .map_err(amqp(format!("consuming from {queue:?}")))?;
         Ok(Subscription {
             queue: queue.to_string(),
-            consumer,
+            consumers: vec![consumer],
+            _channel: channel,
+        })
+    }
+
+    /// Consumes every one of `queues` on one channel with at most `prefetch` unacknowledged messages across them
+    /// all (a global prefetch): a worker holds no job of one queue while it runs a job of another.
+    pub async fn consume_many(
+        &self,
+        queues: &[String],
+        prefetch: u16,
+    ) -> Result<Subscription, BrokerError> {
+        let channel = self.scratch_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: true })
+            .await
+            .map_err(amqp("setting the prefetch"))?;
+        let mut consumers = Vec::new();
+        for queue in queues {
+            consumers.push(
+                channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!("consuming from {queue:?}")))?,
+            );
+        }
+        Ok(Subscription {
+            queue: queues.join(", "),
+            consumers,
+            _channel: channel,
+        })
+    }
+
+    /// Consumes a fresh exclusive queue bound to the fanout `exchange` (which must exist), without acks: every
+    /// subscriber gets every message published while it listens.
+    pub async fn listen(&self, exchange: &str) -> Result<Subscription, BrokerError> {
+        let channel = self.scratch_channel().await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                lapin::options::QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..lapin::options::QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!("declaring a queue for {exchange:?}")))?;
+        let name = queue.name().as_str().to_string();
+        channel
+            .queue_bind(
+                name.as_str().into(),
+                exchange.into(),
+                "".into(),
+                lapin::options::QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!("binding a queue to {exchange:?}")))?;
+        let consumer = channel
+            .basic_consume(
+                name.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!("listening on {exchange:?}")))?;
+        Ok(Subscription {
+            queue: exchange.to_string(),
+            consumers: vec![consumer],
             _channel: channel,
         })
     }

@@ -7,9 +7,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::ExchangeKind;
 
 use ferry_core::wire::{
-    results_queue, CALLS_QUEUE, CALL_ROUTING_KEY, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE,
-    HIGH_JOBS_DEAD_QUEUE, HIGH_JOBS_QUEUE, JOB_ROUTING_KEY, REQUESTS_EXCHANGE, REQUESTS_QUEUE,
-    RESULTS_EXCHANGE,
+    high_jobs_queue, results_queue, CALLS_QUEUE, CALL_ROUTING_KEY, DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE, HIGH_CANCEL_EXCHANGE, HIGH_JOBS_DEAD_QUEUE, HIGH_WORKER_RESULTS_QUEUE,
+    JOB_ROUTING_KEY, REQUESTS_EXCHANGE, REQUESTS_QUEUE, RESULTS_EXCHANGE,
 };
 
 use crate::{amqp, BrokerError, Session};
@@ -119,49 +119,41 @@ pub async fn declare_results_queue(session: &Session, researcher: &str) -> Resul
     Ok(())
 }
 
-/// High side: the workers' durable job queue, dead-lettering through `ferry.dead` into `ferry.jobs.dead` what no
-/// worker can handle. A `ferry.jobs` declared by an older ferry, without dead-lettering, is used as it is (RabbitMQ
-/// cannot change a queue's arguments), with a warning saying how to upgrade it.
+/// High side: the dead-letter exchange and `ferry.jobs.dead`, the workers' results queue and the cancel
+/// exchange. The per-runtime job queues are declared by [`declare_jobs_queue`], by serve when it dispatches and by
+/// each worker for its runtimes.
 pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
     let ch = session.scratch_channel().await?;
-    ch.exchange_declare(
-        DEAD_LETTER_EXCHANGE.into(),
-        ExchangeKind::Fanout,
-        durable_exchange(),
-        FieldTable::default(),
+    for (name, kind) in [
+        (DEAD_LETTER_EXCHANGE, ExchangeKind::Fanout),
+        (HIGH_CANCEL_EXCHANGE, ExchangeKind::Fanout),
+    ] {
+        ch.exchange_declare(name.into(), kind, durable_exchange(), FieldTable::default())
+            .await
+            .map_err(amqp(format!("declaring exchange {name}")))?;
+    }
+    declare_dead_letter_queue(&ch, HIGH_JOBS_DEAD_QUEUE).await?;
+    ch.queue_declare(
+        HIGH_WORKER_RESULTS_QUEUE.into(),
+        durable_queue(),
+        dead_lettered(),
     )
     .await
-    .map_err(amqp(format!("declaring exchange {DEAD_LETTER_EXCHANGE}")))?;
-    declare_dead_letter_queue(&ch, HIGH_JOBS_DEAD_QUEUE).await?;
-    let declared = ch
-        .queue_declare(HIGH_JOBS_QUEUE.into(), durable_queue(), dead_lettered())
-        .await;
-    if let Err(e) = declared {
-        let text = e.to_string();
-        if !text.contains("PRECONDITION_FAILED") {
-            return Err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}"))(e));
-        }
-        tracing::warn!(
-            "{HIGH_JOBS_QUEUE} was declared by an older ferry without dead-lettering: a message no worker can \
-             handle is dropped with an error instead of kept in {HIGH_JOBS_DEAD_QUEUE}; delete the queue while \
-             it is empty (rabbitmqctl delete_queue {HIGH_JOBS_QUEUE}) and restart ferry serve to upgrade it"
-        );
-        let ch = session.scratch_channel().await?;
-        ch.queue_declare(
-            HIGH_JOBS_QUEUE.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..durable_queue()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp(format!("declaring queue {HIGH_JOBS_QUEUE}")))?;
-        let _ = ch.close(200, "done".into()).await;
-        return Ok(());
-    }
+    .map_err(amqp(format!("declaring queue {HIGH_WORKER_RESULTS_QUEUE}")))?;
     let _ = ch.close(200, "done".into()).await;
     Ok(())
+}
+
+/// High side: the durable job queue of `runtime` ([`high_jobs_queue`]), dead-lettering into `ferry.jobs.dead`
+/// what no worker can handle. Idempotent.
+pub async fn declare_jobs_queue(session: &Session, runtime: &str) -> Result<String, BrokerError> {
+    let queue = high_jobs_queue(runtime);
+    let ch = session.scratch_channel().await?;
+    ch.queue_declare(queue.as_str().into(), durable_queue(), dead_lettered())
+        .await
+        .map_err(amqp(format!("declaring queue {queue}")))?;
+    let _ = ch.close(200, "done".into()).await;
+    Ok(queue)
 }
 
 /// What of `side`'s exchanges and queues the broker lacks (checked passively: nothing is created); empty when all
@@ -176,8 +168,8 @@ pub async fn missing(
             &[REQUESTS_QUEUE, CALLS_QUEUE, DEAD_LETTER_QUEUE],
         ),
         ferry_core::Side::High => (
-            &[DEAD_LETTER_EXCHANGE],
-            &[HIGH_JOBS_QUEUE, HIGH_JOBS_DEAD_QUEUE],
+            &[DEAD_LETTER_EXCHANGE, HIGH_CANCEL_EXCHANGE],
+            &[HIGH_WORKER_RESULTS_QUEUE, HIGH_JOBS_DEAD_QUEUE],
         ),
     };
     let mut missing = Vec::new();

@@ -138,7 +138,8 @@ impl Default for IntakePolicy {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
-    /// Workers per `ferry serve` process (high side).
+    /// Workers per `ferry serve` process (high side; 0: serve only coordinates, `ferry worker` processes run the
+    /// jobs), or per `ferry worker` process (at least 1).
     pub count: usize,
     /// `"on"` (default) or `"off"`; off runs jobs without isolation and is for development only.
     pub sandbox: String,
@@ -322,6 +323,16 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        if let Ok(toml::Value::Table(t)) = toml::from_str::<toml::Value>(&text) {
+            if t.get("side").and_then(|v| v.as_str()) == Some("worker") {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: "this is a stateless worker's configuration (side = \"worker\"): run it with \
+                              `ferry worker --config`, not as a side"
+                        .into(),
+                });
+            }
+        }
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -368,8 +379,10 @@ impl Config {
                 self.worker.sandbox
             )));
         }
-        if self.worker.count == 0 || self.worker.count > 64 {
-            return Err(invalid("worker.count must be 1 to 64".into()));
+        if self.worker.count > 64 {
+            return Err(invalid(
+                "worker.count must be 0 (serve coordinates only; `ferry worker` runs the jobs) to 64".into(),
+            ));
         }
         if self.worker.max_memory_mb < self.worker.memory_mb
             || self.worker.max_wall_time_secs < self.worker.wall_time_secs
@@ -397,6 +410,127 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The TOML text of this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configuration serializes")
+    }
+}
+
+/// The `side` of a stateless worker's `ferry.toml`: always `"worker"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerTag {
+    /// A stateless worker (`ferry worker`).
+    Worker,
+}
+
+/// The `ferry.toml` of a stateless worker (`ferry init --side worker`, `ferry worker`): the high side's broker,
+/// the asset store it may read, how jobs run and the runtimes it has. Nothing else: a worker never opens the high
+/// side's state store or keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSideConfig {
+    /// Always `"worker"`.
+    pub side: WorkerTag,
+    /// The high side's broker, with the worker's own credentials.
+    pub amqp_url: String,
+    /// The asset store (shared storage, mounted read-only at the paths the high side registered assets under):
+    /// the worker reads no asset outside it.
+    pub assets: PathBuf,
+    /// The worker's name in job histories and receipts (default: the host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Job execution: `count` jobs at once, the sandbox and its limits (the high side sends each job's limits).
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// The interpreters this worker has: it takes only jobs for these runtimes.
+    #[serde(default = "default_runtimes")]
+    pub runtimes: std::collections::BTreeMap<String, RuntimeConfig>,
+    /// The directory holding this file; set when loading.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl WorkerSideConfig {
+    /// A fresh worker configuration living in `dir`.
+    pub fn new(dir: &Path, amqp_url: &str, assets: &Path) -> WorkerSideConfig {
+        WorkerSideConfig {
+            side: WorkerTag::Worker,
+            amqp_url: amqp_url.to_string(),
+            assets: assets.to_path_buf(),
+            name: None,
+            worker: WorkerConfig::default(),
+            runtimes: default_runtimes(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<WorkerSideConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: WorkerSideConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: if text.contains("side = \"high\"") || text.contains("side = \"low\"") {
+                    format!("{e} (this is a side's configuration: `ferry worker` needs one made by `ferry init --side worker`)")
+                } else {
+                    e.to_string()
+                },
+            })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        config.dir = dir.canonicalize().map_err(|source| ConfigError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if config.assets.is_relative() {
+            config.assets = config.dir.join(&config.assets);
+        }
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !config.amqp_url.starts_with("amqp://") && !config.amqp_url.starts_with("amqps://") {
+            return Err(invalid(format!(
+                "amqp_url must start with amqp:// or amqps://, found {:?}",
+                redact_url(&config.amqp_url)
+            )));
+        }
+        config.assets = config.assets.canonicalize().map_err(|e| {
+            invalid(format!(
+                "assets = {:?}: the asset store cannot be opened ({e})",
+                config.assets.display().to_string()
+            ))
+        })?;
+        if config.worker.sandbox != "on" && config.worker.sandbox != "off" {
+            return Err(invalid(format!(
+                "worker.sandbox must be \"on\" or \"off\", found {:?}",
+                config.worker.sandbox
+            )));
+        }
+        if config.worker.count == 0 || config.worker.count > 64 {
+            return Err(invalid("worker.count must be 1 to 64".into()));
+        }
+        if config.runtimes.is_empty() {
+            return Err(invalid(
+                "[runtimes] is empty: a worker with no runtime takes no job".into(),
+            ));
+        }
+        for (name, rt) in &config.runtimes {
+            if !rt.program.is_absolute() {
+                return Err(invalid(format!(
+                    "runtimes.{name}.program must be an absolute path"
+                )));
+            }
+        }
+        Ok(config)
     }
 
     /// The TOML text of this configuration.

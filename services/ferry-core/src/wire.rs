@@ -25,18 +25,187 @@ pub const DEAD_LETTER_EXCHANGE: &str = "ferry.dead";
 pub const DEAD_LETTER_QUEUE: &str = "ferry.requests.dead";
 /// Exchange for job updates to researchers (direct, durable; routing key = researcher name).
 pub const RESULTS_EXCHANGE: &str = "ferry.results";
-/// High-side durable queue of jobs for the workers.
-pub const HIGH_JOBS_QUEUE: &str = "ferry.jobs";
-/// High side: where `ferry.jobs` dead-letters a message no worker can handle (through [`DEAD_LETTER_EXCHANGE`]),
+/// High side: the prefix of the workers' durable job queues, one per runtime ([`high_jobs_queue`]).
+pub const HIGH_JOBS_QUEUE_PREFIX: &str = "ferry.jobs.";
+/// High side: where a job queue dead-letters a message no worker can handle (through [`DEAD_LETTER_EXCHANGE`]),
 /// for the operators.
 pub const HIGH_JOBS_DEAD_QUEUE: &str = "ferry.jobs.dead";
+/// High side: the durable queue on which workers report to `ferry serve` ([`WorkerReport`]), which commits.
+pub const HIGH_WORKER_RESULTS_QUEUE: &str = "ferry.worker.results";
+/// High side: the fanout exchange on which `ferry serve` tells every worker to stop a job ([`CancelJob`]).
+pub const HIGH_CANCEL_EXCHANGE: &str = "ferry.cancel";
+/// The most bytes of a file one [`WorkerReport::Chunk`] carries (before base64).
+pub const CHUNK_BYTES: usize = 768 * 1024;
 
-/// A message on [`HIGH_JOBS_QUEUE`]: the job a worker should run (`schemas/high-job.schema.json`).
+/// The durable queue of jobs for `runtime` (default exchange, routing key = the queue's name): only workers that
+/// have that runtime consume it.
+pub fn high_jobs_queue(runtime: &str) -> String {
+    format!("{HIGH_JOBS_QUEUE_PREFIX}{runtime}")
+}
+
+/// A message on a [`high_jobs_queue`]: everything a worker needs to run the job, so that it never opens the high
+/// side's state store (`schemas/high-job.schema.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HighJob {
     /// The job, as stored on the high side.
     pub job_id: String,
+    /// Which attempt this is (`ferry review retry` makes another): reports of another attempt are ignored.
+    pub attempt: u32,
+    /// The interpreter's name; the worker uses its own runtime of that name.
+    pub runtime: String,
+    /// The script.
+    pub code: String,
+    /// The assets it reads, each `inputs/<name>`.
+    pub assets: Vec<HighJobAsset>,
+    /// The sandbox's limits for this job (the side's defaults with what the job asked for, checked).
+    pub limits: HighJobLimits,
+}
+
+/// An asset of a [`HighJob`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HighJobAsset {
+    /// Its name (`inputs/NAME`).
+    pub name: String,
+    /// The private file's path in the asset store, as registered; a worker reads it only inside its own
+    /// `assets` directory.
+    pub path: String,
+    /// Its content hash when registered (for the run receipt).
+    pub version: String,
+}
+
+/// The limits of a [`HighJob`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HighJobLimits {
+    /// Wall clock, seconds.
+    pub wall_secs: u64,
+    /// CPU seconds per process.
+    pub cpu_secs: u64,
+    /// Address space per process, MiB.
+    pub memory_mb: u64,
+    /// Processes at once.
+    pub max_processes: u64,
+    /// Open files per process.
+    pub max_open_files: u64,
+    /// Bytes the job may write into `outputs/`.
+    pub max_output_bytes: u64,
+    /// Bytes kept of each of stdout and stderr.
+    pub max_stdio_bytes: u64,
+    /// CPUs it is bound to; none: every CPU.
+    pub cpus: Option<u32>,
+}
+
+/// A message on [`HIGH_CANCEL_EXCHANGE`]: stop `job_id` if you are running it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelJob {
+    /// The job.
+    pub job_id: String,
+}
+
+/// Which run of which job a [`WorkerReport`] is about: a run id is new each time a worker takes the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunKey {
+    /// The job.
+    pub job_id: String,
+    /// Its attempt, from the [`HighJob`].
+    pub attempt: u32,
+    /// This run (a UUID).
+    pub run_id: String,
+}
+
+/// A file (an output, or stdout/stderr) sent in [`WorkerReport::Chunk`]s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedFile {
+    /// `outputs/NAME`, `stdout` or `stderr`.
+    pub file: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// How many chunks carry it (0 for an empty file).
+    pub chunks: u32,
+}
+
+/// What a worker reports on [`HIGH_WORKER_RESULTS_QUEUE`] (`schemas/worker-report.schema.json`); `ferry serve`
+/// applies each once (keyed by job, attempt and run).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WorkerReport {
+    /// The worker took the job and is running it.
+    Started {
+        /// The run.
+        run: RunKey,
+        /// The worker's name.
+        worker: String,
+        /// Whether the broker had delivered the job before (another worker stopped mid-run).
+        redelivered: bool,
+    },
+    /// One piece of a file of the run's result.
+    Chunk {
+        /// The run.
+        run: RunKey,
+        /// Which file.
+        file: String,
+        /// Its position, from 0.
+        index: u32,
+        /// The bytes, base64.
+        data: String,
+    },
+    /// The job ran to its end (whatever its exit); every chunk was published before.
+    Finished {
+        /// The run.
+        run: RunKey,
+        /// The worker's name.
+        worker: String,
+        /// Its exit code, when it exited.
+        exit_code: Option<i32>,
+        /// One line on how it ended.
+        summary: String,
+        /// Whether stdout was cut at the limit.
+        stdout_truncated: bool,
+        /// Whether stderr was cut at the limit.
+        stderr_truncated: bool,
+        /// Whether it ran without the sandbox.
+        unsandboxed: bool,
+        /// stdout, stderr and every output, sent as chunks.
+        files: Vec<ReportedFile>,
+        /// The run's facts for the receipt.
+        facts: Box<crate::receipt::RunFacts>,
+    },
+    /// The job was stopped on a [`CancelJob`].
+    Cancelled {
+        /// The run.
+        run: RunKey,
+        /// The worker's name.
+        worker: String,
+    },
+    /// The worker could not run the job (a fault of the high side: retryable).
+    Failed {
+        /// The run.
+        run: RunKey,
+        /// The worker's name.
+        worker: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl WorkerReport {
+    /// The run the report is about.
+    pub fn run(&self) -> &RunKey {
+        match self {
+            WorkerReport::Started { run, .. }
+            | WorkerReport::Chunk { run, .. }
+            | WorkerReport::Finished { run, .. }
+            | WorkerReport::Cancelled { run, .. }
+            | WorkerReport::Failed { run, .. } => run,
+        }
+    }
 }
 
 /// The results queue of `researcher`: only they may read it.
@@ -471,6 +640,74 @@ pub struct JobUpdate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_high_job_schema_names_every_field_of_the_job_message() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/high-job.schema.json")).unwrap();
+        let job = HighJob {
+            job_id: "3f1c".into(),
+            attempt: 0,
+            runtime: "python".into(),
+            code: "print(1)".into(),
+            assets: vec![HighJobAsset {
+                name: "a.csv".into(),
+                path: "/srv/a.csv".into(),
+                version: "ab".into(),
+            }],
+            limits: HighJobLimits {
+                wall_secs: 1,
+                cpu_secs: 1,
+                memory_mb: 1,
+                max_processes: 1,
+                max_open_files: 1,
+                max_output_bytes: 0,
+                max_stdio_bytes: 0,
+                cpus: None,
+            },
+        };
+        let v = serde_json::to_value(&job).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let required = |s: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = s["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&v), required(&schema));
+        assert_eq!(keys(&v), keys(&schema["properties"]));
+        assert_eq!(
+            keys(&v["limits"]),
+            required(&schema["properties"]["limits"])
+        );
+        assert_eq!(
+            keys(&v["assets"][0]),
+            required(&schema["properties"]["assets"]["items"])
+        );
+        let report = WorkerReport::Started {
+            run: RunKey {
+                job_id: "j".into(),
+                attempt: 0,
+                run_id: "r".into(),
+            },
+            worker: "w".into(),
+            redelivered: false,
+        };
+        let v = serde_json::to_value(&report).unwrap();
+        let reports: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/worker-report.schema.json"))
+                .unwrap();
+        assert_eq!(keys(&v), required(&reports["oneOf"][0]));
+        assert_eq!(v["kind"], "started");
+    }
+
     use super::*;
 
     #[test]

@@ -39,6 +39,9 @@ pub enum ServeError {
     /// A service ended although nobody asked it to.
     #[error("the {0} service stopped on its own")]
     StoppedOnItsOwn(&'static str),
+    /// A worker could not be set up (its work directory, its spool).
+    #[error("{0}")]
+    Setup(String),
     /// A service panicked.
     #[error("a service panicked: {0}")]
     Panicked(String),

@@ -17,6 +17,7 @@ mod inbox;
 pub mod jobrun;
 mod low;
 pub mod supervise;
+pub mod workers;
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,16 +45,37 @@ pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let url = ferry_core::config::redact_url(&config.amqp_url);
     tracing::info!(side = config.side.as_str(), broker = %url, "starting");
+    reconnecting(&config.amqp_url.clone(), shutdown, move |rx| {
+        let config = config.clone();
+        async move {
+            match config.side {
+                Side::Low => low::run(config, rx).await,
+                Side::High => high::run(config, rx).await,
+            }
+        }
+    })
+    .await
+}
+
+/// Runs `services` (given the stop signal) until `shutdown`, starting them again with a growing pause while the
+/// broker at `url` is unreachable or goes away.
+pub(crate) async fn reconnecting<F, Fut>(
+    url: &str,
+    shutdown: impl Future<Output = ()>,
+    services: F,
+) -> Result<()>
+where
+    F: Fn(watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let url = ferry_core::config::redact_url(url);
     let (tx, rx) = watch::channel(false);
     let services = async move {
         let mut wait = RECONNECT_FIRST;
         let mut reconnects = 0u64;
         loop {
             let started = std::time::Instant::now();
-            let result = match config.side {
-                Side::Low => low::run(config.clone(), rx.clone()).await,
-                Side::High => high::run(config.clone(), rx.clone()).await,
-            };
+            let result = services(rx.clone()).await;
             let stopping = *rx.borrow();
             match result {
                 Err(e) if !stopping && e.is_broker_outage() => {

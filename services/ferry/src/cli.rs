@@ -48,14 +48,26 @@ pub struct AmqpArg {
     pub amqp: String,
 }
 
+/// What `ferry init` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitSide {
+    /// The side researchers reach.
+    Low,
+    /// The side inside the lab.
+    High,
+    /// A stateless worker for the high side.
+    Worker,
+}
+
 /// Every command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a ready side in DIR: configuration, keys, directories and state database.
+    /// Create a ready side in DIR: configuration, keys, directories and state database; or with --side worker,
+    /// a stateless worker's configuration (no keys, no state database).
     Init {
-        /// low or high.
+        /// low, high, or worker.
         #[arg(long)]
-        side: ferry_core::Side,
+        side: InitSide,
         /// Where to create it.
         #[arg(long)]
         dir: PathBuf,
@@ -69,6 +81,17 @@ pub enum Command {
         /// made before, provisions its ferry.toml's broker.
         #[arg(long)]
         provision: bool,
+        /// With --side worker: the asset store, shared storage mounted read-only at the paths the high side
+        /// registered its assets under; the worker reads no asset outside it.
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+    },
+    /// Run a stateless worker until SIGINT or SIGTERM: jobs from the high side's broker for the runtimes it has,
+    /// results back to the high side's `ferry serve`. Needs only the broker and read access to the asset store.
+    Worker {
+        /// The worker's ferry.toml (`ferry init --side worker`).
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Pin the other side's public identity.
     Trust {

@@ -23,7 +23,10 @@ fn main() {
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
     // Services log their work; one-shot commands speak through their output and only log warnings.
-    let serving = matches!(cli.command, Command::Serve { .. } | Command::Console { .. });
+    let serving = matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Console { .. } | Command::Worker { .. }
+    );
     init_tracing(if serving { "info" } else { "warn" });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,7 +94,22 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             dir,
             amqp,
             provision,
-        } => setup::init(side, &dir, amqp.as_deref(), provision).map(|_| 0),
+            assets,
+        } => {
+            let side = match side {
+                InitSide::Worker => {
+                    return setup::init_worker(&dir, amqp.as_deref(), assets.as_deref(), provision)
+                        .map(|_| 0)
+                }
+                InitSide::Low => ferry_core::Side::Low,
+                InitSide::High => ferry_core::Side::High,
+            };
+            if assets.is_some() {
+                anyhow::bail!("--assets is for --side worker only: a high side registers assets with `ferry asset add`");
+            }
+            setup::init(side, &dir, amqp.as_deref(), provision).map(|_| 0)
+        }
+        Command::Worker { config } => serve::worker_cmd(&config.config).await.map(|_| 0),
         Command::Trust {
             action: TrustAction::Add {
                 config,

@@ -458,6 +458,14 @@ impl Tx<'_> {
         Ok(job)
     }
 
+    /// Records in the job's history, without changing its state, that `actor` runs it again (a worker took it
+    /// again after the one before stopped mid-run).
+    pub fn record_rerun(&self, job_id: &str, actor: &str, reason: &str) -> Result<()> {
+        let job = get_job_in(&self.tx, job_id)?
+            .ok_or_else(|| StoreError::NoSuchJob(job_id.to_string()))?;
+        event(&self.tx, job_id, actor, job.state, Some(reason))
+    }
+
     /// Jobs in `state`, oldest first, inside the transaction.
     pub fn jobs_in_state(&self, state: JobState) -> Result<Vec<JobRow>> {
         let sql =

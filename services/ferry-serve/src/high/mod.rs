@@ -1,29 +1,39 @@
-//! High-side services: the dispatcher, the workers and the inbox watcher.
+//! High-side services: the dispatcher, the committer of the workers' reports, the canceller, the in-process
+//! workers (`[worker] count`, 0 for none) and the inbox watcher.
 
+mod committer;
 mod dispatcher;
-mod worker;
 
 use std::sync::Arc;
 
 use ferry_broker::{topology, Session};
-use ferry_core::wire::HIGH_JOBS_QUEUE;
+use ferry_core::wire::{HIGH_JOBS_QUEUE_PREFIX, HIGH_WORKER_RESULTS_QUEUE};
 use ferry_core::{Config, Store};
 use tokio::sync::watch;
 
 use crate::error::{Result, ServeError};
 use crate::jobrun;
+use crate::workers::{WorkerRuntime, WorkerSetup};
 
 pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
-    if matches!(
-        jobrun::isolation(&config.worker),
-        ferry_sandbox::Isolation::Unsandboxed
-    ) {
-        tracing::warn!("worker.sandbox = \"off\": jobs run WITHOUT isolation; development only");
+    let setup = if config.worker.count == 0 {
+        None
     } else {
-        // Refuse to start rather than take jobs only to fail each one: the self-check runs every runtime's
-        // interpreter inside the sandbox once.
-        for (name, rt) in &config.runtimes {
-            ferry_sandbox::check_available(&jobrun::runtime(name, rt))?;
+        Some(Arc::new(in_process_setup(&config)?))
+    };
+    if let Some(setup) = &setup {
+        if matches!(setup.isolation, ferry_sandbox::Isolation::Unsandboxed) {
+            tracing::warn!(
+                "worker.sandbox = \"off\": jobs run WITHOUT isolation; development only"
+            );
+        } else {
+            // Refuse to start rather than take jobs only to fail each one: the self-check runs every runtime's
+            // interpreter inside the sandbox once.
+            for name in config.runtimes.keys() {
+                if let Some(rt) = setup.runtimes.get(name) {
+                    ferry_sandbox::check_available(&rt.runtime)?;
+                }
+            }
         }
     }
     let session = Arc::new(Session::connect(&config.amqp_url).await?);
@@ -35,14 +45,20 @@ pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Resu
         })?;
     tracing::info!(
         workers = config.worker.count,
-        "high side serving: workers on {HIGH_JOBS_QUEUE}"
+        "high side serving: jobs on {HIGH_JOBS_QUEUE_PREFIX}RUNTIME, reports on {HIGH_WORKER_RESULTS_QUEUE}"
     );
     let result = crate::supervise::supervise(shutdown, |services| {
         let (s, c) = (session.clone(), config.clone());
         services.spawn("dispatcher", move |stop| dispatcher::dispatcher(s, c, stop));
-        for n in 0..config.worker.count {
-            let (s, c) = (session.clone(), config.clone());
-            services.spawn("worker", move |stop| worker::worker(n, s, c, stop));
+        let (s, c) = (session.clone(), config.clone());
+        services.spawn("canceller", move |stop| dispatcher::canceller(s, c, stop));
+        let (s, c) = (session.clone(), config.clone());
+        services.spawn("committer", move |stop| committer::committer(s, c, stop));
+        if let Some(setup) = &setup {
+            for n in 0..config.worker.count {
+                let (s, st) = (session.clone(), setup.clone());
+                services.spawn("worker", move |stop| crate::workers::worker(n, st, s, stop));
+            }
         }
         let c = config.clone();
         services.spawn("inbox watcher", move |stop| crate::inbox::watcher(c, stop));
@@ -50,6 +66,26 @@ pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Resu
     .await;
     session.close().await;
     result
+}
+
+/// The workers inside `ferry serve`: every runtime the side has (configured, or registered when serve started),
+/// assets wherever they were registered.
+fn in_process_setup(config: &Config) -> Result<WorkerSetup> {
+    let store = open_store(config)?;
+    let mut runtimes = std::collections::BTreeMap::new();
+    for name in jobrun::runtime_names(config, &store)? {
+        if let Some(runtime) = jobrun::runtime_named(config, &store, &name)? {
+            let sha256 = jobrun::runtime_sha256(config, &store, &name)?;
+            runtimes.insert(name, WorkerRuntime { runtime, sha256 });
+        }
+    }
+    Ok(WorkerSetup {
+        name: std::process::id().to_string(),
+        runtimes,
+        assets_root: "/".into(),
+        isolation: jobrun::isolation(&config.worker),
+        work_root: ferry_transfer::Layout::new(&config.dir).work_dir(),
+    })
 }
 
 fn open_store(config: &Config) -> Result<Store> {

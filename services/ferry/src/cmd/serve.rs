@@ -13,6 +13,14 @@ pub async fn serve_cmd(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `ferry worker --config CFG`.
+pub async fn worker_cmd(config_path: &Path) -> Result<()> {
+    let config = ferry_core::config::WorkerSideConfig::load(config_path)
+        .with_context(|| format!("loading worker configuration {}", config_path.display()))?;
+    ferry_serve::workers::run_worker(config, wait_for_signal()).await?;
+    Ok(())
+}
+
 /// Returns on SIGINT or SIGTERM.
 pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

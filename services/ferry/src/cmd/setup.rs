@@ -79,6 +79,56 @@ pub fn init(side: Side, dir: &Path, amqp: Option<&str>, provision: bool) -> Resu
     Ok(())
 }
 
+/// `ferry init --side worker --dir DIR --amqp URL --assets DIR`: a stateless worker's ferry.toml (no keys, no
+/// state database; the high side's broker and the asset store are all it needs).
+pub fn init_worker(
+    dir: &Path,
+    amqp: Option<&str>,
+    assets: Option<&Path>,
+    provision: bool,
+) -> Result<()> {
+    if provision {
+        bail!("--provision is for a side: give the worker an account on the high side's vhost (see deploy/README.md)");
+    }
+    let amqp = amqp.context(
+        "--side worker needs --amqp URL: the high side's broker (its vhost, with the worker's account)",
+    )?;
+    let assets = assets.context(
+        "--side worker needs --assets DIR: the asset store (shared storage, read-only) the high side's assets are in",
+    )?;
+    ferry_broker::url_parts(amqp)?;
+    let config_path = ferry_transfer::Layout::new(dir).config_file();
+    if config_path.exists() {
+        bail!(
+            "{} exists already: a worker is made once",
+            config_path.display()
+        );
+    }
+    let assets = assets.canonicalize().with_context(|| {
+        format!(
+            "--assets {}: the asset store cannot be opened",
+            assets.display()
+        )
+    })?;
+    std::fs::create_dir_all(dir.join("work"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let config = ferry_core::config::WorkerSideConfig::new(dir, amqp, &assets);
+    std::fs::write(&config_path, config.to_toml())
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let cfg = config_path.display();
+    let broker = ferry_broker::url_parts(amqp)?;
+    println!(
+        "initialised a worker in {} (broker: vhost {} as {}; assets from {})",
+        dir.display(),
+        broker.vhost,
+        broker.user,
+        assets.display()
+    );
+    println!("it holds no keys and no state: edit [runtimes] there to the interpreters this machine has, then");
+    println!("  ferry worker --config {cfg}   # leave it running; the high side's ferry serve commits the results");
+    Ok(())
+}
+
 /// Makes sure the broker has the vhost and account `url` names, the account with every permission on the vhost
 /// (it declares the side's topology), through `rabbitmqctl`. On the low side the account also gets the
 /// `administrator` tag, which RabbitMQ's management API requires of the account that `ferry researcher ...`

@@ -13,4 +13,5 @@ mod reviewers;
 mod roundtrip;
 mod runtimes;
 mod setup;
+mod stateless;
 mod worker;

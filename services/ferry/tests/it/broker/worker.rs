@@ -302,7 +302,7 @@ fn a_message_no_worker_can_handle_is_dead_lettered_and_the_next_job_runs() {
     pair.wait_for("ferry.jobs.dead", || depth("ferry.jobs.dead"));
     crate::harness::python(
         "import pika,sys; c=pika.BlockingConnection(pika.URLParameters(sys.argv[1])); ch=c.channel(); \
-         ch.confirm_delivery(); ch.basic_publish('', 'ferry.jobs', b'not a job', pika.BasicProperties(delivery_mode=2))",
+         ch.confirm_delivery(); ch.basic_publish('', 'ferry.jobs.python', b'not a job', pika.BasicProperties(delivery_mode=2))",
         &[&high_url],
     );
     pair.wait_for("the dead-letter queue", || {
