@@ -22,7 +22,7 @@ request = {
     "job_id": str(uuid.uuid4()),
     "title": "from pika",
     "description": "a client built from the schema",
-    "runtime": schema["properties"]["runtime"]["enum"][0],
+    "runtime": schema["properties"]["runtime"]["default"],
     "code": "print(open('inputs/training-data.csv').read().count('\\n'))",
     "assets": ["training-data.csv"],
 }
