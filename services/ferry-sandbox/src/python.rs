@@ -71,6 +71,32 @@ impl PythonEnv {
         self.prefix != self.base_prefix
     }
 
+    /// The environment's version (`docs/runtimes.md`, "The content hash"): the tree hash of a virtualenv's
+    /// directory, or, for an installation (whose prefix is all of `/usr`, say), SHA-256 over the version, the
+    /// interpreter's bytes and the package list.
+    pub fn content_sha256(&self) -> Result<String, SandboxError> {
+        let io = |context: &str, e: String| SandboxError::RuntimeUnavailable {
+            name: self.program.display().to_string(),
+            reason: format!("{context}: {e}"),
+        };
+        if self.is_virtualenv() {
+            return ferry_core::tree::tree_sha256(&self.prefix)
+                .map_err(|e| io("hashing the environment", e.to_string()));
+        }
+        let real = std::fs::canonicalize(&self.program)
+            .map_err(|e| io("resolving the interpreter", e.to_string()))?;
+        let mut listing = format!(
+            "python {}\nprogram {}\n",
+            self.version,
+            ferry_core::tree::file_sha256(&real)
+                .map_err(|e| io("hashing the interpreter", e.to_string()))?
+        );
+        for (name, version) in &self.packages {
+            listing.push_str(&format!("package {name} {version}\n"));
+        }
+        Ok(ferry_core::sha256_hex(listing.as_bytes()))
+    }
+
     /// The sandbox runtime named `name` that runs this interpreter: the default Python runtime's system paths,
     /// `-I -B`, and [`PythonEnv::mounts`].
     pub fn runtime(&self, name: &str) -> Runtime {

@@ -13,6 +13,14 @@ use ferry_sandbox::{Isolation, JobOutcome, JobSpec, Limits, Runtime, SandboxErro
 /// The sandbox's runtime description for a configured interpreter.
 pub fn runtime(name: &str, config: &RuntimeConfig) -> Runtime {
     let mut rt = Runtime::python_default();
+    // An interpreter outside the system's paths (a virtualenv under /opt, say) gets the mounts its environment
+    // needs, as `ferry runtime add` works them out; one that cannot be inspected keeps the system's paths, and
+    // the sandbox's self-check at start says why it cannot run.
+    if !rt.ro_paths.iter().any(|p| config.program.starts_with(p)) {
+        if let Ok(env) = ferry_sandbox::python::inspect(&config.program) {
+            rt = env.runtime(name);
+        }
+    }
     rt.name = name.to_string();
     rt.program = config.program.clone();
     rt.args = config.args.clone();

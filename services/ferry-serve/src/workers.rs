@@ -62,9 +62,11 @@ impl WorkerSetup {
             .runtimes
             .iter()
             .map(|(n, rt)| {
-                let sha256 = std::fs::canonicalize(&rt.program)
+                // The same version `ferry runtime add` records: a virtualenv identical to the one the high side
+                // registered has the same tree hash.
+                let sha256 = ferry_sandbox::python::inspect(&rt.program)
                     .ok()
-                    .and_then(|p| ferry_core::tree::file_sha256(&p).ok())
+                    .and_then(|env| env.content_sha256().ok())
                     .unwrap_or_default();
                 (
                     n.clone(),

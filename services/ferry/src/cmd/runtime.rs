@@ -26,26 +26,6 @@ pub struct Registration<'a> {
     pub devices: &'a [PathBuf],
 }
 
-/// The environment's version: the tree hash of a virtualenv's directory, or, for an installation (whose prefix
-/// is all of `/usr`, say), SHA-256 over the interpreter's bytes and the package list.
-fn content_hash(env: &PythonEnv) -> Result<String> {
-    if env.is_virtualenv() {
-        return ferry_core::tree::tree_sha256(&env.prefix)
-            .with_context(|| format!("hashing {}", env.prefix.display()));
-    }
-    let real = std::fs::canonicalize(&env.program)
-        .with_context(|| format!("resolving {}", env.program.display()))?;
-    let mut listing = format!(
-        "python {}\nprogram {}\n",
-        env.version,
-        ferry_core::tree::file_sha256(&real)?
-    );
-    for (name, version) in &env.packages {
-        listing.push_str(&format!("package {name} {version}\n"));
-    }
-    Ok(ferry_core::sha256_hex(listing.as_bytes()))
-}
-
 /// `ferry runtime add --config HIGH NAME --python PATH`: inspects the interpreter, test-starts it in the
 /// sandbox, records it. Nothing is registered unless every step passed.
 pub fn add(config_path: &Path, reg: &Registration<'_>) -> Result<()> {
@@ -89,7 +69,7 @@ pub fn add(config_path: &Path, reg: &Registration<'_>) -> Result<()> {
     let sha256 = {
         let _hashing =
             crate::progress::Activity::start(format!("hashing {}", env.prefix.display()), || None);
-        content_hash(&env)?
+        env.content_sha256()?
     };
     let row = RuntimeRow {
         info: RuntimeTransfer {
@@ -113,7 +93,7 @@ pub fn add(config_path: &Path, reg: &Registration<'_>) -> Result<()> {
     tx.commit()?;
     println!(
         "runtime {} registered: Python {}, {} package(s), sha256 {}; the sandbox mounts {}. The low side offers it \
-         after the next export.",
+         after the next export; a running `ferry serve` takes its jobs once restarted.",
         reg.name,
         env.version,
         env.packages.len(),
