@@ -164,22 +164,66 @@ pub async fn declare_high(session: &Session) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// The queues `side`'s `ferry serve` declares and consumes from or fills (researchers' results queues aside).
+pub fn side_queues(side: ferry_core::Side) -> &'static [&'static str] {
+    match side {
+        ferry_core::Side::Low => &[REQUESTS_QUEUE, CALLS_QUEUE, DEAD_LETTER_QUEUE],
+        ferry_core::Side::High => &[HIGH_JOBS_QUEUE, HIGH_JOBS_DEAD_QUEUE],
+    }
+}
+
+/// How full a queue is, as a passive declare reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Messages ready for delivery (not those delivered and awaiting an ack).
+    pub messages: u32,
+    /// Consumers attached.
+    pub consumers: u32,
+}
+
+/// `queue`'s depth, checked passively (nothing is created); `None` when the broker has no such queue.
+pub async fn queue_depth(
+    session: &Session,
+    queue: &str,
+) -> Result<Option<QueueDepth>, BrokerError> {
+    // A failed passive declare closes its channel: a channel of its own.
+    let ch = session.scratch_channel().await?;
+    let found = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..durable_queue()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    match found {
+        Ok(q) => {
+            let _ = ch.close(200, "done".into()).await;
+            Ok(Some(QueueDepth {
+                messages: q.message_count(),
+                consumers: q.consumer_count(),
+            }))
+        }
+        Err(e) if matches!(e.kind(), lapin::ErrorKind::ProtocolError(p) if p.get_id() == 404) => {
+            Ok(None)
+        }
+        Err(e) => Err(amqp(format!("looking at queue {queue}"))(e)),
+    }
+}
+
 /// What of `side`'s exchanges and queues the broker lacks (checked passively: nothing is created); empty when all
 /// are there. `ferry serve` declares them when it starts.
 pub async fn missing(
     session: &Session,
     side: ferry_core::Side,
 ) -> Result<Vec<String>, BrokerError> {
-    let (exchanges, queues): (&[&str], &[&str]) = match side {
-        ferry_core::Side::Low => (
-            &[REQUESTS_EXCHANGE, RESULTS_EXCHANGE, DEAD_LETTER_EXCHANGE],
-            &[REQUESTS_QUEUE, CALLS_QUEUE, DEAD_LETTER_QUEUE],
-        ),
-        ferry_core::Side::High => (
-            &[DEAD_LETTER_EXCHANGE],
-            &[HIGH_JOBS_QUEUE, HIGH_JOBS_DEAD_QUEUE],
-        ),
+    let exchanges: &[&str] = match side {
+        ferry_core::Side::Low => &[REQUESTS_EXCHANGE, RESULTS_EXCHANGE, DEAD_LETTER_EXCHANGE],
+        ferry_core::Side::High => &[DEAD_LETTER_EXCHANGE],
     };
+    let queues = side_queues(side);
     let mut missing = Vec::new();
     // A failed passive declare closes its channel: one channel each.
     for name in exchanges {
