@@ -39,6 +39,14 @@ pub enum ServeError {
     /// A service ended although nobody asked it to.
     #[error("the {0} service stopped on its own")]
     StoppedOnItsOwn(&'static str),
+    /// The metrics address (`--metrics ADDR`) cannot be used.
+    #[error("--metrics {addr}: {reason}")]
+    MetricsAddr {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A service panicked.
     #[error("a service panicked: {0}")]
     Panicked(String),
