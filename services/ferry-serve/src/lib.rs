@@ -63,6 +63,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                         wait = RECONNECT_FIRST;
                     }
                     reconnects += 1;
+                    metrics::BROKER_RECONNECTS.inc();
                     tracing::warn!(
                         reconnects,
                         "the broker at {url} is unreachable or went away ({e}); connecting again in {:.1} s",
