@@ -155,6 +155,25 @@ pub static BUNDLES_ACCEPTED: Counter = Counter::new();
 /// Bundles refused into quarantine.
 pub static BUNDLES_QUARANTINED: Counter = Counter::new();
 
+/// Counts one inbox import of `bytes` that began at `started`, by its outcomes (a bundle imported before is
+/// neither accepted nor quarantined again: only its bytes and time count).
+pub fn record_import<'a>(
+    started: Instant,
+    bytes: u64,
+    outcomes: impl IntoIterator<Item = &'a ferry_transfer::import::ImportOutcome>,
+) {
+    use ferry_transfer::import::ImportOutcome;
+    BUNDLE_IMPORT_SECONDS.observe_since(started);
+    BUNDLE_IMPORT_BYTES.add(bytes);
+    for outcome in outcomes {
+        match outcome {
+            ImportOutcome::Accepted(_) => BUNDLES_ACCEPTED.inc(),
+            ImportOutcome::Refused { .. } => BUNDLES_QUARANTINED.inc(),
+            ImportOutcome::AlreadyImported(_) => {}
+        }
+    }
+}
+
 /// The sources a process's scrape reads besides its own counters.
 pub struct Registry {
     role: &'static str,
