@@ -167,6 +167,10 @@ pub enum Command {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+        /// Serve Prometheus metrics at http://ADDR/metrics (ADDR: IP:PORT, like 127.0.0.1:9464; port 0 picks a
+        /// free one, logged as "metrics on http://ADDR/metrics"). Off unless given.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Serve the owner's review console in a browser, on loopback, until SIGINT or SIGTERM: prints a sign-in URL
     /// that works once. Decisions are signed with --key, as `ferry review` signs them. One console per side.

@@ -157,7 +157,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             files,
             accept_gap,
         } => transfer::import_cmd(&config.config, &files, accept_gap),
-        Command::Serve { config } => serve::serve_cmd(&config.config).await.map(|_| 0),
+        Command::Serve { config, metrics } => serve::serve_cmd(&config.config, metrics.as_deref())
+            .await
+            .map(|_| 0),
         Command::Console {
             config,
             key,
