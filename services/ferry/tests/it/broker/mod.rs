@@ -5,6 +5,7 @@ mod accounts;
 mod cli;
 mod faults;
 mod intake;
+mod metrics;
 mod quickstart;
 mod researcher;
 mod review;
