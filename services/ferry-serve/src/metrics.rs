@@ -142,7 +142,8 @@ impl Default for Histogram {
 pub static REQUESTS_TAKEN: Counter = Counter::new();
 /// Low side: requests intake refused (the researcher hears why) or dead-lettered (no valid sender).
 pub static REQUESTS_REFUSED: Counter = Counter::new();
-/// Times the services connected to the broker again after it was unreachable or went away.
+/// Times the services set out to connect to the broker again after it was unreachable or went away (each
+/// attempt of a capped, doubling backoff counts).
 pub static BROKER_RECONNECTS: Counter = Counter::new();
 /// How long each job ran in the sandbox (from start to its outcome, whatever the outcome).
 pub static JOB_RUN_SECONDS: Histogram = Histogram::new();
@@ -190,6 +191,8 @@ struct QueueSource {
     url: String,
     names: Vec<String>,
     session: tokio::sync::Mutex<Option<ferry_broker::Session>>,
+    /// Whether the broker's being down was logged already: a scrape every few seconds logs it once, not each time.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 /// How long a scrape waits for the broker before reporting it down.
@@ -221,6 +224,7 @@ impl Registry {
             url: amqp_url.to_string(),
             names: queues.iter().map(|q| q.to_string()).collect(),
             session: tokio::sync::Mutex::new(None),
+            warned: std::sync::atomic::AtomicBool::new(false),
         });
         self
     }
@@ -252,7 +256,7 @@ impl Registry {
             ),
             (
                 "ferry_broker_reconnects_total",
-                "Connections made again after the broker was unreachable or went away.",
+                "Attempts to connect again after the broker was unreachable or went away.",
                 &BROKER_RECONNECTS,
             ),
             (
@@ -386,20 +390,27 @@ async fn render_queues(out: &mut String, source: &QueueSource) {
             1
         }
         Ok(Err(e)) => {
-            // The error names the URL with its password redacted.
-            tracing::warn!("metrics: {e}");
+            if !source.warned.swap(true, Ordering::Relaxed) {
+                // The error names the URL with its password redacted.
+                tracing::warn!("metrics: queue depths unknown until the broker answers: {e}");
+            }
             *session = None;
             0
         }
         Err(_) => {
-            tracing::warn!(
-                "metrics: the broker did not answer within {} s",
-                BROKER_TIMEOUT.as_secs()
-            );
+            if !source.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "metrics: queue depths unknown: the broker did not answer within {} s",
+                    BROKER_TIMEOUT.as_secs()
+                );
+            }
             *session = None;
             0
         }
     };
+    if up == 1 {
+        source.warned.store(false, Ordering::Relaxed);
+    }
     gauge_header(
         out,
         "ferry_broker_up",
