@@ -261,6 +261,36 @@ pub struct BrokerConfig {
     /// this machine (127.0.0.1, localhost, ::1); a broker on another host needs it set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_url: Option<String>,
+    /// The type of the durable queues `ferry serve` declares: `classic` (the default) or `quorum` (replicated on
+    /// a cluster, with a delivery limit on the requests and jobs queues). RabbitMQ cannot change the type of a
+    /// queue that exists: switching needs the queues deleted while empty, or a new vhost (deploy/README.md).
+    #[serde(default, skip_serializing_if = "QueueType::is_classic")]
+    pub queue_type: QueueType,
+}
+
+/// `[broker] queue_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// RabbitMQ's classic queues: one node holds each.
+    #[default]
+    Classic,
+    /// Quorum queues (Raft-replicated across a cluster's nodes; `x-queue-type: quorum`).
+    Quorum,
+}
+
+impl QueueType {
+    /// Its name in ferry.toml and in `x-queue-type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+
+    fn is_classic(&self) -> bool {
+        *self == QueueType::Classic
+    }
 }
 
 impl BrokerConfig {
@@ -418,6 +448,27 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// `[broker] queue_type` reads `classic` or `quorum`, is classic when left out (and then not written), and
+    /// refuses anything else naming the key.
+    #[test]
+    fn broker_queue_type_is_classic_unless_set_to_quorum() {
+        use super::{BrokerConfig, QueueType};
+        let read = |text: &str| toml::from_str::<BrokerConfig>(text);
+        assert_eq!(read("").unwrap().queue_type, QueueType::Classic);
+        assert_eq!(
+            read("queue_type = \"quorum\"").unwrap().queue_type,
+            QueueType::Quorum
+        );
+        let err = read("queue_type = \"stream\"").unwrap_err().to_string();
+        assert!(
+            err.contains("queue_type") || err.contains("classic"),
+            "{err}"
+        );
+        assert!(toml::to_string(&BrokerConfig::default())
+            .unwrap()
+            .is_empty());
+    }
+
     use super::*;
 
     #[test]
