@@ -27,7 +27,7 @@ pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Resu
         }
     }
     let session = Arc::new(Session::connect(&config.amqp_url).await?);
-    topology::declare_high(&session)
+    topology::declare_high(&session, config.broker.queue_type)
         .await
         .map_err(|source| ServeError::Topology {
             side: "high",

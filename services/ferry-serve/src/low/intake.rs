@@ -88,7 +88,7 @@ async fn handle_batch(
                 "request from a user that is not a valid researcher name: dead-lettered"
             ),
             Some(u) if queues_declared.insert(u.clone()) => {
-                topology::declare_results_queue(session, u).await?;
+                topology::declare_results_queue(session, u, config.broker.queue_type).await?;
             }
             Some(_) => {}
         }
