@@ -94,6 +94,17 @@ impl BrokerError {
 }
 
 impl BrokerError {
+    /// Whether the broker refused a declare because what exists differs from what was asked (AMQP 406
+    /// PRECONDITION_FAILED: a queue of another type, or with other arguments): connecting again cannot help.
+    pub fn is_precondition_failed(&self) -> bool {
+        match self {
+            BrokerError::Amqp { source, .. } => {
+                matches!(source.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 406)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the broker answered but has no such vhost (AMQP 530 NOT_ALLOWED at login).
     pub fn is_vhost_missing(&self) -> bool {
         match self {

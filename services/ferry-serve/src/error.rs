@@ -59,6 +59,7 @@ impl ServeError {
         match self {
             ServeError::Broker(e) | ServeError::Topology { source: e, .. } => {
                 !e.is_access_refused()
+                    && !e.is_precondition_failed()
                     && matches!(
                         **e,
                         ferry_broker::BrokerError::Connect { .. }
