@@ -3,6 +3,7 @@
 
 mod accounts;
 mod cli;
+mod deploy;
 mod faults;
 mod intake;
 mod metrics;
