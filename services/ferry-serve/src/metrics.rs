@@ -175,6 +175,52 @@ pub fn record_import<'a>(
     }
 }
 
+/// The metrics of one `ferry export` run, in the text format, for node_exporter's textfile collector (`ferry
+/// export --metrics-file PATH`): an export is a command of its own, not part of a serving process, so its figures
+/// are gauges of the last bundle written.
+pub fn export_textfile(side: &str, bytes: u64, took: Duration, finished_at: i64) -> String {
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "ferry_bundle_export_bytes",
+            "Size of the last bundle ferry export wrote.",
+            bytes.to_string(),
+        ),
+        (
+            "ferry_bundle_export_seconds",
+            "How long ferry export took to write it.",
+            took.as_secs_f64().to_string(),
+        ),
+        (
+            "ferry_bundle_export_timestamp_seconds",
+            "When it was written (Unix time).",
+            finished_at.to_string(),
+        ),
+    ] {
+        gauge_header(&mut out, name, help);
+        let _ = writeln!(out, "{name}{{side=\"{side}\"}} {value}");
+    }
+    out
+}
+
+/// Writes `text` to `path` whole or not at all (a temporary file beside it, then a rename), so that a collector
+/// reading the file never sees half of it.
+pub fn write_textfile(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+    })?;
+    // A name starting with `.` and not ending in `.prom`: node_exporter skips it while it is being written.
+    let tmp = path.with_file_name(format!(
+        ".{}.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 /// The sources a process's scrape reads besides its own counters.
 pub struct Registry {
     role: &'static str,

@@ -149,6 +149,10 @@ pub enum Command {
         /// a size such as 700M or 2GiB.
         #[arg(long, value_name = "SIZE", value_parser = ferry_bundle::parse_part_size)]
         max_part_size: Option<u64>,
+        /// When a bundle is written, write its size and how long it took to FILE in the Prometheus text format
+        /// (replaced whole), for node_exporter's textfile collector: FILE ending in .prom in its directory.
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
     /// Import bundles from inbox/ (or the files named).
     Import {

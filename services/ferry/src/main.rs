@@ -142,7 +142,14 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             config,
             resend,
             max_part_size,
-        } => transfer::export_cmd(&config.config, resend, max_part_size).map(|_| 0),
+            metrics_file,
+        } => transfer::export_cmd(
+            &config.config,
+            resend,
+            max_part_size,
+            metrics_file.as_deref(),
+        )
+        .map(|_| 0),
         Command::Keys {
             action: KeysAction::Rotate { config },
         } => transfer::rotate_cmd(&config.config).map(|_| 0),
