@@ -94,6 +94,17 @@ impl BrokerError {
 }
 
 impl BrokerError {
+    /// Whether the broker refused a declare because what exists differs from what was asked (AMQP 406
+    /// PRECONDITION_FAILED: a queue of another type, or with other arguments): connecting again cannot help.
+    pub fn is_precondition_failed(&self) -> bool {
+        match self {
+            BrokerError::Amqp { source, .. } => {
+                matches!(source.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 406)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the broker answered but has no such vhost (AMQP 530 NOT_ALLOWED at login).
     pub fn is_vhost_missing(&self) -> bool {
         match self {
@@ -417,15 +428,20 @@ impl Session {
     }
 
     /// Consumes every one of `queues` on one channel with at most `prefetch` unacknowledged messages across them
-    /// all (a global prefetch): a worker holds no job of one queue while it runs a job of another.
+    /// all when `shared_prefetch` (a global prefetch, classic queues only): a worker holds no job of one queue while
+    /// it runs a job of another. Without it (quorum queues), `prefetch` is per queue.
     pub async fn consume_many(
         &self,
         queues: &[String],
         prefetch: u16,
+        shared_prefetch: bool,
     ) -> Result<Subscription, BrokerError> {
         let channel = self.scratch_channel().await?;
+        // Quorum queues refuse a channel-wide prefetch (NOT_IMPLEMENTED "global qos"): each consumer then has its
+        // own, and a worker may hold one message per queue while it handles one of them.
+        let global = shared_prefetch && queues.len() > 1;
         channel
-            .basic_qos(prefetch, BasicQosOptions { global: true })
+            .basic_qos(prefetch, BasicQosOptions { global })
             .await
             .map_err(amqp("setting the prefetch"))?;
         let mut consumers = Vec::new();

@@ -262,6 +262,36 @@ pub struct BrokerConfig {
     /// this machine (127.0.0.1, localhost, ::1); a broker on another host needs it set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_url: Option<String>,
+    /// The type of the durable queues `ferry serve` declares: `classic` (the default) or `quorum` (replicated on
+    /// a cluster, with a delivery limit on the requests and jobs queues). RabbitMQ cannot change the type of a
+    /// queue that exists: switching needs the queues deleted while empty, or a new vhost (deploy/README.md).
+    #[serde(default, skip_serializing_if = "QueueType::is_classic")]
+    pub queue_type: QueueType,
+}
+
+/// `[broker] queue_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// RabbitMQ's classic queues: one node holds each.
+    #[default]
+    Classic,
+    /// Quorum queues (Raft-replicated across a cluster's nodes; `x-queue-type: quorum`).
+    Quorum,
+}
+
+impl QueueType {
+    /// Its name in ferry.toml and in `x-queue-type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+
+    fn is_classic(&self) -> bool {
+        *self == QueueType::Classic
+    }
 }
 
 impl BrokerConfig {
@@ -442,6 +472,9 @@ pub struct WorkerSideConfig {
     /// The worker's name in job histories and receipts (default: the host name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// `[broker] queue_type`: must be the high side's, since both declare the job queues.
+    #[serde(default, skip_serializing_if = "BrokerConfig::is_default")]
+    pub broker: BrokerConfig,
     /// Job execution: `count` jobs at once, the sandbox and its limits (the high side sends each job's limits).
     #[serde(default)]
     pub worker: WorkerConfig,
@@ -461,6 +494,7 @@ impl WorkerSideConfig {
             amqp_url: amqp_url.to_string(),
             assets: assets.to_path_buf(),
             name: None,
+            broker: BrokerConfig::default(),
             worker: WorkerConfig::default(),
             runtimes: default_runtimes(),
             dir: dir.to_path_buf(),
@@ -552,6 +586,27 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// `[broker] queue_type` reads `classic` or `quorum`, is classic when left out (and then not written), and
+    /// refuses anything else naming the key.
+    #[test]
+    fn broker_queue_type_is_classic_unless_set_to_quorum() {
+        use super::{BrokerConfig, QueueType};
+        let read = |text: &str| toml::from_str::<BrokerConfig>(text);
+        assert_eq!(read("").unwrap().queue_type, QueueType::Classic);
+        assert_eq!(
+            read("queue_type = \"quorum\"").unwrap().queue_type,
+            QueueType::Quorum
+        );
+        let err = read("queue_type = \"stream\"").unwrap_err().to_string();
+        assert!(
+            err.contains("queue_type") || err.contains("classic"),
+            "{err}"
+        );
+        assert!(toml::to_string(&BrokerConfig::default())
+            .unwrap()
+            .is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -42,6 +42,14 @@ pub enum ServeError {
     /// A worker could not be set up (its work directory, its spool).
     #[error("{0}")]
     Setup(String),
+    /// The metrics address (`--metrics ADDR`) cannot be used.
+    #[error("--metrics {addr}: {reason}")]
+    MetricsAddr {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A service panicked.
     #[error("a service panicked: {0}")]
     Panicked(String),
@@ -54,6 +62,7 @@ impl ServeError {
         match self {
             ServeError::Broker(e) | ServeError::Topology { source: e, .. } => {
                 !e.is_access_refused()
+                    && !e.is_precondition_failed()
                     && matches!(
                         **e,
                         ferry_broker::BrokerError::Connect { .. }

@@ -20,10 +20,20 @@ pub async fn watcher(config: Config, mut stop: watch::Receiver<bool>) -> Result<
         let result = tokio::task::spawn_blocking(move || -> ferry_transfer::Result<usize> {
             let mut side = SideDir::from_config(c)?;
             let files = import::inbox_files(&side, true)?;
-            if files.is_empty() {
-                return Ok(0);
+            // One file at a time, so that each bundle's import is timed for the metrics.
+            let mut done = 0;
+            for file in &files {
+                let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+                let started = std::time::Instant::now();
+                let outcomes = import::import_files(
+                    &mut side,
+                    std::slice::from_ref(file),
+                    ImportOptions::default(),
+                )?;
+                crate::metrics::record_import(started, bytes, outcomes.iter().map(|(_, o)| o));
+                done += outcomes.len();
             }
-            Ok(import::import_files(&mut side, &files, ImportOptions::default())?.len())
+            Ok(done)
         })
         .await;
         match result {

@@ -152,13 +152,16 @@ pub async fn run(
         isolation,
         work_root,
     };
-    tokio::task::spawn_blocking(move || ferry_sandbox::run_job(&spec, &cancel))
+    let started = std::time::Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || ferry_sandbox::run_job(&spec, &cancel))
         .await
         .unwrap_or_else(|e| {
             Err(SandboxError::SandboxUnavailable(format!(
                 "the job's thread failed: {e}"
             )))
-        })
+        });
+    crate::metrics::JOB_RUN_SECONDS.observe_since(started);
+    outcome
 }
 
 /// The stored form of an outcome.

@@ -7,6 +7,7 @@
 //! - High side ([`high`]): the dispatcher (imported jobs → `ferry.jobs`), the workers (one job at a time in the
 //!   sandbox, via [`jobrun`]) and the inbox watcher.
 //! - [`supervise`]: runs a set of services, stops all when one fails or when told to.
+//! - [`metrics`]: the process's Prometheus counters and the `/metrics` server of `--metrics ADDR`.
 //!
 //! **Architecture Invariant:** a message is acked only after its effect is committed to the state store; a
 //! change a researcher must hear of is committed with its notification in one transaction.
@@ -16,6 +17,7 @@ mod high;
 mod inbox;
 pub mod jobrun;
 mod low;
+pub mod metrics;
 pub mod supervise;
 pub mod workers;
 
@@ -83,6 +85,7 @@ where
                         wait = RECONNECT_FIRST;
                     }
                     reconnects += 1;
+                    metrics::BROKER_RECONNECTS.inc();
                     tracing::warn!(
                         reconnects,
                         "the broker at {url} is unreachable or went away ({e}); connecting again in {:.1} s",

@@ -49,6 +49,8 @@ pub struct WorkerSetup {
     pub isolation: Isolation,
     /// Where job working directories are made.
     pub work_root: PathBuf,
+    /// The type of the job queues it declares (the high side's `[broker] queue_type`).
+    pub queue_type: ferry_core::config::QueueType,
 }
 
 impl WorkerSetup {
@@ -83,6 +85,7 @@ impl WorkerSetup {
             assets_root: config.assets.clone(),
             isolation: jobrun::isolation(&config.worker),
             work_root: config.dir.join("work"),
+            queue_type: config.broker.queue_type,
         }
     }
 }
@@ -289,9 +292,10 @@ pub async fn worker(
 ) -> Result<()> {
     let mut queues = Vec::new();
     for name in setup.runtimes.keys() {
-        queues.push(topology::declare_jobs_queue(&session, name).await?);
+        queues.push(topology::declare_jobs_queue(&session, name, setup.queue_type).await?);
     }
-    let mut jobs = session.consume_many(&queues, 1).await?;
+    let shared = setup.queue_type == ferry_core::config::QueueType::Classic;
+    let mut jobs = session.consume_many(&queues, 1, shared).await?;
     let mut cancels = session.listen(HIGH_CANCEL_EXCHANGE).await?;
     let actor = format!("worker-{n}@{}", setup.name);
     loop {
@@ -386,12 +390,12 @@ pub async fn run_worker(
         let url = url.clone();
         async move {
             let session = Arc::new(Session::connect(&url).await?);
-            topology::declare_high(&session).await.map_err(|source| {
-                crate::ServeError::Topology {
+            topology::declare_high(&session, setup.queue_type)
+                .await
+                .map_err(|source| crate::ServeError::Topology {
                     side: "high",
                     source: Box::new(source),
-                }
-            })?;
+                })?;
             tracing::info!(
                 workers = count,
                 runtimes = ?setup.runtimes.keys().collect::<Vec<_>>(),

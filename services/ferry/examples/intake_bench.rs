@@ -96,7 +96,9 @@ async fn main() {
 
     // Reference: the broker's own consume-and-ack rate for the same messages.
     let session = Session::connect(&url).await.unwrap();
-    ferry_broker::topology::declare_low(&session).await.unwrap();
+    ferry_broker::topology::declare_low(&session, Default::default())
+        .await
+        .unwrap();
     let scratch = "bench.reference";
     ferry_broker::topology::declare_scratch_queue(&session, scratch)
         .await

@@ -79,11 +79,11 @@ async fn main() {
     pair.register_dataset();
     let url = format!("amqp://guest:guest@127.0.0.1:5672/{}", pair.low_vhost);
     let session = Session::connect(&url).await.expect("connect");
-    ferry_broker::topology::declare_low(&session)
+    ferry_broker::topology::declare_low(&session, Default::default())
         .await
         .expect("topology");
     for queue in [RESEARCHER, REFERENCE] {
-        ferry_broker::topology::declare_results_queue(&session, queue)
+        ferry_broker::topology::declare_results_queue(&session, queue, Default::default())
             .await
             .expect("results queue");
     }

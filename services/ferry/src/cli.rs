@@ -92,6 +92,9 @@ pub enum Command {
         /// The worker's ferry.toml (`ferry init --side worker`).
         #[command(flatten)]
         config: ConfigArg,
+        /// Serve Prometheus metrics at http://ADDR/metrics (an IP address and port; port 0 picks one).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Pin the other side's public identity.
     Trust {
@@ -172,6 +175,10 @@ pub enum Command {
         /// a size such as 700M or 2GiB.
         #[arg(long, value_name = "SIZE", value_parser = ferry_bundle::parse_part_size)]
         max_part_size: Option<u64>,
+        /// When a bundle is written, write its size and how long it took to FILE in the Prometheus text format
+        /// (replaced whole), for node_exporter's textfile collector: FILE ending in .prom in its directory.
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
     /// Import bundles from inbox/ (or the files named).
     Import {
@@ -190,6 +197,10 @@ pub enum Command {
         /// The side's configuration.
         #[command(flatten)]
         config: ConfigArg,
+        /// Serve Prometheus metrics at http://ADDR/metrics (ADDR: IP:PORT, like 127.0.0.1:9464; port 0 picks a
+        /// free one, logged as "metrics on http://ADDR/metrics"). Off unless given.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Serve the owner's review console in a browser, on loopback, until SIGINT or SIGTERM: prints a sign-in URL
     /// that works once. Decisions are signed with --key, as `ferry review` signs them. One console per side.

@@ -109,7 +109,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             }
             setup::init(side, &dir, amqp.as_deref(), provision).map(|_| 0)
         }
-        Command::Worker { config } => serve::worker_cmd(&config.config).await.map(|_| 0),
+        Command::Worker { config, metrics } => serve::worker_cmd(&config.config, metrics.as_deref())
+            .await
+            .map(|_| 0),
         Command::Trust {
             action: TrustAction::Add {
                 config,
@@ -163,7 +165,14 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             config,
             resend,
             max_part_size,
-        } => transfer::export_cmd(&config.config, resend, max_part_size).map(|_| 0),
+            metrics_file,
+        } => transfer::export_cmd(
+            &config.config,
+            resend,
+            max_part_size,
+            metrics_file.as_deref(),
+        )
+        .map(|_| 0),
         Command::Keys {
             action: KeysAction::Rotate { config },
         } => transfer::rotate_cmd(&config.config).map(|_| 0),
@@ -178,7 +187,9 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
             files,
             accept_gap,
         } => transfer::import_cmd(&config.config, &files, accept_gap),
-        Command::Serve { config } => serve::serve_cmd(&config.config).await.map(|_| 0),
+        Command::Serve { config, metrics } => serve::serve_cmd(&config.config, metrics.as_deref())
+            .await
+            .map(|_| 0),
         Command::Console {
             config,
             key,

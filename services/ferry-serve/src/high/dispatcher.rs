@@ -50,7 +50,8 @@ pub(super) async fn dispatcher(
                 }
             };
             if !declared.contains(&job.runtime) {
-                topology::declare_jobs_queue(&session, &job.runtime).await?;
+                topology::declare_jobs_queue(&session, &job.runtime, config.broker.queue_type)
+                    .await?;
                 declared.insert(job.runtime.clone());
             }
             let body = serde_json::to_string(&*job).expect("a job message serializes");

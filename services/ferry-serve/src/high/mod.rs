@@ -37,7 +37,7 @@ pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Resu
         }
     }
     let session = Arc::new(Session::connect(&config.amqp_url).await?);
-    topology::declare_high(&session)
+    topology::declare_high(&session, config.broker.queue_type)
         .await
         .map_err(|source| ServeError::Topology {
             side: "high",
@@ -85,6 +85,7 @@ fn in_process_setup(config: &Config) -> Result<WorkerSetup> {
         assets_root: "/".into(),
         isolation: jobrun::isolation(&config.worker),
         work_root: ferry_transfer::Layout::new(&config.dir).work_dir(),
+        queue_type: config.broker.queue_type,
     })
 }
 

@@ -88,7 +88,7 @@ async fn handle_batch(
                 "request from a user that is not a valid researcher name: dead-lettered"
             ),
             Some(u) if queues_declared.insert(u.clone()) => {
-                topology::declare_results_queue(session, u).await?;
+                topology::declare_results_queue(session, u, config.broker.queue_type).await?;
             }
             Some(_) => {}
         }
@@ -124,8 +124,11 @@ fn record_batch(
         .collect();
     let tx = store.begin(Side::Low)?;
     let mut settle = Vec::with_capacity(batch.len());
+    // Counted once the transaction commits: a rolled-back batch is redelivered and counted then.
+    let (mut taken, mut refused) = (0, 0);
     for ((msg, user), checked) in batch.iter().zip(senders).zip(checked) {
         let Some(user) = user else {
+            refused += 1;
             settle.push(Settle::DeadLetter);
             continue;
         };
@@ -133,6 +136,7 @@ fn record_batch(
         settle.push(match checked {
             Err(refusal) => {
                 tracing::info!(reason = %refusal.reason, "request refused");
+                refused += 1;
                 tx.refuse(user, refusal.job_id.as_deref(), "", &refusal.reason)?;
                 if refusal.unparsable {
                     Settle::DeadLetter
@@ -142,12 +146,16 @@ fn record_batch(
             }
             Ok(req) => {
                 match tx.submit(&req, user)? {
-                    Submitted::New(job) => tracing::info!(job_id = %job.job_id, "request accepted"),
+                    Submitted::New(job) => {
+                        taken += 1;
+                        tracing::info!(job_id = %job.job_id, "request accepted")
+                    }
                     Submitted::Repeat(job) => {
                         tracing::info!(job_id = %job.job_id, "repeated request: nothing changed")
                     }
                     Submitted::Conflict(job) => {
                         tracing::info!(job_id = %job.job_id, "job id reused by a different request");
+                        refused += 1;
                         tx.refuse(
                             user,
                             Some(&job.job_id),
@@ -161,6 +169,8 @@ fn record_batch(
         });
     }
     tx.commit()?;
+    crate::metrics::REQUESTS_TAKEN.add(taken);
+    crate::metrics::REQUESTS_REFUSED.add(refused);
     Ok(settle)
 }
 

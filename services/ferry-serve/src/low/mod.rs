@@ -15,7 +15,7 @@ use crate::error::{Result, ServeError};
 
 pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
     let session = Session::connect(&config.amqp_url).await?;
-    topology::declare_low(&session)
+    topology::declare_low(&session, config.broker.queue_type)
         .await
         .map_err(|source| ServeError::Topology {
             side: "low",

@@ -87,7 +87,8 @@ pub(super) async fn notifier(
             }
             Err(BrokerError::Unroutable { routing_key, .. }) => {
                 tracing::info!(researcher = %routing_key, "declaring the missing results queue");
-                topology::declare_results_queue(&session, &routing_key).await?;
+                topology::declare_results_queue(&session, &routing_key, config.broker.queue_type)
+                    .await?;
             }
             Err(e) => tracing::error!("publishing job updates: {e}"),
         }

@@ -252,8 +252,9 @@ async fn add_steps(
     queue_was_there: bool,
     made: &mut Vec<Made>,
 ) -> Result<()> {
-    ferry_broker::topology::declare_low(service).await?;
-    ferry_broker::topology::declare_results_queue(service, name).await?;
+    let queue_type = broker.side.config.broker.queue_type;
+    ferry_broker::topology::declare_low(service, queue_type).await?;
+    ferry_broker::topology::declare_results_queue(service, name, queue_type).await?;
     if !queue_was_there {
         made.push(Made::Queue(wire::results_queue(name)));
     }

@@ -17,7 +17,13 @@ fn shown(p: &Path) -> String {
 }
 
 /// `ferry export --config CFG [--resend SEQ] [--max-part-size SIZE]`.
-pub fn export_cmd(config: &Path, resend: Option<u64>, max_part_size: Option<u64>) -> Result<()> {
+pub fn export_cmd(
+    config: &Path,
+    resend: Option<u64>,
+    max_part_size: Option<u64>,
+    metrics_file: Option<&Path>,
+) -> Result<()> {
+    let started = std::time::Instant::now();
     let mut side = SideDir::open(config)?;
     let outbox = side.layout.outbox();
     let packing = Activity::start(
@@ -33,7 +39,27 @@ pub fn export_cmd(config: &Path, resend: Option<u64>, max_part_size: Option<u64>
     };
     drop(packing);
     match written {
-        Some(exported) => print_exported(&side, &exported, max_part_size)?,
+        Some(exported) => {
+            let took = started.elapsed();
+            print_exported(&side, &exported, max_part_size)?;
+            if let Some(file) = metrics_file {
+                let bytes = std::fs::metadata(&exported.path)
+                    .map(|m| m.len())
+                    .with_context(|| format!("reading {}", shown(&exported.path)))?;
+                let text = ferry_serve::metrics::export_textfile(
+                    side.config.side.as_str(),
+                    bytes,
+                    took,
+                    ferry_core::now(),
+                );
+                ferry_serve::metrics::write_textfile(file, &text).with_context(|| {
+                    format!(
+                        "the bundle is written, but its metrics could not be: writing {}",
+                        shown(file)
+                    )
+                })?;
+            }
+        }
         None => println!(
             "nothing pending for the {} side: no bundle written",
             side.config.side.peer().as_str()

@@ -496,11 +496,17 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
     /// Starts `ferry serve` for a side (making the vhosts first if need be).
     pub fn serve(&mut self, config: &Path) {
+        self.serve_with(config, &[]);
+    }
+
+    /// [`Pair::serve`] with more arguments (`--metrics 127.0.0.1:0`, ...).
+    pub fn serve_with(&mut self, config: &Path, extra: &[&str]) {
         self.broker();
         become_subreaper();
         let log = std::fs::File::create(config.with_extension("serve.log")).unwrap();
         let child = Command::new(ferry_bin())
             .args(["serve", "--config", config.to_str().unwrap()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -524,6 +530,17 @@ sys.exit(os.waitstatus_to_exitcode(status))
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The `http://ADDR/metrics` URL a side's `ferry serve --metrics` logged, once it has.
+    pub fn metrics_url(&self, config: &Path) -> String {
+        let log = config.with_extension("serve.log");
+        self.wait_for("ferry serve to log its metrics address", || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let start = text.find("metrics on http://")? + "metrics on ".len();
+            let url = text[start..].split_whitespace().next()?;
+            url.ends_with("/metrics").then(|| url.to_string())
+        })
     }
 
     /// What the `ferry serve` processes logged so far.

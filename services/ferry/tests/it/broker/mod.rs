@@ -4,8 +4,10 @@
 mod accounts;
 mod assets;
 mod cli;
+mod deploy;
 mod faults;
 mod intake;
+mod metrics;
 mod quickstart;
 mod researcher;
 mod review;

@@ -4,6 +4,7 @@
 mod cli;
 #[cfg(feature = "failpoints")]
 mod crash;
+mod deploy;
 mod docs;
 mod doctor;
 mod media;

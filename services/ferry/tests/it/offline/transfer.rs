@@ -337,3 +337,51 @@ fn importing_large_results_holds_them_on_disk_not_in_memory() {
         assert!(row.data == *data, "{name} differs");
     }
 }
+
+/// `ferry export --metrics-file F` leaves F in the Prometheus text format with the bundle's real size, replaced
+/// whole on the next export, and nothing beside it.
+#[test]
+fn export_writes_its_metrics_file_for_the_textfile_collector() {
+    let pair = Pair::create();
+    pair.approved_jobs(1);
+    let dir = pair.dir.path().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("ferry-low.prom");
+    let sample = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{{side=\"low\"}} ")))
+            .unwrap_or_else(|| panic!("{name} not in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let mut sizes = Vec::new();
+    for _ in 0..2 {
+        let out = pair.ok(&[
+            "export",
+            "--config",
+            pair.low_s(),
+            "--metrics-file",
+            file.to_str().unwrap(),
+        ]);
+        let bundle = std::path::PathBuf::from(out.trim());
+        let size = std::fs::metadata(&bundle).unwrap().len();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains("# TYPE ferry_bundle_export_bytes gauge"),
+            "{text}"
+        );
+        assert_eq!(sample(&text, "ferry_bundle_export_bytes"), size as f64);
+        assert!(sample(&text, "ferry_bundle_export_seconds") > 0.0, "{text}");
+        let at = sample(&text, "ferry_bundle_export_timestamp_seconds");
+        assert!((at - ferry_core::now() as f64).abs() < 600.0, "{text}");
+        sizes.push(size);
+        // Three more jobs: the next bundle is larger, and the file must say so.
+        pair.approved_jobs(3);
+    }
+    assert_ne!(sizes[0], sizes[1], "the file was not replaced: {sizes:?}");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["ferry-low.prom"]);
+}
