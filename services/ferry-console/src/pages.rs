@@ -31,16 +31,23 @@ fn awaiting(side: Side) -> JobState {
     }
 }
 
+/// Every page's head: its title and the console's one stylesheet.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            title { "Ferry console: " (title) }
+            link rel="stylesheet" href="/console.css";
+        }
+    }
+}
+
 /// A page of its own for a refusal or an error (no navigation: the visitor may not be signed in).
 pub fn message(title: &str, text: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { "Ferry console: " (title) }
-                link rel="stylesheet" href="/console.css";
-            }
+            (head(title))
             body {
                 main {
                     h1 { (title) }
@@ -56,11 +63,7 @@ fn layout(app: &App, title: &str, flash: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { "Ferry console: " (title) }
-                link rel="stylesheet" href="/console.css";
-            }
+            (head(title))
             body {
                 header {
                     nav {

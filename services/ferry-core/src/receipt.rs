@@ -48,8 +48,8 @@ pub struct RunFacts {
     pub code_sha256: String,
     /// The runtime's name.
     pub runtime: String,
-    /// The runtime's content hash (`docs/runtimes.md`), hex; for a configured runtime, the SHA-256 of its
-    /// interpreter's binary.
+    /// The runtime's content hash (`docs/runtimes.md`), hex; a configured runtime is hashed as
+    /// `ferry runtime add` would hash it.
     pub runtime_sha256: String,
     /// The assets it read, with their versions.
     pub assets: Vec<AssetVersion>,

@@ -12,7 +12,6 @@
 //! Anything else (a socket, a FIFO, a device) is refused: it has no content to hash. The hash of a regular file
 //! given instead of a directory is the SHA-256 of its content. Both are computed streaming, in bounded memory.
 
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +27,14 @@ pub enum TreeError {
         path: PathBuf,
         /// What the system said.
         source: std::io::Error,
+    },
+    /// More entries than the caller allows.
+    #[error("{} holds more than {max} entries", path.display())]
+    TooMany {
+        /// The tree.
+        path: PathBuf,
+        /// The cap.
+        max: usize,
     },
     /// An entry that is neither a file, a directory nor a link.
     #[error("{} is a {kind}, which has no content to hash", path.display())]
@@ -46,19 +53,38 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
     }
 }
 
-/// SHA-256 of a file's content, hex, read in 1 MiB pieces.
+/// SHA-256 of a file's content, hex, streamed.
 pub fn file_sha256(path: &Path) -> Result<String, TreeError> {
     let mut file = std::fs::File::open(path).map_err(io(path))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    std::io::copy(&mut file, &mut hasher).map_err(io(path))?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// Every entry under the directory `root`, as paths relative to it, in byte order (so each directory comes
+/// before what it holds); links are listed, not followed. More than `max` entries is [`TreeError::TooMany`].
+pub fn walk(root: &Path, max: usize) -> Result<Vec<PathBuf>, TreeError> {
+    let mut entries: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let path = rel.join(entry.file_name());
+            if entry.file_type().map_err(io(&dir))?.is_dir() {
+                stack.push(path.clone());
+            }
+            entries.push(path);
+            if entries.len() > max {
+                return Err(TreeError::TooMany {
+                    path: root.to_path_buf(),
+                    max,
+                });
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    Ok(entries)
 }
 
 /// What kind of special file `meta` is, if it is one.
@@ -83,37 +109,24 @@ pub fn tree_sha256(root: &Path) -> Result<String, TreeError> {
         return file_sha256(root);
     }
     let mut listing = Sha256::new();
-    let mut stack = vec![PathBuf::new()];
-    let mut entries: Vec<(Vec<u8>, PathBuf)> = Vec::new();
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
-            let path = rel.join(entry.file_name());
-            entries.push((path.as_os_str().as_bytes().to_vec(), path.clone()));
-            if entry.file_type().map_err(io(&dir))?.is_dir() {
-                stack.push(path);
-            }
-        }
-    }
-    entries.sort();
-    for (bytes, rel) in entries {
+    for rel in walk(root, usize::MAX)? {
+        let bytes = rel.as_os_str().as_bytes();
         let full = root.join(&rel);
         let meta = std::fs::symlink_metadata(&full).map_err(io(&full))?;
         if meta.is_dir() {
             listing.update(b"D ");
-            listing.update(&bytes);
+            listing.update(bytes);
             listing.update(b"\n");
         } else if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&full).map_err(io(&full))?;
             listing.update(b"L ");
-            listing.update(&bytes);
+            listing.update(bytes);
             listing.update(b"\0");
             listing.update(target.as_os_str().as_bytes());
             listing.update(b"\n");
         } else if meta.is_file() {
             listing.update(b"F ");
-            listing.update(&bytes);
+            listing.update(bytes);
             listing.update(b"\0");
             listing.update(file_sha256(&full)?.as_bytes());
             listing.update(b"\n");

@@ -51,18 +51,25 @@ pub fn runtime_named(
     }))
 }
 
-/// A runtime's content hash, for run receipts: a registered runtime's recorded one, or for a configured runtime
-/// the SHA-256 of its interpreter's binary (empty when it cannot be read).
+/// A configured runtime's content hash, for run receipts: the version `ferry runtime add` would record for its
+/// interpreter (`PythonEnv::content_sha256`), so that serve's workers and `ferry worker` name the same environment
+/// alike; empty when the interpreter cannot be inspected.
+pub fn configured_runtime_sha256(config: &RuntimeConfig) -> String {
+    ferry_sandbox::python::inspect(&config.program)
+        .ok()
+        .and_then(|env| env.content_sha256().ok())
+        .unwrap_or_default()
+}
+
+/// A runtime's content hash, for run receipts: a registered runtime's recorded one, or a configured runtime's
+/// ([`configured_runtime_sha256`]).
 pub fn runtime_sha256(
     config: &ferry_core::Config,
     store: &ferry_core::Store,
     name: &str,
 ) -> Result<String, ferry_core::StoreError> {
     if let Some(rt) = config.runtimes.get(name) {
-        return Ok(std::fs::canonicalize(&rt.program)
-            .ok()
-            .and_then(|p| ferry_core::tree::file_sha256(&p).ok())
-            .unwrap_or_default());
+        return Ok(configured_runtime_sha256(rt));
     }
     Ok(store
         .runtime(name)?

@@ -64,17 +64,11 @@ impl WorkerSetup {
             .runtimes
             .iter()
             .map(|(n, rt)| {
-                // The same version `ferry runtime add` records: a virtualenv identical to the one the high side
-                // registered has the same tree hash.
-                let sha256 = ferry_sandbox::python::inspect(&rt.program)
-                    .ok()
-                    .and_then(|env| env.content_sha256().ok())
-                    .unwrap_or_default();
                 (
                     n.clone(),
                     WorkerRuntime {
                         runtime: jobrun::runtime(n, rt),
-                        sha256,
+                        sha256: jobrun::configured_runtime_sha256(rt),
                     },
                 )
             })

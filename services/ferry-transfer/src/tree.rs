@@ -27,34 +27,10 @@ fn invalid(why: String) -> TransferError {
     TransferError::Invalid(why)
 }
 
-/// Every entry under `root`, relative, in byte order of the paths (directories before what they hold).
+/// Every entry under `root`, relative, in byte order of the paths (directories before what they hold), at most
+/// [`MAX_TREE_ENTRIES`].
 fn entries(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        let read = std::fs::read_dir(&dir).map_err(|e| TransferError::io("listing", &dir, e))?;
-        for entry in read {
-            let entry = entry.map_err(|e| TransferError::io("listing", &dir, e))?;
-            let path = rel.join(entry.file_name());
-            let is_dir = entry
-                .file_type()
-                .map_err(|e| TransferError::io("reading", &root.join(&path), e))?
-                .is_dir();
-            out.push(path.clone());
-            if is_dir {
-                stack.push(path);
-            }
-            if out.len() > MAX_TREE_ENTRIES {
-                return Err(invalid(format!(
-                    "{} holds more than {MAX_TREE_ENTRIES} entries",
-                    root.display()
-                )));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
-    Ok(out)
+    ferry_core::tree::walk(root, MAX_TREE_ENTRIES).map_err(|e| invalid(e.to_string()))
 }
 
 /// The text files under a directory, read one after another with a newline between them (for the echo index):

@@ -212,18 +212,14 @@ async fn apply(
                 return over(&dir);
             }
             tracing::warn!(job_id, worker, reason, "job failed");
-            let tx = store.begin(Side::High)?;
-            tx.transition(
+            fail_retryable(
+                store,
                 job_id,
                 &[JobState::Exported, JobState::Running],
-                JobState::Failed,
                 &worker,
-                Some(&reason),
-            )?;
-            tx.mark_retryable(job_id)?;
-            tx.commit()?;
-            let _ = std::fs::remove_dir_all(&dir);
-            Ok(Settle::Done)
+                &reason,
+                &dir,
+            )
         }
         WorkerReport::Finished {
             worker,
@@ -250,18 +246,14 @@ async fn apply(
                         "the worker's result arrived incomplete ({missing}); retry the job"
                     );
                     tracing::error!(job_id, reason);
-                    let tx = store.begin(Side::High)?;
-                    tx.transition(
+                    return fail_retryable(
+                        store,
                         job_id,
                         &[JobState::Running],
-                        JobState::Failed,
                         &worker,
-                        Some(&reason),
-                    )?;
-                    tx.mark_retryable(job_id)?;
-                    tx.commit()?;
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Ok(Settle::Done);
+                        &reason,
+                        &dir,
+                    );
                 }
             };
             let stdout = read.remove("stdout").unwrap_or_default();
@@ -357,4 +349,22 @@ async fn disclosure_checks(
     });
     task.await
         .map_err(|e| ServeError::Panicked(format!("the disclosure checks: {e}")))?
+}
+
+/// Fails `job_id` (from one of `from`) for a reason not its own, so that `ferry review retry` may run it again, and
+/// drops its spooled reports.
+fn fail_retryable(
+    store: &mut Store,
+    job_id: &str,
+    from: &[JobState],
+    worker: &str,
+    reason: &str,
+    dir: &Path,
+) -> Result<Settle> {
+    let tx = store.begin(Side::High)?;
+    tx.transition(job_id, from, JobState::Failed, worker, Some(reason))?;
+    tx.mark_retryable(job_id)?;
+    tx.commit()?;
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(Settle::Done)
 }

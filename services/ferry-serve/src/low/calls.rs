@@ -130,65 +130,55 @@ fn answer(
             list.sort_by(|a, b| a.name.cmp(&b.name));
             reply.runtime_details = Some(list);
         }
-        Call::Mock {
-            asset,
-            offset: Some(offset),
-        } => {
+        Call::Mock { asset, offset } => {
             let a = store.asset(&asset)?.ok_or_else(|| {
                 CallError(format!(
                     "unknown asset {asset:?}: `ferry assets` lists them"
                 ))
             })?;
-            if offset > a.mock_size {
-                return Err(CallError(format!(
-                    "offset {offset} is past the end of the mock of {asset} ({} bytes)",
-                    a.mock_size
-                )));
-            }
-            // One piece, read where it lies: the low side never holds more of a mock than this.
-            let len = (a.mock_size - offset).min(ferry_core::wire::MOCK_CHUNK_BYTES) as usize;
-            let mut piece = vec![0u8; len];
-            {
-                use std::io::{Read, Seek};
-                let mut file = std::fs::File::open(&a.mock_path)
+            if let Some(offset) = offset {
+                if offset > a.mock_size {
+                    return Err(CallError(format!(
+                        "offset {offset} is past the end of the mock of {asset} ({} bytes)",
+                        a.mock_size
+                    )));
+                }
+                // One piece, read where it lies: the low side never holds more of a mock than this.
+                let len = (a.mock_size - offset).min(ferry_core::wire::MOCK_CHUNK_BYTES) as usize;
+                let mut piece = vec![0u8; len];
+                {
+                    use std::io::{Read, Seek};
+                    let mut file = std::fs::File::open(&a.mock_path)
+                        .map_err(|e| CallError(format!("reading the mock of {asset}: {e}")))?;
+                    file.seek(std::io::SeekFrom::Start(offset))
+                        .and_then(|_| file.read_exact(&mut piece))
+                        .map_err(|e| CallError(format!("reading the mock of {asset}: {e}")))?;
+                }
+                use base64::Engine;
+                reply.mock = Some(MockData {
+                    asset,
+                    sha256: a.mock_sha256,
+                    data_base64: base64::engine::general_purpose::STANDARD.encode(&piece),
+                    offset,
+                    size: a.mock_size,
+                    tree: a.mock_tree,
+                });
+            } else {
+                if a.mock_size > MAX_MOCK_BYTES {
+                    return Err(CallError(format!("the mock of {asset} is {} bytes, over the {MAX_MOCK_BYTES} bytes served whole: ask for it in pieces (`offset`), as `ferry mock fetch` does", a.mock_size)));
+                }
+                let data = std::fs::read(&a.mock_path)
                     .map_err(|e| CallError(format!("reading the mock of {asset}: {e}")))?;
-                file.seek(std::io::SeekFrom::Start(offset))
-                    .and_then(|_| file.read_exact(&mut piece))
-                    .map_err(|e| CallError(format!("reading the mock of {asset}: {e}")))?;
+                use base64::Engine;
+                reply.mock = Some(MockData {
+                    asset,
+                    sha256: ferry_core::sha256_hex(&data),
+                    data_base64: base64::engine::general_purpose::STANDARD.encode(&data),
+                    offset: 0,
+                    size: data.len() as u64,
+                    tree: a.mock_tree,
+                });
             }
-            use base64::Engine;
-            reply.mock = Some(MockData {
-                asset,
-                sha256: a.mock_sha256,
-                data_base64: base64::engine::general_purpose::STANDARD.encode(&piece),
-                offset,
-                size: a.mock_size,
-                tree: a.mock_tree,
-            });
-        }
-        Call::Mock {
-            asset,
-            offset: None,
-        } => {
-            let a = store.asset(&asset)?.ok_or_else(|| {
-                CallError(format!(
-                    "unknown asset {asset:?}: `ferry assets` lists them"
-                ))
-            })?;
-            if a.mock_size > MAX_MOCK_BYTES {
-                return Err(CallError(format!("the mock of {asset} is {} bytes, over the {MAX_MOCK_BYTES} bytes served whole: ask for it in pieces (`offset`), as `ferry mock fetch` does", a.mock_size)));
-            }
-            let data = std::fs::read(&a.mock_path)
-                .map_err(|e| CallError(format!("reading the mock of {asset}: {e}")))?;
-            use base64::Engine;
-            reply.mock = Some(MockData {
-                asset,
-                sha256: ferry_core::sha256_hex(&data),
-                data_base64: base64::engine::general_purpose::STANDARD.encode(&data),
-                offset: 0,
-                size: data.len() as u64,
-                tree: a.mock_tree,
-            });
         }
         Call::Status { job_id } => {
             let job = own_job(store, &job_id)?;
