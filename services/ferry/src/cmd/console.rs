@@ -11,6 +11,7 @@ use crate::cli::KeyArg;
 
 /// `ferry console --config CFG [--key FILE] [--listen ADDR]`: prints the one-time sign-in URL on stdout.
 pub async fn console_cmd(config: &Path, key: &KeyArg, listen: SocketAddr) -> Result<()> {
+    let shutdown = super::serve::shutdown_signal()?;
     let key = super::review::load_key(key).context("loading the reviewer key (--key)")?;
     let console = Console::bind(Options {
         config: config.to_path_buf(),
@@ -27,6 +28,6 @@ pub async fn console_cmd(config: &Path, key: &KeyArg, listen: SocketAddr) -> Res
         console.url()
     )?;
     out.flush()?;
-    console.serve(super::serve::wait_for_signal()).await?;
+    console.serve(shutdown).await?;
     Ok(())
 }

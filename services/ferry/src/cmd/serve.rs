@@ -8,6 +8,7 @@ use ferry_serve::metrics;
 
 /// `ferry serve --config CFG [--metrics ADDR]`.
 pub async fn serve_cmd(config_path: &Path, metrics_addr: Option<&str>) -> Result<()> {
+    let shutdown = shutdown_signal()?;
     let config = Config::load(config_path)
         .with_context(|| format!("loading configuration {}", config_path.display()))?;
     // Bound before anything starts, so that a bad or busy address fails the command at once.
@@ -31,7 +32,7 @@ pub async fn serve_cmd(config_path: &Path, metrics_addr: Option<&str>) -> Result
         &queues,
     )
     .await?;
-    let served = ferry_serve::run(config, wait_for_signal()).await;
+    let served = ferry_serve::run(config, shutdown).await;
     stop_metrics(metrics_server).await?;
     served?;
     Ok(())
@@ -71,6 +72,7 @@ async fn stop_metrics(server: Option<MetricsServer>) -> Result<()> {
 
 /// `ferry worker --config CFG [--metrics ADDR]`.
 pub async fn worker_cmd(config_path: &Path, metrics_addr: Option<&str>) -> Result<()> {
+    let shutdown = shutdown_signal()?;
     let config = ferry_core::config::WorkerSideConfig::load(config_path)
         .with_context(|| format!("loading worker configuration {}", config_path.display()))?;
     let queues: Vec<String> = config
@@ -85,18 +87,24 @@ pub async fn worker_cmd(config_path: &Path, metrics_addr: Option<&str>) -> Resul
         &queues,
     )
     .await?;
-    let worked = ferry_serve::workers::run_worker(config, wait_for_signal()).await;
+    let worked = ferry_serve::workers::run_worker(config, shutdown).await;
     stop_metrics(metrics_server).await?;
     worked?;
     Ok(())
 }
 
-/// Returns on SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal() {
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that completes on either.
+///
+/// The handlers are installed before the future is first polled: a service still opening its store or
+/// its broker connection when a signal arrives shuts down cleanly instead of dying of the signal.
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }

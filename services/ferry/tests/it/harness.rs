@@ -514,6 +514,18 @@ sys.exit(os.waitstatus_to_exitcode(status))
         self.serves.push(child);
     }
 
+    /// Waits until the serve of `config` has logged that it is starting: from then on it has its signal handlers,
+    /// so a SIGTERM stops it cleanly.
+    pub fn wait_until_started(&self, config: &Path) {
+        let log = config.with_extension("serve.log");
+        self.wait_for("ferry serve to start", || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("starting")
+                .then_some(())
+        });
+    }
+
     /// Waits until `f` returns Some; panics with the serve logs after [`patience`].
     pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         let start = Instant::now();

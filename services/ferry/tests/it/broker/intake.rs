@@ -167,9 +167,30 @@ fn serve_stops_cleanly_on_sigterm() {
             .success()
             .then_some(())
     });
+    // The high side answers no call: wait for it to say it is starting, or a SIGTERM may come before main.
+    pair.wait_until_started(&pair.high.clone());
     for status in pair.stop_serves() {
         let status = status.expect("ferry serve did not stop after SIGTERM");
         assert!(status.success(), "{status:?}");
+    }
+}
+
+/// CI found a high side killed by a SIGTERM that came while it was still starting: its handler was installed only
+/// when the shutdown future was first polled. Now it is installed before the side opens anything.
+#[test]
+fn serve_terminated_the_moment_it_logs_starting_stops_cleanly() {
+    let mut pair = Pair::with_broker();
+    for round in 0..5 {
+        pair.serve(&pair.high.clone());
+        pair.wait_until_started(&pair.high.clone());
+        for status in pair.stop_serves() {
+            let status = status.expect("ferry serve did not stop after SIGTERM");
+            assert!(
+                status.success(),
+                "round {round}: {status:?}\n{}",
+                pair.serve_logs()
+            );
+        }
     }
 }
 
