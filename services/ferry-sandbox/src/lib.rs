@@ -31,6 +31,7 @@
 //! failure to set up isolation is a [`SandboxError::SandboxUnavailable`], never a silent fallback.
 
 mod capture;
+mod cgroup;
 mod command;
 mod error;
 mod outcome;
@@ -46,6 +47,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+pub use cgroup::job_cgroups;
 pub use command::{SANDBOX_GID, SANDBOX_UID};
 pub use error::SandboxError;
 pub use outcome::{JobOutcome, OutputCap, OutputFile, RefusedOutput, Termination};

@@ -54,6 +54,9 @@ pub enum Termination {
     /// `outputs/` grew past `max_output_bytes` (or past its entry or depth caps) and the job was killed;
     /// [`JobOutcome::output_limit`] says which cap.
     OutputLimit,
+    /// The job as a whole (every process, its shared memory and scratch) reached the memory limit of its
+    /// cgroup, and the kernel killed a process of it.
+    JobMemoryLimit,
 }
 
 /// What a job that ran did.
@@ -79,10 +82,23 @@ pub struct JobOutcome {
     pub output_limit: Option<OutputCap>,
     /// True when the job ran without isolation ([`crate::Isolation::Unsandboxed`], development only).
     pub unsandboxed: bool,
+    /// The cgroup version (`"v2"` or `"v1"`) of the cgroup the job ran in as a whole, or `None` when this host
+    /// gave it none (the per-process bounds then hold alone; see ISOLATION.md).
+    pub cgroup: Option<&'static str>,
+    /// The kernel killed a process of the job because the job as a whole reached its cgroup's memory limit
+    /// (when that process was the job's own, the termination is [`Termination::JobMemoryLimit`]).
+    pub job_memory_limit_hit: bool,
     /// From start to end of the job's process tree.
     pub duration: Duration,
     /// The limits it ran under, for reports.
     pub limits: Limits,
+}
+
+/// The memory limit of a job's cgroup: what one process may map, plus its two scratch tmpfs.
+pub(crate) fn job_memory_limit(limits: &Limits) -> u64 {
+    limits
+        .memory_bytes
+        .saturating_add(limits.max_output_bytes.saturating_mul(2))
 }
 
 impl JobOutcome {
@@ -122,6 +138,12 @@ impl JobOutcome {
                 human_duration(self.limits.wall_time)
             ),
             Termination::Cancelled => "cancelled".to_string(),
+            Termination::JobMemoryLimit => format!(
+                "killed: the job as a whole reached its memory limit of {} ({} per process plus its /tmp and \
+                 /dev/shm)",
+                human_bytes(job_memory_limit(&self.limits)),
+                human_bytes(self.limits.memory_bytes)
+            ),
             Termination::OutputLimit => match self.output_limit {
                 Some(OutputCap::Bytes) | None => format!(
                     "killed: outputs exceeded the limit of {}",
@@ -137,6 +159,13 @@ impl JobOutcome {
                 ),
             },
         };
+        if self.job_memory_limit_hit && self.termination != Termination::JobMemoryLimit {
+            let _ = write!(
+                line,
+                "; a process of the job was killed at the job's memory limit of {}",
+                human_bytes(job_memory_limit(&self.limits))
+            );
+        }
         if !self.refused_outputs.is_empty() {
             // Named here, escaped, so that the owner and the researcher both see which files did not cross and
             // why: a lookalike of another output's name is visible as what it is.
@@ -222,6 +251,8 @@ mod tests {
             refused_outputs: Vec::new(),
             output_limit: None,
             unsandboxed: false,
+            cgroup: None,
+            job_memory_limit_hit: false,
             duration: Duration::ZERO,
             limits: Limits {
                 wall_time: Duration::from_secs(5),
@@ -259,6 +290,23 @@ mod tests {
         assert!(o.succeeded());
         assert_eq!(o.exit_code(), Some(0));
         assert_eq!(outcome(Termination::Cancelled).exit_code(), None);
+    }
+
+    #[test]
+    fn a_kill_at_the_job_memory_limit_names_the_limit_of_the_job_as_a_whole() {
+        let mut o = outcome(Termination::JobMemoryLimit);
+        o.job_memory_limit_hit = true;
+        assert_eq!(
+            o.summary(),
+            "killed: the job as a whole reached its memory limit of 1044 MiB (1 GiB per process plus its /tmp \
+             and /dev/shm)"
+        );
+        // The job's own process survived the kill of one of its children: said after its status.
+        o.termination = Termination::Exited(0);
+        assert_eq!(
+            o.summary(),
+            "exited with status 0; a process of the job was killed at the job's memory limit of 1044 MiB"
+        );
     }
 
     #[test]

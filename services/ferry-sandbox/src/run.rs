@@ -15,6 +15,7 @@ use rustix::fs::{fstat, open, FileType, Mode, OFlags};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 use crate::capture::Capture;
+use crate::cgroup::JobCgroup;
 use crate::command::{self, BwrapFds, Privilege, ROOT_MAPPED_ID_MAP, SANDBOX_GID, SANDBOX_UID};
 use crate::outputs::OutputsDir;
 use crate::spec::JOB_DIR;
@@ -80,8 +81,20 @@ pub(crate) fn run(
     let outputs = OutputsDir::open(dir.outputs())
         .map_err(|e| SandboxError::io("opening the job's outputs directory", e))?;
 
+    let cgroup = if sandboxed {
+        let memory_max = crate::outcome::job_memory_limit(&spec.limits);
+        match JobCgroup::create(&spec.job_id, memory_max, spec.limits.max_processes) {
+            Ok(cgroup) => cgroup,
+            Err(reason) => {
+                tracing::warn!(job_id = %spec.job_id, "the job runs without a cgroup of its own: {reason}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut job = if sandboxed {
-        spawn_sandboxed(spec, tools, &inputs, &outputs, as_root)?
+        spawn_sandboxed(spec, tools, &inputs, &outputs, as_root, cgroup.as_ref())?
     } else {
         spawn_unsandboxed(spec, tools, &dir)?
     };
@@ -105,6 +118,8 @@ pub(crate) fn run(
     let ended = job.end(!matches!(watched, Ok(None)));
     let stopped = watched?;
     let status = ended?;
+    let cgroup_version = cgroup.as_ref().map(JobCgroup::version);
+    let cgroup_end = cgroup.map(JobCgroup::finish).unwrap_or_default();
 
     let streams_deadline = Instant::now() + Duration::from_secs(2);
     let (stdout, stdout_truncated) = stdout.finish(streams_deadline);
@@ -117,6 +132,9 @@ pub(crate) fn run(
         )));
     }
     let mut termination = stopped.unwrap_or_else(|| termination_of(status, sandboxed));
+    if cgroup_end.oom_killed && matches!(termination, Termination::Signaled(_)) {
+        termination = Termination::JobMemoryLimit;
+    }
     if sandboxed
         && recheck == Recheck::Yes
         && looks_like_bwrap_failure(termination, &stdout, &stderr)
@@ -154,6 +172,8 @@ pub(crate) fn run(
         refused_outputs: collected.refused,
         output_limit: collected.over,
         unsandboxed: !sandboxed,
+        cgroup: cgroup_version,
+        job_memory_limit_hit: cgroup_end.oom_killed,
         duration,
         limits: spec.limits,
     })
@@ -170,6 +190,8 @@ fn outcome_without_run(spec: &JobSpec, termination: Termination) -> JobOutcome {
         refused_outputs: Vec::new(),
         output_limit: None,
         unsandboxed: spec.isolation == Isolation::Unsandboxed,
+        cgroup: None,
+        job_memory_limit_hit: false,
         duration: Duration::ZERO,
         limits: spec.limits,
     }
@@ -283,6 +305,7 @@ fn spawn_sandboxed(
     inputs: &[(String, OwnedFd)],
     outputs: &OutputsDir,
     as_root: bool,
+    cgroup: Option<&JobCgroup>,
 ) -> Result<Running, SandboxError> {
     let pipe_error = |e| SandboxError::io("creating a pipe for bwrap", e);
     let script = memfd("ferry-job-script", spec.code.as_bytes())
@@ -335,6 +358,12 @@ fn spawn_sandboxed(
         inherited.push(block.as_raw_fd());
     }
     crate::sys::pass_only(&mut cmd, inherited);
+    if let Some(cgroup) = cgroup {
+        crate::sys::join_cgroups(
+            &mut cmd,
+            cgroup.procs().iter().map(AsRawFd::as_raw_fd).collect(),
+        );
+    }
     if let Some(n) = spec.limits.cpus {
         crate::sys::bind_cpus(&mut cmd, n).map_err(|source| SandboxError::Io {
             context: "reading this process's CPUs".into(),

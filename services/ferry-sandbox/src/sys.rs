@@ -1,5 +1,5 @@
-//! The crate's only `unsafe`: choosing exactly which file descriptors cross `exec` into `bwrap` or the job, and
-//! binding a job to its CPUs.
+//! The crate's only `unsafe`: choosing exactly which file descriptors cross `exec` into `bwrap` or the job,
+//! putting a job in its cgroup, and binding a job to its CPUs.
 //!
 //! Two problems, one hook run in the forked child just before `exec`:
 //! - A descriptor the worker inherited without close-on-exec (cargo's jobserver pipe under `cargo test`, a
@@ -97,4 +97,24 @@ pub(crate) fn bind_cpus(command: &mut Command, n: u32) -> std::io::Result<()> {
         command.pre_exec(hook);
     }
     Ok(())
+}
+
+/// Moves the command's process into the cgroups whose `cgroup.procs` files are `procs` (open for writing; the
+/// caller keeps them open until the command has been spawned) before it `exec`s, so that nothing it starts
+/// runs outside them. Writing "0" moves the writing process.
+pub(crate) fn join_cgroups(command: &mut Command, procs: Vec<RawFd>) {
+    let hook = move || -> std::io::Result<()> {
+        for &fd in &procs {
+            // SAFETY: one raw write of a static one-byte buffer to a descriptor the parent keeps open.
+            if unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec; it iterates over a vector allocated before the fork and
+    // makes only `write` system calls (async-signal-safe), allocating nothing.
+    unsafe {
+        command.pre_exec(hook);
+    }
 }

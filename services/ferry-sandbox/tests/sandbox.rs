@@ -262,6 +262,134 @@ print("netlink route opens")
     );
 }
 
+/// The red team's finding: RLIMIT_AS is per process, so a job of several processes held several times its
+/// `memory_mb`. Where the worker can make a cgroup (a root worker here), the job as a whole is bounded by
+/// one; the cgroup is gone after the job.
+#[test]
+fn processes_of_one_job_together_stay_under_the_job_memory_limit() {
+    let scratch = Scratch::new();
+    let mut spec = scratch.spec(
+        r#"
+import subprocess, sys, time
+hold = "b = b'x' * (100 << 20); import time; print('held', flush=True); time.sleep(30)"
+children = [subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.DEVNULL) for _ in range(4)]
+deadline = time.time() + 15
+while time.time() < deadline and not any(c.poll() is not None for c in children):
+    time.sleep(0.05)
+time.sleep(0.5)
+print("killed", sum(1 for c in children if c.poll() == -9))
+for c in children:
+    c.kill()
+"#,
+    );
+    spec.job_id = "6b0e2c1a-4f3d-4e8b-9a7c-1d2e3f4a5b6c".into();
+    // 4 × 100 MiB is well under each process's 256 MiB but over the job's 256 + 2 × 8 MiB.
+    spec.limits.memory_bytes = 256 << 20;
+    spec.limits.max_output_bytes = 8 << 20;
+    let outcome = run(&spec);
+    if is_root() {
+        // A root worker can make a cgroup for each job.
+        let version = ferry_sandbox::job_cgroups().unwrap_or_else(|why| panic!("{why}"));
+        assert_eq!(outcome.cgroup, Some(version), "{outcome:?}");
+        assert!(outcome.job_memory_limit_hit, "{}", outcome.summary());
+        let killed: u32 = lines(&outcome)
+            .iter()
+            .find_map(|l| l.strip_prefix("killed ").map(|n| n.parse().unwrap()))
+            .unwrap_or_else(|| panic!("{outcome:?}"));
+        assert!(killed >= 1, "{}", text(&outcome.stdout));
+        assert!(
+            outcome
+                .summary()
+                .contains("killed at the job's memory limit of 272 MiB"),
+            "{}",
+            outcome.summary()
+        );
+        let left = cgroups_named(&spec.job_id);
+        assert!(left.is_empty(), "job cgroups left behind: {left:?}");
+    } else {
+        // Without a cgroup the per-process bounds hold alone, and the outcome says there was none.
+        assert_eq!(outcome.cgroup, None, "{outcome:?}");
+        assert!(ferry_sandbox::job_cgroups().is_err());
+        assert_eq!(lines(&outcome), ["killed 0"], "{}", text(&outcome.stderr));
+    }
+    scratch.assert_cleaned_up();
+}
+
+/// tmpfs has no inode cap under bubblewrap 0.8: empty files cost the host kernel memory outside RLIMIT_AS.
+/// In the job's cgroup that memory is the job's, so they stop at its memory limit.
+#[test]
+fn empty_files_in_tmp_stop_at_the_job_memory_limit() {
+    let scratch = Scratch::new();
+    // Without a cgroup (a worker that is not root here) only a few are made: nothing would stop them.
+    let most = if is_root() { 3_000_000 } else { 1_000 };
+    let mut spec = scratch.spec(&format!(
+        r#"
+import os
+n = 0
+while n < {most}:
+    os.close(os.open(f"/tmp/{{n}}", os.O_CREAT | os.O_WRONLY))
+    n += 1
+    if n % 10_000 == 0:
+        print("files", n, flush=True)
+print("stopped by nothing at", n)
+"#
+    ));
+    spec.job_id = "7c1f3d2b-5a4e-4f9c-8b0d-2e3f4a5b6c7d".into();
+    spec.limits.memory_bytes = 64 << 20;
+    spec.limits.max_output_bytes = 1 << 20;
+    spec.limits.wall_time = Duration::from_secs(60);
+    spec.limits.cpu_seconds = 60;
+    let outcome = run(&spec);
+    let out = lines(&outcome);
+    if is_root() {
+        assert_eq!(
+            outcome.termination,
+            Termination::JobMemoryLimit,
+            "{out:?} {}",
+            outcome.summary()
+        );
+        assert!(
+            outcome.summary().contains("memory limit of 66 MiB"),
+            "{}",
+            outcome.summary()
+        );
+        // Each empty file costs about a kilobyte of the host kernel's memory: 66 MiB holds well under 200,000.
+        let made: u64 = out
+            .last()
+            .and_then(|l| l.strip_prefix("files "))
+            .map_or(0, |n| n.parse().unwrap());
+        assert!(made < 200_000, "{made} files made: {out:?}");
+    } else {
+        assert_eq!(outcome.cgroup, None);
+        assert_eq!(out, ["stopped by nothing at 1000"], "{}", outcome.summary());
+    }
+    scratch.assert_cleaned_up();
+}
+
+/// Directories under /sys/fs/cgroup (three levels below each hierarchy) whose names hold `job_id`.
+fn cgroups_named(job_id: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: u32, job_id: &str, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            if entry.file_name().to_string_lossy().contains(job_id) {
+                found.push(path.clone());
+            }
+            if depth > 0 {
+                walk(&path, depth - 1, job_id, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), 4, job_id, &mut found);
+    found
+}
+
 #[test]
 fn a_job_bound_to_one_cpu_stays_bound_and_is_told_so() {
     let scratch = Scratch::new();

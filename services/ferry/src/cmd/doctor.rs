@@ -101,6 +101,9 @@ pub async fn doctor(config_path: &Path) -> Result<i32> {
         }
     }
     runtimes(&mut r, &config);
+    if config.side == Side::High && config.worker.sandbox == "on" {
+        job_cgroups(&mut r);
+    }
     disk(&mut r, &config.dir);
     broker(&mut r, &config).await;
     r.print();
@@ -220,6 +223,20 @@ fn clock(r: &mut Report, side: &SideDir) {
         ),
         _ => r.add("clock", Finding::Ok(ferry_core::time::rfc3339(now))),
     }
+}
+
+/// Whether this process could give each job a cgroup of its own, as the worker would.
+fn job_cgroups(r: &mut Report) {
+    let finding = match ferry_sandbox::job_cgroups() {
+        Ok(version) => Finding::Ok(format!(
+            "each job runs in a cgroup of its own (cgroup {version}): the job as a whole is bounded"
+        )),
+        Err(why) => Finding::Note(format!(
+            "jobs run without a cgroup of their own ({why}); each process is bounded alone (ISOLATION.md); \
+             under systemd, Delegate=memory pids on the unit gives them one"
+        )),
+    };
+    r.add("job cgroups", finding);
 }
 
 fn runtimes(r: &mut Report, config: &Config) {

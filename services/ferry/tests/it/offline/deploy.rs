@@ -108,6 +108,18 @@ fn the_units_restart_on_failure_cap_worker_memory_and_leave_bubblewrap_its_names
                 "{name}: RestrictNamespaces forbids {ns}, which bubblewrap makes"
             );
         }
+        // The per-job cgroups are made in the unit's delegated subtree, which must stay writable.
+        let delegated = setting(&s, "Delegate").unwrap_or_default();
+        for controller in ["memory", "pids"] {
+            assert!(
+                delegated.split_whitespace().any(|c| c == controller),
+                "{name}: Delegate= must hand over {controller} for the jobs' cgroups"
+            );
+        }
+        assert!(
+            setting(&s, "ProtectControlGroups").is_none(),
+            "{name}: ProtectControlGroups= makes the delegated subtree read-only"
+        );
         // Each of these breaks bubblewrap: see the unit's comments.
         for forbidden in [
             "PrivateUsers",

@@ -24,6 +24,21 @@ fn doctor_names_each_broken_part_of_a_side_with_a_hint() {
         out.contains("ok       sandbox: runtime python starts in the sandbox"),
         "{out}"
     );
+    // A root worker on this host gives each job a cgroup; anyone else is told why not and how.
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if root {
+        assert!(
+            out.contains("ok       job cgroups: each job runs in a cgroup of its own"),
+            "{out}"
+        );
+    } else {
+        assert!(
+            out.contains("note     job cgroups: jobs run without"),
+            "{out}"
+        );
+    }
     // No broker here (these tests run without a network): named as such.
     assert!(out.contains("PROBLEM  broker:"), "{out}");
     // Break it four ways.
