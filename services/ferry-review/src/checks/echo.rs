@@ -726,6 +726,128 @@ fn excerpt(span: &[u8]) -> String {
     s
 }
 
+/// Which table a hash goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    /// Fields and records.
+    Fields,
+    /// Selected windows.
+    Windows,
+}
+
+/// What reading the asset found, besides its hashes.
+struct AssetRead {
+    bytes: u64,
+    lines: u64,
+    sha256: [u8; 32],
+}
+
+/// Checks a build's parameters and label.
+fn check_build_args(label: &str, params: IndexParams) -> Result<(), IndexError> {
+    params.validate()?;
+    if label.len() > MAX_LABEL_BYTES {
+        return Err(IndexError::BadParams(format!(
+            "the label is {} bytes; the cap is {MAX_LABEL_BYTES}",
+            label.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the asset once, in 1 MiB blocks, and hands every hash the index needs to `sink`, with the table it
+/// belongs to, in the asset's order.
+fn read_asset(
+    mut reader: impl Read,
+    key: &[u8; 16],
+    params: IndexParams,
+    mut sink: impl FnMut(Which, u64),
+) -> Result<AssetRead, IndexError> {
+    let mut scanner = LineScanner::new(key, params);
+    let mut sha = sha2::Sha256::new();
+    let mut asset_bytes = 0u64;
+    let mut asset_lines = 0u64;
+    let mut block = vec![0u8; 1 << 20];
+    // A partial last line carried to the next block (at most MAX_LINE_BYTES).
+    let mut carry: Vec<u8> = Vec::new();
+    let mut process = |line: &[u8], scanner: &mut LineScanner| {
+        asset_lines += 1;
+        scanner.scan(line, |item| match item {
+            Item::Value(h, _, _) => sink(Which::Fields, h),
+            Item::Window(h, _) => sink(Which::Windows, h),
+        });
+    };
+    loop {
+        let n = match reader.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io("reading the asset")(e)),
+        };
+        let data = &block[..n];
+        sha.update(data);
+        asset_bytes += n as u64;
+        let mut start = 0;
+        while let Some(at) = memchr::memchr(b'\n', &data[start..]) {
+            let piece = &data[start..start + at];
+            if carry.is_empty() {
+                for_each_piece(piece, &mut |l| process(l, &mut scanner));
+            } else {
+                carry.extend_from_slice(piece);
+                for_each_piece(&carry, &mut |l| process(l, &mut scanner));
+                carry.clear();
+            }
+            start += at + 1;
+        }
+        carry.extend_from_slice(&data[start..]);
+        while carry.len() > MAX_LINE_BYTES {
+            process(&carry[..MAX_LINE_BYTES], &mut scanner);
+            carry.drain(..MAX_LINE_BYTES);
+        }
+    }
+    if !carry.is_empty() {
+        for_each_piece(&carry, &mut |l| process(l, &mut scanner));
+    }
+    Ok(AssetRead {
+        bytes: asset_bytes,
+        lines: asset_lines,
+        sha256: sha.finalize().into(),
+    })
+}
+
+/// Bytes of an index file before its tables.
+fn header_len(label: &str) -> u64 {
+    8 + 2 + 2 + 2 + label.len() as u64 + 16 + 16 + 8 + 8 + 32
+}
+
+/// Appends an index file's bytes before its tables (the label already checked against its cap).
+fn write_header(
+    out: &mut Vec<u8>,
+    label: &str,
+    params: IndexParams,
+    key: &[u8; 16],
+    asset_bytes: u64,
+    asset_lines: u64,
+    asset_sha256: &[u8; 32],
+) {
+    out.extend_from_slice(INDEX_MAGIC);
+    out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(label.len() as u16).to_le_bytes());
+    out.extend_from_slice(label.as_bytes());
+    for p in [
+        params.window,
+        params.winnow,
+        params.field_min,
+        params.common_rows,
+    ] {
+        out.extend_from_slice(&p.to_le_bytes());
+    }
+    out.extend_from_slice(key);
+    out.extend_from_slice(&asset_bytes.to_le_bytes());
+    out.extend_from_slice(&asset_lines.to_le_bytes());
+    out.extend_from_slice(asset_sha256);
+}
+
 impl EchoIndex {
     /// Builds the index of the asset read from `reader` (read once, in 1 MiB blocks), named `label`
     /// (at most 255 bytes; the asset's name, for reports), with a fresh random key.
@@ -745,72 +867,25 @@ impl EchoIndex {
     /// [`EchoIndex::build`] with a chosen key (tests and reproducible builds).
     pub fn build_with_key(
         label: &str,
-        mut reader: impl Read,
+        reader: impl Read,
         params: IndexParams,
         key: [u8; 16],
     ) -> Result<EchoIndex, IndexError> {
-        params.validate()?;
-        if label.len() > MAX_LABEL_BYTES {
-            return Err(IndexError::BadParams(format!(
-                "the label is {} bytes; the cap is {MAX_LABEL_BYTES}",
-                label.len()
-            )));
-        }
-        let mut scanner = LineScanner::new(&key, params);
-        let mut sha = sha2::Sha256::new();
+        check_build_args(label, params)?;
         let (mut values, mut windows) = (Vec::new(), Vec::new());
-        let mut asset_bytes = 0u64;
-        let mut asset_lines = 0u64;
-        let mut block = vec![0u8; 1 << 20];
-        // A partial last line carried to the next block (at most MAX_LINE_BYTES).
-        let mut carry: Vec<u8> = Vec::new();
-        let mut process = |line: &[u8], scanner: &mut LineScanner| {
-            asset_lines += 1;
-            scanner.scan(line, |item| match item {
-                Item::Value(h, _, _) => values.push(h),
-                Item::Window(h, _) => windows.push(h),
-            });
-        };
-        loop {
-            let n = match reader.read(&mut block) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io("reading the asset")(e)),
-            };
-            let data = &block[..n];
-            sha.update(data);
-            asset_bytes += n as u64;
-            let mut start = 0;
-            while let Some(at) = memchr::memchr(b'\n', &data[start..]) {
-                let piece = &data[start..start + at];
-                if carry.is_empty() {
-                    for_each_piece(piece, &mut |l| process(l, &mut scanner));
-                } else {
-                    carry.extend_from_slice(piece);
-                    for_each_piece(&carry, &mut |l| process(l, &mut scanner));
-                    carry.clear();
-                }
-                start += at + 1;
-            }
-            carry.extend_from_slice(&data[start..]);
-            while carry.len() > MAX_LINE_BYTES {
-                process(&carry[..MAX_LINE_BYTES], &mut scanner);
-                carry.drain(..MAX_LINE_BYTES);
-            }
-        }
-        if !carry.is_empty() {
-            for_each_piece(&carry, &mut |l| process(l, &mut scanner));
-        }
+        let read = read_asset(reader, &key, params, |table, h| match table {
+            Which::Fields => values.push(h),
+            Which::Windows => windows.push(h),
+        })?;
         let fields = Table::build(values, params.common_rows);
         let windows = Table::build(windows, params.common_rows);
         Ok(EchoIndex {
             label: label.to_string(),
             params,
             key,
-            asset_bytes,
-            asset_lines,
-            asset_sha256: sha.finalize().into(),
+            asset_bytes: read.bytes,
+            asset_lines: read.lines,
+            asset_sha256: read.sha256,
             fields,
             windows,
         })
@@ -851,40 +926,21 @@ impl EchoIndex {
 
     /// Size of the index file, in bytes.
     pub fn file_len(&self) -> u64 {
-        8 + 2
-            + 2
-            + 2
-            + self.label.len() as u64
-            + 16
-            + 16
-            + 8
-            + 8
-            + 32
-            + self.fields.file_len()
-            + self.windows.file_len()
-            + 32
+        header_len(&self.label) + self.fields.file_len() + self.windows.file_len() + 32
     }
 
     /// The index file's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.file_len() as usize);
-        out.extend_from_slice(INDEX_MAGIC);
-        out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&(self.label.len() as u16).to_le_bytes());
-        out.extend_from_slice(self.label.as_bytes());
-        for p in [
-            self.params.window,
-            self.params.winnow,
-            self.params.field_min,
-            self.params.common_rows,
-        ] {
-            out.extend_from_slice(&p.to_le_bytes());
-        }
-        out.extend_from_slice(&self.key);
-        out.extend_from_slice(&self.asset_bytes.to_le_bytes());
-        out.extend_from_slice(&self.asset_lines.to_le_bytes());
-        out.extend_from_slice(&self.asset_sha256);
+        write_header(
+            &mut out,
+            &self.label,
+            self.params,
+            &self.key,
+            self.asset_bytes,
+            self.asset_lines,
+            &self.asset_sha256,
+        );
         self.fields.write(&mut out);
         self.windows.write(&mut out);
         let checksum = sha2::Sha256::digest(&out);
