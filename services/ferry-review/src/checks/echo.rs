@@ -76,6 +76,10 @@ use std::path::Path;
 
 use sha2::Digest;
 
+mod spill;
+
+pub use spill::{BuildLimits, IndexSummary, DEFAULT_BUILD_MEMORY};
+
 /// First bytes of an index file.
 pub const INDEX_MAGIC: &[u8; 8] = b"FERRYEIX";
 /// The format version this build writes and reads.
@@ -484,27 +488,9 @@ impl Table {
     /// From hashes in any order, dropping those that occur `common` times or more.
     fn build(mut hashes: Vec<u64>, common: u32) -> Table {
         hashes.sort_unstable();
-        // Keep one of each hash seen fewer than `common` times, compacting in place.
-        let (mut i, mut kept) = (0, 0);
-        while i < hashes.len() {
-            let mut j = i + 1;
-            while j < hashes.len() && hashes[j] == hashes[i] {
-                j += 1;
-            }
-            if j - i < common as usize {
-                hashes[kept] = hashes[i];
-                kept += 1;
-            }
-            i = j;
-        }
-        hashes.truncate(kept);
+        drop_common(&mut hashes, common);
         let kept = hashes;
-        // 4 to 8 entries a bucket.
-        let n = kept.len() as u64;
-        let mut bits = 0u8;
-        while bits < MAX_BUCKET_BITS && (1u64 << (bits + 1)) * 4 <= n {
-            bits += 1;
-        }
+        let bits = bucket_bits_for(kept.len() as u64);
         let buckets = 1usize << bits;
         let mut offsets = vec![0u32; buckets + 1];
         let mut entries = Vec::with_capacity(kept.len());
@@ -602,6 +588,32 @@ impl Table {
             entries,
         })
     }
+}
+
+/// Keeps one of each hash of the sorted `hashes` seen fewer than `common` times, compacting in place.
+fn drop_common(hashes: &mut Vec<u64>, common: u32) {
+    let (mut i, mut kept) = (0, 0);
+    while i < hashes.len() {
+        let mut j = i + 1;
+        while j < hashes.len() && hashes[j] == hashes[i] {
+            j += 1;
+        }
+        if j - i < common as usize {
+            hashes[kept] = hashes[i];
+            kept += 1;
+        }
+        i = j;
+    }
+    hashes.truncate(kept);
+}
+
+/// The bucket bits of a table of `n` distinct hashes: 4 to 8 entries a bucket.
+fn bucket_bits_for(n: u64) -> u8 {
+    let mut bits = 0u8;
+    while bits < MAX_BUCKET_BITS && (1u64 << (bits + 1)) * 4 <= n {
+        bits += 1;
+    }
+    bits
 }
 
 #[inline]
@@ -755,12 +767,12 @@ fn check_build_args(label: &str, params: IndexParams) -> Result<(), IndexError> 
 }
 
 /// Reads the asset once, in 1 MiB blocks, and hands every hash the index needs to `sink`, with the table it
-/// belongs to, in the asset's order.
+/// belongs to, in the asset's order. The first error `sink` returns ends the read (at the end of its block).
 fn read_asset(
     mut reader: impl Read,
     key: &[u8; 16],
     params: IndexParams,
-    mut sink: impl FnMut(Which, u64),
+    mut sink: impl FnMut(Which, u64) -> Result<(), IndexError>,
 ) -> Result<AssetRead, IndexError> {
     let mut scanner = LineScanner::new(key, params);
     let mut sha = sha2::Sha256::new();
@@ -769,14 +781,26 @@ fn read_asset(
     let mut block = vec![0u8; 1 << 20];
     // A partial last line carried to the next block (at most MAX_LINE_BYTES).
     let mut carry: Vec<u8> = Vec::new();
-    let mut process = |line: &[u8], scanner: &mut LineScanner| {
+    // The sink's first error; nothing more is handed to it after one.
+    let mut failed: Option<IndexError> = None;
+    let mut process = |line: &[u8], scanner: &mut LineScanner, failed: &mut Option<IndexError>| {
         asset_lines += 1;
-        scanner.scan(line, |item| match item {
-            Item::Value(h, _, _) => sink(Which::Fields, h),
-            Item::Window(h, _) => sink(Which::Windows, h),
+        scanner.scan(line, |item| {
+            let (table, h) = match item {
+                Item::Value(h, _, _) => (Which::Fields, h),
+                Item::Window(h, _) => (Which::Windows, h),
+            };
+            if failed.is_none() {
+                if let Err(e) = sink(table, h) {
+                    *failed = Some(e);
+                }
+            }
         });
     };
     loop {
+        if let Some(e) = failed.take() {
+            return Err(e);
+        }
         let n = match reader.read(&mut block) {
             Ok(0) => break,
             Ok(n) => n,
@@ -790,22 +814,25 @@ fn read_asset(
         while let Some(at) = memchr::memchr(b'\n', &data[start..]) {
             let piece = &data[start..start + at];
             if carry.is_empty() {
-                for_each_piece(piece, &mut |l| process(l, &mut scanner));
+                for_each_piece(piece, &mut |l| process(l, &mut scanner, &mut failed));
             } else {
                 carry.extend_from_slice(piece);
-                for_each_piece(&carry, &mut |l| process(l, &mut scanner));
+                for_each_piece(&carry, &mut |l| process(l, &mut scanner, &mut failed));
                 carry.clear();
             }
             start += at + 1;
         }
         carry.extend_from_slice(&data[start..]);
         while carry.len() > MAX_LINE_BYTES {
-            process(&carry[..MAX_LINE_BYTES], &mut scanner);
+            process(&carry[..MAX_LINE_BYTES], &mut scanner, &mut failed);
             carry.drain(..MAX_LINE_BYTES);
         }
     }
     if !carry.is_empty() {
-        for_each_piece(&carry, &mut |l| process(l, &mut scanner));
+        for_each_piece(&carry, &mut |l| process(l, &mut scanner, &mut failed));
+    }
+    if let Some(e) = failed.take() {
+        return Err(e);
     }
     Ok(AssetRead {
         bytes: asset_bytes,
@@ -873,9 +900,12 @@ impl EchoIndex {
     ) -> Result<EchoIndex, IndexError> {
         check_build_args(label, params)?;
         let (mut values, mut windows) = (Vec::new(), Vec::new());
-        let read = read_asset(reader, &key, params, |table, h| match table {
-            Which::Fields => values.push(h),
-            Which::Windows => windows.push(h),
+        let read = read_asset(reader, &key, params, |table, h| {
+            match table {
+                Which::Fields => values.push(h),
+                Which::Windows => windows.push(h),
+            }
+            Ok(())
         })?;
         let fields = Table::build(values, params.common_rows);
         let windows = Table::build(windows, params.common_rows);
