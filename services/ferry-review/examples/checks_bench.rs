@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use ferry_review::checks::{run_checks, CheckKind, EchoIndex, Output, ReviewPolicy};
+use ferry_review::checks::{run_checks, BuildLimits, CheckKind, EchoIndex, Output, ReviewPolicy};
 
 /// Words the synthetic texts are made of.
 const WORDS: &[&str] = &[
@@ -212,15 +212,23 @@ fn vm_hwm_kib() -> u64 {
 fn build(asset: &Path, index_path: &Path) -> Result<(), String> {
     let file = File::open(asset).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let index = EchoIndex::build("asset.csv", file, ReviewPolicy::default().index_params())
-        .map_err(|e| e.to_string())?;
-    index.save(index_path).map_err(|e| e.to_string())?;
-    let (fields, windows) = index.entries();
+    // As `ferry asset add` builds it: in bounded memory, spilling beside the index.
+    let spill_dir = index_path.parent().unwrap_or(Path::new("."));
+    let summary = EchoIndex::build_file(
+        "asset.csv",
+        file,
+        ReviewPolicy::default().index_params(),
+        index_path,
+        &BuildLimits::new(spill_dir),
+    )
+    .map_err(|e| e.to_string())?;
+    let (fields, windows) = summary.entries;
     println!(
-        "built {} bytes of index from {} lines in {:.2}s: {fields} field and row entries, {windows} window entries",
-        index.file_len(),
-        index.asset_lines(),
-        started.elapsed().as_secs_f64()
+        "built {} bytes of index from {} lines in {:.2}s: {fields} field and row entries, {windows} window entries, {} sorted runs spilled",
+        summary.file_len,
+        summary.asset_lines,
+        started.elapsed().as_secs_f64(),
+        summary.runs
     );
     println!("VmHWM: {} kB", vm_hwm_kib());
     Ok(())

@@ -55,13 +55,15 @@ pub fn job_files<'a>(
 }
 
 /// Builds the echo index of the private file `private` of `asset` and saves it where [`echo_index`] finds
-/// it. `ferry asset add` calls it, so a job's checks never wait for it.
+/// it. `ferry asset add` calls it, so a job's checks never wait for it. The build holds a bounded amount of the
+/// index in memory whatever the asset's size ([`checks::BuildLimits`]), spilling the rest under
+/// `assets/indexes/` (never `/tmp`), and removes what it spilled when it ends.
 pub fn build_echo_index(
     layout: &Layout,
     asset: &str,
     private: &Path,
     policy: &ReviewPolicy,
-) -> Result<EchoIndex> {
+) -> Result<checks::IndexSummary> {
     let reader: Box<dyn std::io::Read> = if private.is_dir() {
         // A directory (a model folder): its text files, one after another; weight shards and other binary files
         // (a NUL byte in their first 8 KiB) hold no rows to echo.
@@ -69,24 +71,23 @@ pub fn build_echo_index(
     } else {
         Box::new(std::fs::File::open(private).at("opening the private file", private)?)
     };
-    let index = EchoIndex::build(
-        asset,
-        std::io::BufReader::new(reader),
-        policy.index_params(),
-    )
-    .map_err(|e| {
-        TransferError::Invalid(format!(
-            "building the echo index of {}: {e}",
-            escape::line(asset)
-        ))
-    })?;
     let dir = layout.indexes_dir();
     std::fs::create_dir_all(&dir).at("creating", &dir)?;
     let path = layout.echo_index(asset);
-    index.save(&path).map_err(|e| {
-        TransferError::Invalid(format!("saving the echo index {}: {e}", path.display()))
-    })?;
-    Ok(index)
+    EchoIndex::build_file(
+        asset,
+        std::io::BufReader::new(reader),
+        policy.index_params(),
+        &path,
+        &checks::BuildLimits::new(&dir),
+    )
+    .map_err(|e| {
+        TransferError::Invalid(format!(
+            "building the echo index of {} into {}: {e}",
+            escape::line(asset),
+            path.display()
+        ))
+    })
 }
 
 /// The echo index of `asset`: the saved one when it is as new as the private file and of its size, else one
@@ -123,7 +124,13 @@ pub fn echo_index(
         }
     }
     tracing::info!(asset, "building the echo index of the private asset");
-    build_echo_index(layout, asset, private, policy)
+    build_echo_index(layout, asset, private, policy)?;
+    EchoIndex::load(&path, MAX_INDEX_BYTES).map_err(|e| {
+        TransferError::Invalid(format!(
+            "loading the echo index {} just built: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Runs every disclosure check on a finished job's files against the private assets it read. Never fails: a

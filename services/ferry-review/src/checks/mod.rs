@@ -33,7 +33,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use echo::{EchoHit, EchoIndex, EchoKind, EchoScan, IndexError, IndexParams};
+pub use echo::{
+    BuildLimits, EchoHit, EchoIndex, EchoKind, EchoScan, IndexError, IndexParams, IndexSummary,
+};
 
 use crate::escape;
 use crate::preview::{self, CsvShape, Kind};

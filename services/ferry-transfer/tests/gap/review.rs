@@ -508,6 +508,41 @@ fn the_echo_index_is_built_once_per_asset_version() {
 }
 
 #[test]
+fn asset_add_and_a_rebuild_leave_only_the_index_in_assets_indexes() {
+    let mut sides = Sides::create();
+    add_private_asset(&mut sides, &[]);
+    let dir = sides.high.layout.indexes_dir();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        listing(),
+        ["data.csv.echo"],
+        "the build's runs and temporary file are gone"
+    );
+    // A check rebuilding the index for a changed private file leaves nothing either.
+    let private = sides.dir.path().join("data.private.csv");
+    std::fs::write(
+        &private,
+        format!("{PRIVATE}4,one more private row that is long enough,src-4\n"),
+    )
+    .unwrap();
+    let policy = sides.high.config.review.clone();
+    let summary =
+        review::build_echo_index(&sides.high.layout, "data.csv", &private, &policy).unwrap();
+    assert_eq!(
+        summary.asset_bytes,
+        std::fs::metadata(&private).unwrap().len()
+    );
+    assert_eq!(listing(), ["data.csv.echo"]);
+}
+
+#[test]
 fn a_canary_shorter_than_eight_bytes_is_refused_at_asset_add() {
     let mut sides = Sides::create();
     let private = sides.dir.path().join("p.csv");
