@@ -35,7 +35,8 @@ pub struct BuildLimits {
     /// Bytes of hashes held in memory, both tables together (at least 16: one hash a table).
     pub memory: usize,
     /// An existing directory on the side's own disk (not `/tmp`): the build makes a directory of its own in it
-    /// (`.echo-build-<random>`, mode 0700) for its runs and removes it when it ends.
+    /// (`.echo-build-<pid>-<random>`, mode 0700) for its runs and removes it when it ends; one left by a
+    /// killed build is removed by the next.
     pub spill_dir: PathBuf,
 }
 
@@ -255,6 +256,31 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// The name of a build's directory: this prefix, the building process's id, a dash and a random tag.
+const BUILD_PREFIX: &str = ".echo-build-";
+
+/// Removes the run directories of builds whose process is gone (killed mid-build): a build of a live process
+/// (this one's, or a concurrent `ferry`'s) is left alone.
+fn remove_dead_builds(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(BUILD_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The build's own directory of runs, removed with everything in it when dropped.
 struct SpillDir {
     path: PathBuf,
@@ -268,7 +294,12 @@ impl SpillDir {
             context: "naming the index build's directory".into(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let path = parent.join(format!(".echo-build-{}", hex::encode(tag)));
+        remove_dead_builds(parent);
+        let path = parent.join(format!(
+            "{BUILD_PREFIX}{}-{}",
+            std::process::id(),
+            hex::encode(tag)
+        ));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
@@ -667,6 +698,38 @@ mod tests {
             self.0 = &self.0[n..];
             Ok(n)
         }
+    }
+
+    #[test]
+    fn runs_of_a_killed_build_are_removed_by_the_next_and_a_live_builds_are_kept() {
+        let data = asset(3000);
+        let dir = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22: no process has this id.
+        let dead = dir.path().join(format!("{BUILD_PREFIX}999999999-00ff"));
+        let live = dir
+            .path()
+            .join(format!("{BUILD_PREFIX}{}-11ee", std::process::id()));
+        for d in [&dead, &live] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("run-0"), b"12345678").unwrap();
+        }
+        let limits = BuildLimits {
+            memory: 64 * 16,
+            spill_dir: dir.path().to_path_buf(),
+        };
+        let path = dir.path().join("a.echo");
+        build_file(
+            "a",
+            data.as_bytes(),
+            IndexParams::default(),
+            KEY,
+            &path,
+            &limits,
+            3,
+        )
+        .unwrap();
+        assert!(!dead.exists(), "{:?}", dir_entries(dir.path()));
+        assert!(live.join("run-0").exists(), "{:?}", dir_entries(dir.path()));
     }
 
     #[test]
