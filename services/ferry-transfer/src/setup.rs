@@ -193,10 +193,15 @@ pub fn asset_add(
     };
     // The echo index the disclosure checks need, built now, once per version of the asset, so that no job's
     // checks wait for it.
-    crate::review::build_echo_index(&side.layout, name, &private, &side.config.review)?;
-    // The asset's version, which run receipts name: the private content's hash (a tree hash for a directory).
-    let version = ferry_core::tree::tree_sha256(&private)
-        .map_err(|e| TransferError::Invalid(format!("hashing the private asset: {e}")))?;
+    let index = crate::review::build_echo_index(&side.layout, name, &private, &side.config.review)?;
+    // The asset's version, which run receipts name: the private content's hash, which the index build computed
+    // for a file as it read it (one pass over the file, not two); a tree hash for a directory.
+    let version = if tree {
+        ferry_core::tree::tree_sha256(&private)
+            .map_err(|e| TransferError::Invalid(format!("hashing the private asset: {e}")))?
+    } else {
+        index.asset_sha256
+    };
     let tx = side.store.begin(Side::High)?;
     tx.put_asset(&row)?;
     tx.set_asset_version(name, &version)?;

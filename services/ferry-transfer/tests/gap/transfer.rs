@@ -186,3 +186,18 @@ fn a_removed_asset_leaves_the_low_sides_catalog_with_the_next_bundle() {
     sides.carry(Side::High, Side::Low).unwrap();
     assert_eq!(sides.assets_on_low(), vec!["b.csv"]);
 }
+
+/// `asset add` reads a private file once: the version is the SHA-256 the echo index build computed on the way,
+/// which must be the file's own (what receipts name and `sha256sum` prints).
+#[test]
+fn a_file_assets_version_is_the_sha256_of_its_content() {
+    use sha2::Digest;
+    let mut sides = Sides::create();
+    sides.add_asset("a.csv", b"id\n1\n");
+    // The harness's private file.
+    let private = std::fs::read(sides.dir.path().join("a.csv.private")).unwrap();
+    assert_eq!(
+        sides.high.store.asset_version("a.csv").unwrap(),
+        Some(hex::encode(sha2::Sha256::digest(private)))
+    );
+}
