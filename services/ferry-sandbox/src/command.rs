@@ -99,6 +99,7 @@ pub(crate) fn bwrap_args(
     fds: &BwrapFds,
     tools: &Tools,
     privilege: Privilege,
+    scratch: Option<(&Path, &Path)>,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&dyn AsRefOs]| {
@@ -106,7 +107,7 @@ pub(crate) fn bwrap_args(
             args.push(item.as_os().to_owned());
         }
     };
-    let scratch = spec.limits.max_output_bytes.to_string();
+    let scratch_size = spec.limits.max_output_bytes.to_string();
     let script = format!("{SCRIPT_DIR}/{}", spec.runtime.script_name());
     // Namespaces: user, pid, network (no route anywhere, not even the host's loopback), IPC, UTS, cgroup,
     // mount.
@@ -161,17 +162,27 @@ pub(crate) fn bwrap_args(
     // Kernel interfaces: a /proc of the job's own pid namespace, a minimal /dev, size-capped scratch.
     push(&[&"--proc", &"/proc", &"--dev", &"/dev"]);
     // Sticky and world-writable: for a root worker they belong to the namespace's root, not the job.
-    push(&[
-        &"--perms", &"1777", &"--size", &scratch, &"--tmpfs", &"/tmp",
-    ]);
-    push(&[
-        &"--perms",
-        &"1777",
-        &"--size",
-        &scratch,
-        &"--tmpfs",
-        &"/dev/shm",
-    ]);
+    if let Some((tmp, shm)) = scratch {
+        // A root worker's: tmpfs it mounted itself, sized and with inode caps (`sys::mount_scratch`).
+        push(&[&"--bind", &tmp, &"/tmp", &"--bind", &shm, &"/dev/shm"]);
+    } else {
+        push(&[
+            &"--perms",
+            &"1777",
+            &"--size",
+            &scratch_size,
+            &"--tmpfs",
+            &"/tmp",
+        ]);
+        push(&[
+            &"--perms",
+            &"1777",
+            &"--size",
+            &scratch_size,
+            &"--tmpfs",
+            &"/dev/shm",
+        ]);
+    }
     // Devices the runtime lists (a GPU's), at the same path; validated as character devices under /dev.
     for device in &spec.runtime.devices {
         push(&[&"--dev-bind", device, device]);
@@ -350,7 +361,7 @@ mod tests {
             RoMount::Bind("/usr".into()),
             RoMount::Symlink("usr/lib".into(), "/lib".into()),
         ];
-        bwrap_args(&spec(), &mounts, &fds, &tools(), privilege)
+        bwrap_args(&spec(), &mounts, &fds, &tools(), privilege, None)
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect()

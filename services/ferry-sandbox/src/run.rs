@@ -19,7 +19,7 @@ use crate::cgroup::JobCgroup;
 use crate::command::{self, BwrapFds, Privilege, ROOT_MAPPED_ID_MAP, SANDBOX_GID, SANDBOX_UID};
 use crate::outputs::OutputsDir;
 use crate::spec::JOB_DIR;
-use crate::workdir::JobDir;
+use crate::workdir::{JobDir, ScratchDirs};
 use crate::{Isolation, JobOutcome, JobSpec, SandboxError, Termination, Tools};
 
 /// The watch loop's longest sleep: how late cancellation is noticed at worst.
@@ -93,8 +93,23 @@ pub(crate) fn run(
     } else {
         None
     };
+    // A root worker that may mount gives the job's /tmp and /dev/shm inode caps too (bubblewrap cannot).
+    let scratch = if sandboxed && as_root && may_mount() {
+        Some(ScratchDirs::create(&dir)?)
+    } else {
+        None
+    };
     let mut job = if sandboxed {
-        spawn_sandboxed(spec, tools, &inputs, &outputs, as_root, cgroup.as_ref())?
+        let scratch = scratch.as_ref().map(|s| (s, spec.limits.max_output_bytes));
+        spawn_sandboxed(
+            spec,
+            tools,
+            &inputs,
+            &outputs,
+            as_root,
+            cgroup.as_ref(),
+            scratch,
+        )?
     } else {
         spawn_unsandboxed(spec, tools, &dir)?
     };
@@ -195,6 +210,23 @@ fn outcome_without_run(spec: &JobSpec, termination: Termination) -> JobOutcome {
         duration: Duration::ZERO,
         limits: spec.limits,
     }
+}
+
+/// Whether this process holds `CAP_SYS_ADMIN` (bit 21 of `CapEff` in /proc/self/status), which mounting the
+/// job's scratch in a mount namespace of its own needs: a root worker in a container may lack it.
+fn may_mount() -> bool {
+    static MAY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MAY.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status.lines().find_map(|l| {
+                    l.strip_prefix("CapEff:")
+                        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+                })
+            })
+            .is_some_and(|caps| caps & (1 << 21) != 0)
+    })
 }
 
 /// A tool must be an executable file and, when it runs inside the sandbox, visible there.
@@ -306,6 +338,7 @@ fn spawn_sandboxed(
     outputs: &OutputsDir,
     as_root: bool,
     cgroup: Option<&JobCgroup>,
+    scratch: Option<(&ScratchDirs, u64)>,
 ) -> Result<Running, SandboxError> {
     let pipe_error = |e| SandboxError::io("creating a pipe for bwrap", e);
     let script = memfd("ferry-job-script", spec.code.as_bytes())
@@ -344,7 +377,14 @@ fn spawn_sandboxed(
         seccomp: seccomp_read.as_raw_fd(),
     };
     let mounts = command::ro_mounts(&spec.runtime.ro_paths);
-    let args = command::bwrap_args(spec, &mounts, &fds, tools, privilege);
+    let args = command::bwrap_args(
+        spec,
+        &mounts,
+        &fds,
+        tools,
+        privilege,
+        scratch.map(|(s, _)| (s.tmp.as_path(), s.shm.as_path())),
+    );
     let mut cmd = Command::new(&tools.bwrap);
     cmd.args(&args);
     if let Privilege::RootMapped { .. } = privilege {
@@ -358,6 +398,9 @@ fn spawn_sandboxed(
         inherited.push(block.as_raw_fd());
     }
     crate::sys::pass_only(&mut cmd, inherited);
+    if let Some((scratch, size)) = scratch {
+        crate::sys::mount_scratch(&mut cmd, scratch.mounts(size));
+    }
     if let Some(cgroup) = cgroup {
         crate::sys::join_cgroups(
             &mut cmd,

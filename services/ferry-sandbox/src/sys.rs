@@ -1,5 +1,5 @@
 //! The crate's only `unsafe`: choosing exactly which file descriptors cross `exec` into `bwrap` or the job,
-//! putting a job in its cgroup, and binding a job to its CPUs.
+//! putting a job in its cgroup, mounting a root worker's job scratch, and binding a job to its CPUs.
 //!
 //! Two problems, one hook run in the forked child just before `exec`:
 //! - A descriptor the worker inherited without close-on-exec (cargo's jobserver pipe under `cargo test`, a
@@ -114,6 +114,53 @@ pub(crate) fn join_cgroups(command: &mut Command, procs: Vec<RawFd>) {
     };
     // SAFETY: the hook runs between fork and exec; it iterates over a vector allocated before the fork and
     // makes only `write` system calls (async-signal-safe), allocating nothing.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Gives the command (bubblewrap, for a root worker) a private mount namespace of its own, and in it mounts a
+/// tmpfs on each `(target, options)`: the job's `/tmp` and `/dev/shm`, with the `nr_inodes` bubblewrap cannot
+/// set. The mounts live only in that namespace and go with the job's last process.
+pub(crate) fn mount_scratch(
+    command: &mut Command,
+    mounts: Vec<(std::ffi::CString, std::ffi::CString)>,
+) {
+    let hook = move || -> std::io::Result<()> {
+        // SAFETY: raw system calls with pointers to NUL-terminated strings allocated before the fork (and
+        // static ones); they change only this (forked, single-threaded) process's mount namespace.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Nothing mounted here may propagate back to the worker's namespace.
+            if libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for (target, options) in &mounts {
+                if libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    options.as_ptr().cast(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec; it iterates over a vector allocated before the fork and makes
+    // only `unshare` and `mount` system calls, allocating nothing.
     unsafe {
         command.pre_exec(hook);
     }

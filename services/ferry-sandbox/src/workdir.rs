@@ -7,6 +7,14 @@
 //! <work_root>/<job_id>.<pid>.<n>/     0700, owned by the sandbox user; bound read-write at /job/outputs
 //! ```
 //!
+//! A root worker also makes the mount points of the job's scratch tmpfs beside it (empty on the host: the tmpfs
+//! are mounted in bubblewrap's own mount namespace, see `sys::mount_scratch`):
+//!
+//! ```text
+//! <work_root>/<job_id>.<pid>.<n>.scratch/     0700, root's
+//!     tmp/  shm/                              bound at /tmp and /dev/shm
+//! ```
+//!
 //! Unsandboxed (development only), it holds the whole working directory:
 //!
 //! ```text
@@ -136,6 +144,75 @@ fn create_unique(work_root: &Path, job_id: &str) -> Result<PathBuf, SandboxError
                     format!("creating job directory under {}", work_root.display()),
                     e,
                 ))
+            }
+        }
+    }
+}
+
+/// The inodes a job's `/tmp` may hold (about a kilobyte of kernel memory each): as many files as `outputs/`
+/// may hold, three times over.
+pub const SCRATCH_INODES: u64 = 3 * crate::MAX_OUTPUT_ENTRIES;
+
+/// The inodes a job's `/dev/shm` may hold (POSIX shared memory and semaphores).
+pub const SHM_INODES: u64 = 4096;
+
+/// A root worker's mount points for a job's `/tmp` and `/dev/shm`, removed on drop.
+pub(crate) struct ScratchDirs {
+    root: PathBuf,
+    pub(crate) tmp: PathBuf,
+    pub(crate) shm: PathBuf,
+}
+
+impl ScratchDirs {
+    /// Beside the job directory `job`.
+    pub(crate) fn create(job: &JobDir) -> Result<ScratchDirs, SandboxError> {
+        let mut root = job.root.clone().into_os_string();
+        root.push(".scratch");
+        let root = PathBuf::from(root);
+        let dirs = ScratchDirs {
+            tmp: root.join("tmp"),
+            shm: root.join("shm"),
+            root,
+        };
+        let made = |p: &Path| {
+            DirBuilder::new()
+                .mode(0o700)
+                .create(p)
+                .map_err(|e| SandboxError::io(format!("creating {}", p.display()), e))
+        };
+        made(&dirs.root)?;
+        // From here on, dropping `dirs` removes what was made.
+        made(&dirs.tmp)?;
+        made(&dirs.shm)?;
+        Ok(dirs)
+    }
+
+    /// `(mount point, tmpfs options)` for each: sized at `size` bytes, with their inode caps.
+    pub(crate) fn mounts(&self, size: u64) -> Vec<(std::ffi::CString, std::ffi::CString)> {
+        use std::os::unix::ffi::OsStrExt;
+        // size=0 would mean no limit at all.
+        let size = size.max(4096);
+        [(&self.tmp, SCRATCH_INODES), (&self.shm, SHM_INODES)]
+            .into_iter()
+            .map(|(path, inodes)| {
+                (
+                    std::ffi::CString::new(path.as_os_str().as_bytes())
+                        .expect("a path made here has no NUL"),
+                    std::ffi::CString::new(format!("mode=1777,size={size},nr_inodes={inodes}"))
+                        .expect("no NUL"),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for ScratchDirs {
+    fn drop(&mut self) {
+        for dir in [&self.tmp, &self.shm, &self.root] {
+            if let Err(e) = fs::remove_dir(dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::error!(dir = %dir.display(), error = %e, "could not remove a job's scratch mount point");
+                }
             }
         }
     }
