@@ -166,6 +166,18 @@ pub fn temporary_bytes(dir: &std::path::Path) -> Option<u64> {
     )
 }
 
+/// Bytes an unprivileged user may still write on the file system holding `dir`; `None` when it cannot be read.
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Total bytes of the file system holding `dir`.
+pub fn total_bytes(dir: &std::path::Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_blocks.saturating_mul(s.f_frsize))
+}
+
 /// A byte count for people: `512 B`, `1.5 MiB`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

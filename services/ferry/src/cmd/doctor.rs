@@ -291,26 +291,16 @@ fn runtimes(r: &mut Report, config: &Config) {
 }
 
 fn disk(r: &mut Report, dir: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return;
-    };
-    // SAFETY: statvfs fills the struct it is given, from a NUL-terminated path.
-    #[allow(unsafe_code)]
-    let stat = unsafe {
-        let mut s: libc::statvfs = std::mem::zeroed();
-        (libc::statvfs(path.as_ptr(), &mut s) == 0).then_some(s)
-    };
-    let Some(s) = stat else {
+    let (Some(free), Some(total)) = (
+        crate::progress::free_bytes(dir),
+        crate::progress::total_bytes(dir),
+    ) else {
         r.add(
             "disk",
             Finding::Note("could not read the free space".into()),
         );
         return;
     };
-    let (avail, blocks, size): (u64, u64, u64) = (s.f_bavail, s.f_blocks, s.f_frsize);
-    let free = avail * size;
-    let total = blocks * size;
     let shown = format!(
         "{} free of {}",
         crate::progress::human(free),

@@ -141,6 +141,9 @@ async fn fetch_mock(url: &str, name: &str, dest: &Path) -> Result<FetchedMock> {
                     piece.offset
                 );
             }
+            if offset == 0 {
+                check_room(name, &archive, piece.size, piece.tree)?;
+            }
             let data = b64(&piece.data_base64)?;
             hasher.update(&data);
             file.write_all(&data)
@@ -178,6 +181,31 @@ async fn fetch_mock(url: &str, name: &str, dest: &Path) -> Result<FetchedMock> {
         let _ = std::fs::remove_file(&archive);
     }
     result
+}
+
+/// Refuses a mock of `size` bytes (a tree's archive, which is unpacked beside it: twice that) that the disk
+/// holding `archive` has no room for, before any of it is fetched.
+fn check_room(name: &str, archive: &Path, size: u64, tree: bool) -> Result<()> {
+    let dir = archive.parent().unwrap_or(Path::new("."));
+    let need = if tree { size.saturating_mul(2) } else { size };
+    if let Some(free) = crate::progress::free_bytes(dir) {
+        if free < need {
+            bail!(
+                "the mock of {} is {}{}, and {} has {} free: make room, or give --out on another disk; \
+                 nothing was fetched",
+                escape::line(name),
+                crate::progress::human(size),
+                if tree {
+                    ", a directory unpacked beside its archive (twice that)"
+                } else {
+                    ""
+                },
+                dir.display(),
+                crate::progress::human(free)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `ferry mock fetch NAME --out PATH`.

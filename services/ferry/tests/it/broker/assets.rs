@@ -21,6 +21,35 @@ except OSError:
     print("read-only")
 "#;
 
+/// A tmpfs of `size` bytes mounted at a directory of the test's (root only, as the broker tests run), unmounted
+/// when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, size: u64) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a tmpfs at {}", path.display());
+        SmallDisk {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
 fn model(dir: &Path, layers: u32, shard: u64) {
     std::fs::create_dir_all(dir.join("tokenizer")).unwrap();
     std::fs::write(dir.join("config.json"), format!("{{\"layers\": {layers}}}")).unwrap();
@@ -92,6 +121,29 @@ fn a_model_folder_with_a_mock_over_64_mib_is_fetched_mock_run_and_run() {
         !again.status.success(),
         "an existing --out is not overwritten"
     );
+    // A disk too small for it: refused before anything is fetched, naming both sizes, nothing kept.
+    let small = SmallDisk::mount(&root.join("small-disk"), 16 << 20);
+    let refused = pair.run_env(
+        &[
+            "mock",
+            "fetch",
+            "model",
+            "--out",
+            small.path.join("model").to_str().unwrap(),
+        ],
+        &env,
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("the mock of model is 70.0 MiB, a directory unpacked beside its archive")
+            && err.contains("16.0 MiB free")
+            && err.contains("nothing was fetched"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&small.path).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    drop(small);
 
     let script = root.join("list.py");
     std::fs::write(&script, LIST).unwrap();
