@@ -87,6 +87,25 @@ pub fn start_hidden(pair: &Pair, config: &Path) -> Child {
         .expect("unshare")
 }
 
+/// Waits until `queue` on the high side's vhost has `n` consumers.
+fn wait_for_consumers(pair: &Pair, queue: &str, n: usize) {
+    pair.wait_for(&format!("{n} consumers on {queue}"), || {
+        crate::harness::rabbitmqctl_lines(&[
+            "list_queues",
+            "-p",
+            &pair.high_vhost,
+            "name",
+            "consumers",
+        ])
+        .iter()
+        .any(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some(queue) && f.next().and_then(|c| c.parse::<usize>().ok()) == Some(n)
+        })
+        .then_some(())
+    });
+}
+
 fn worker_log(config: &Path) -> String {
     std::fs::read_to_string(config.with_file_name("worker.log")).unwrap_or_default()
 }
@@ -132,6 +151,9 @@ fn two_hidden_worker_processes_share_the_jobs_none_lost_or_run_twice_and_serve_c
     for c in &configs {
         workers.0.push(start_hidden(&pair, c));
     }
+    // Both consume before any job is queued: on a loaded machine one may start seconds after the other, which
+    // would then take every job (CI saw it).
+    wait_for_consumers(&pair, "ferry.jobs.python", 2);
     // 24 jobs reading the private asset; one writes an output of several chunks.
     let mut codes: Vec<String> = (0..24)
         .map(|i| {
@@ -227,14 +249,25 @@ fn a_worker_killed_mid_job_has_it_run_again_by_another_and_one_without_the_runti
     let mut workers = Workers::default();
     workers.0.push(start_hidden(&pair, &other));
     workers.0.push(start_hidden(&pair, &first));
+    wait_for_consumers(&pair, "ferry.jobs.python", 1);
     let jobs = approved(
         &pair,
         &erin,
-        &["import time\nprint('started', flush=True)\ntime.sleep(4)\nprint('done')\n".to_string()],
+        // Long enough to be seen running on a loaded machine (polled with `review show`).
+        &[
+            "import time\nprint('started', flush=True)\ntime.sleep(10)\nprint('done')\n"
+                .to_string(),
+        ],
     );
     let job = &jobs[0];
     pair.wait_for("the first worker to run it", || {
-        (pair.state_on(&pair.high, job).as_deref() == Some("running")).then_some(())
+        let state = pair.state_on(&pair.high, job);
+        assert_ne!(
+            state.as_deref(),
+            Some("finished"),
+            "the job finished before it was seen running"
+        );
+        (state.as_deref() == Some("running")).then_some(())
     });
     // SIGKILL mid-run: the broker gets the job back when the connection drops.
     workers.0[1].kill().unwrap();
