@@ -65,7 +65,8 @@ pub use parts::{
     PART_SIZE_DVD, PART_SIZE_FAT32,
 };
 pub use read::{
-    inspect, open, verify_bundle, EntrySink, HeaderCheck, MemorySink, OpenOptions, OpenedBundle,
+    inspect, open, open_file, verify_bundle, EntrySink, HeaderCheck, MemorySink, OpenOptions,
+    OpenedBundle,
 };
 pub use rotation::{retire_keys, RotationStatement, MAX_ROTATION_LEN, ROTATION_VERSION};
 #[cfg(feature = "fuzzing")]
