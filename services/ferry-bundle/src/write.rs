@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use crate::age_v1::{self, PayloadKey, ENC_CHUNK_LEN, TAG_LEN};
 use crate::format::{
@@ -77,7 +78,8 @@ pub fn write_bundle<W: Write + Seek>(
 }
 
 /// [`write_bundle`] into a file: the same bundle, but each helper thread writes the
-/// segments it encrypted straight to their places in the file (positioned writes), so that
+/// segments it encrypted straight to their places in the file (positioned writes, one
+/// helper at a time), so that
 /// the calling thread only reads the entries. The fastest way to write a bundle
 /// to disk; `out` is left positioned at the end of the bundle, which starts at its current
 /// position.
@@ -259,11 +261,19 @@ impl Sealer<'_> {
         table.extend_from_slice(&Sha256::digest(age_header));
 
         let payload_start = start + HEADER_BLOCK_LEN as u64 + layout.table_len();
+        // One helper writes to the file at a time. Two concurrent writers of one file
+        // contend in the kernel (its inode lock, which a waiting writer spins on, and the
+        // page cache's locks): measured on 2 cores, 1 GiB, taking turns cut pack's CPU time
+        // by about 16% and its wall time by about 10%. A helper waiting for its turn
+        // sleeps, leaving the core to the calling thread.
+        let write_turn = Mutex::new(());
         let encrypt = |segment: &mut Segment| {
             segment.hash = encrypt_segment(key, &layout, segment.index, &mut segment.buf);
             if let Some(file) = positioned {
                 let (at, len) = layout.segment(segment.index);
                 let mut offset = payload_start + at;
+                // Nothing is guarded but the turn itself, so a poisoned lock is still a turn.
+                let _turn = write_turn.lock().unwrap_or_else(PoisonError::into_inner);
                 for piece in segment.buf[..len].chunks(WRITE_LEN) {
                     file.write_all_at(piece, offset).map_err(werr)?;
                     offset += piece.len() as u64;
