@@ -133,11 +133,12 @@ fn sealing_on_helpers_gives_the_bytes_of_sealing_inline_and_age_decrypts_them() 
     let (age_header, key) = crate::age_v1::new_header(&recipient).unwrap();
     // 5 segments of 16 chunks and a short last chunk.
     let plain = noise(5 * 16 * crate::age_v1::CHUNK_LEN + 1234, 11);
-    let seal = |helpers: usize, positioned: bool| {
+    let seal_with = |helpers: usize, positioned: bool, defer_writes: bool| {
         let sealer = Sealer {
             age_header: &age_header,
             key: &key,
             helpers: Some(helpers),
+            defer_writes,
         };
         let len = plain.len() as u64;
         if positioned {
@@ -162,10 +163,16 @@ fn sealing_on_helpers_gives_the_bytes_of_sealing_inline_and_age_decrypts_them() 
             out.into_inner()
         }
     };
+    let seal = |helpers, positioned| seal_with(helpers, positioned, false);
     let inline = seal(0, false);
     assert_eq!(seal(2, false), inline, "helpers, written in order");
     assert_eq!(seal(2, true), inline, "helpers, positioned writes");
     assert_eq!(seal(4, true), inline, "four helpers, positioned writes");
+    assert_eq!(
+        seal_with(2, true, true),
+        inline,
+        "helpers leaving every write to the calling thread"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     p.high.save(&tmp.path().join("keys")).unwrap();
