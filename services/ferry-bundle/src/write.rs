@@ -79,7 +79,7 @@ pub fn write_bundle<W: Write + Seek>(
 
 /// [`write_bundle`] into a file: the same bundle, but each helper thread writes the
 /// segments it encrypted straight to their places in the file (positioned writes, one
-/// helper at a time), so that
+/// thread at a time), so that
 /// the calling thread only reads the entries. The fastest way to write a bundle
 /// to disk; `out` is left positioned at the end of the bundle, which starts at its current
 /// position.
