@@ -285,8 +285,8 @@ where
 /// results, but each helper thread reads the segments it verifies and decrypts itself
 /// (positioned reads), so that the calling thread only parses the plaintext and feeds the
 /// sink. The fastest way to open a bundle on disk. The bundle starts at `file`'s current
-/// position and must end exactly where its header says; `file` is left positioned after
-/// the segment table.
+/// position and must end exactly where its header says; where `file` is left positioned
+/// afterwards is unspecified.
 pub fn open_file<E>(file: &File, options: OpenOptions<'_, E>) -> Result<OpenedBundle, E>
 where
     E: From<BundleError>,
