@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use ferry_bundle::{
-    new_bundle_id, open, write_bundle_file, BundleError, Channel, Entry, EntrySink, EntrySource,
-    HeaderParams, OpenOptions, SideKeys,
+    new_bundle_id, open_file, write_bundle_file, BundleError, Channel, Entry, EntrySink,
+    EntrySource, HeaderParams, OpenOptions, SideKeys,
 };
 
 /// Writes the single entry of a bundle to a staging file beside `out`, and renames it into
@@ -119,7 +119,7 @@ fn unpack(dir: &Path, bundle: &Path, out: &Path) -> Result<(), BundleError> {
     let high = SideKeys::load(&dir.join("high"))?;
     let file = File::open(bundle).map_err(|e| io_error("opening the bundle", e))?;
     let mut sink = FileSink::new(out.to_owned());
-    open(file, OpenOptions::new(low.signing, &[&high], &mut sink))?;
+    open_file(&file, OpenOptions::new(low.signing, &[&high], &mut sink))?;
     Ok(())
 }
 

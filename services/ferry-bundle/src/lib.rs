@@ -23,7 +23,8 @@
 //! - `read`: [`inspect`], [`verify_bundle`] and [`open`], the one way to open a bundle
 //!   ([`OpenOptions`]: pinned signer, current and retired identities, limits, header
 //!   check, sink), which verifies each segment before decrypting it and streams entries
-//!   into an [`EntrySink`] such as [`MemorySink`], in one pass.
+//!   into an [`EntrySink`] such as [`MemorySink`], in one pass; [`open_file`] is `open`
+//!   for a bundle on disk, whose helper threads read their own segments.
 //! - `parts`: [`split_bundle`] and [`join_parts`], which cut a bundle file into signed
 //!   parts that fit on removable media and put it back together, naming any missing,
 //!   foreign, duplicate or corrupted part.
@@ -65,7 +66,8 @@ pub use parts::{
     PART_SIZE_DVD, PART_SIZE_FAT32,
 };
 pub use read::{
-    inspect, open, verify_bundle, EntrySink, HeaderCheck, MemorySink, OpenOptions, OpenedBundle,
+    inspect, open, open_file, verify_bundle, EntrySink, HeaderCheck, MemorySink, OpenOptions,
+    OpenedBundle,
 };
 pub use rotation::{retire_keys, RotationStatement, MAX_ROTATION_LEN, ROTATION_VERSION};
 #[cfg(feature = "fuzzing")]

@@ -3,7 +3,9 @@
 //! the entries into a sink under caps, in one pass over the file.
 
 use std::collections::HashSet;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::os::unix::fs::FileExt;
 
 use crate::age_v1::{self, PayloadKey, ENC_CHUNK_LEN};
 use crate::format::{
@@ -271,7 +273,35 @@ impl<'a, E> OpenOptions<'a, E> {
 /// whatever the size. On success the sink's `commit` has been called; on any refusal its
 /// `abort` has, and the error says why. Replay, sequence, expiry and channel direction are
 /// the caller's to check against its ledger, in the header check.
-pub fn open<R, E>(mut r: R, options: OpenOptions<'_, E>) -> Result<OpenedBundle, E>
+pub fn open<R, E>(r: R, options: OpenOptions<'_, E>) -> Result<OpenedBundle, E>
+where
+    R: Read,
+    E: From<BundleError>,
+{
+    open_from(r, None, options)
+}
+
+/// [`open`] for a bundle in a file: the same checks in the same order, with the same
+/// results, but each helper thread reads the segments it verifies and decrypts itself
+/// (positioned reads), so that the calling thread only parses the plaintext and feeds the
+/// sink. The fastest way to open a bundle on disk. The bundle starts at `file`'s current
+/// position and must end exactly where its header says; where `file` is left positioned
+/// afterwards is unspecified.
+pub fn open_file<E>(file: &File, options: OpenOptions<'_, E>) -> Result<OpenedBundle, E>
+where
+    E: From<BundleError>,
+{
+    let mut r = file;
+    open_from(&mut r, Some(file), options)
+}
+
+/// [`open`], with the payload's segments read by the helpers from `positioned` (the file
+/// `r` reads) when it is given.
+fn open_from<R, E>(
+    mut r: R,
+    positioned: Option<&File>,
+    options: OpenOptions<'_, E>,
+) -> Result<OpenedBundle, E>
 where
     R: Read,
     E: From<BundleError>,
@@ -288,8 +318,12 @@ where
         if let Some(check) = header_check {
             check(&header, &bundle_hash)?;
         }
+        let input = Input {
+            r: &mut r,
+            file: positioned,
+        };
         let entries = decrypt_and_stream(
-            &mut r,
+            input,
             &header,
             &layout,
             &trusted_signer,
@@ -341,7 +375,7 @@ fn read_table<R: Read>(
 /// Verifies the table, then the age header (segment 0), then decrypts and parses the
 /// rest of the payload, streaming its entries into `sink`.
 fn decrypt_and_stream<R: Read>(
-    r: &mut R,
+    input: Input<'_, R>,
     header: &Header,
     layout: &Layout,
     trusted_signer: &[u8; 32],
@@ -349,7 +383,17 @@ fn decrypt_and_stream<R: Read>(
     limits: &Limits,
     sink: &mut dyn EntrySink,
 ) -> Result<Vec<ManifestEntry>, BundleError> {
+    let Input { r, file } = input;
     let table = read_table(r, header, layout)?;
+    let payload = match file {
+        Some(mut file) => {
+            let start = file
+                .stream_position()
+                .map_err(|e| BundleError::io("reading the bundle payload", e))?;
+            Some(Positioned { file, start })
+        }
+        None => None,
+    };
     let mut age_header = Segment {
         index: 0,
         buf: vec![0u8; layout.stream_offset as usize],
@@ -365,6 +409,9 @@ fn decrypt_and_stream<R: Read>(
     drop(identities);
 
     let decrypt = |segment: &mut Segment| {
+        if let Some(payload) = &payload {
+            payload.read_segment(layout, segment)?;
+        }
         check_segment(&table, segment)?;
         decrypt_segment(&key, layout, segment)
     };
@@ -373,8 +420,10 @@ fn decrypt_and_stream<R: Read>(
         queue_depth(layout),
         &decrypt,
         |ordered| {
+            let mut segments = Segments::new(r, layout, 1);
+            segments.positioned = payload.as_ref();
             let mut plain = PlainStream {
-                segments: Segments::new(r, layout, 1),
+                segments,
                 ordered,
                 current: None,
                 chunk: 0,
@@ -390,6 +439,46 @@ fn decrypt_and_stream<R: Read>(
 struct Segment {
     index: u64,
     buf: Vec<u8>,
+}
+
+/// Where [`decrypt_and_stream`] reads the bundle from, after its header block: `r`, in
+/// order; with `file` (the file `r` reads), the helpers read each segment after 0
+/// themselves.
+struct Input<'i, R> {
+    r: &'i mut R,
+    file: Option<&'i File>,
+}
+
+/// The payload of a bundle in a file, for the helpers to read their segments from.
+struct Positioned<'f> {
+    file: &'f File,
+    /// Where the payload starts in the file.
+    start: u64,
+}
+
+impl Positioned<'_> {
+    /// Reads segment `segment.index` into its buffer, which has the segment's length.
+    fn read_segment(&self, layout: &Layout, segment: &mut Segment) -> Result<(), BundleError> {
+        let (at, _) = layout.segment(segment.index);
+        self.file
+            .read_exact_at(&mut segment.buf, self.start + at)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => BundleError::Truncated,
+                _ => BundleError::io("reading the bundle", e),
+            })
+    }
+
+    /// Whether any byte follows the payload.
+    fn trailing(&self, layout: &Layout) -> Result<bool, BundleError> {
+        let end = self.start + layout.payload_len;
+        loop {
+            match self.file.read_at(&mut [0u8; 1], end) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BundleError::io("reading the bundle payload", e)),
+                Ok(n) => return Ok(n != 0),
+            }
+        }
+    }
 }
 
 /// Checks a segment's bytes against its hash in the table.
@@ -433,6 +522,8 @@ struct Segments<'a, R> {
     free: Vec<Vec<u8>>,
     allocated: usize,
     depth: usize,
+    /// The helpers read the segments from here: only hand them buffers of the right length.
+    positioned: Option<&'a Positioned<'a>>,
 }
 
 impl<'a, R: Read> Segments<'a, R> {
@@ -444,6 +535,7 @@ impl<'a, R: Read> Segments<'a, R> {
             free: Vec::new(),
             allocated: 0,
             depth: queue_depth(layout),
+            positioned: None,
         }
     }
 
@@ -465,12 +557,17 @@ impl<'a, R: Read> Segments<'a, R> {
             };
             let (_, len) = self.layout.segment(self.next);
             buf.resize(len, 0);
-            read_exact(self.r, &mut buf)?;
-            if self.next + 1 == self.layout.segments
-                && read_some(self.r, &mut [0u8; 1])
-                    .map_err(|e| BundleError::io("reading the bundle payload", e))?
-                    != 0
-            {
+            let last = self.next + 1 == self.layout.segments;
+            let trailing = match self.positioned {
+                Some(payload) => last && payload.trailing(self.layout)?,
+                None => {
+                    read_exact(self.r, &mut buf)?;
+                    last && read_some(self.r, &mut [0u8; 1])
+                        .map_err(|e| BundleError::io("reading the bundle payload", e))?
+                        != 0
+                }
+            };
+            if trailing {
                 return Err(BundleError::TrailingData);
             }
             ordered.submit(Segment {

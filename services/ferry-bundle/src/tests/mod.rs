@@ -85,18 +85,72 @@ fn small_bundle(p: &Pair) -> Vec<u8> {
     write_vec(p, &params(), &entries).0
 }
 
-/// Opens `bytes` as the high side with a fresh memory sink.
+/// Opens `bytes` as the high side with a fresh memory sink (from memory with [`open`], and
+/// from a file with [`open_file`], which must agree: see [`open_both`]).
 fn open_vec(
     p: &Pair,
     bytes: &[u8],
     limits: &Limits,
 ) -> (Result<OpenedBundle, BundleError>, MemorySink) {
-    let mut sink = MemorySink::new(1 << 30);
+    open_both(
+        p,
+        bytes,
+        limits,
+        || MemorySink::new(1 << 30),
+        |s| s.entries.clone(),
+    )
+}
+
+/// Opens `bytes` as the high side twice, into a fresh sink each time: from memory with
+/// [`open`], then from a file (after a few bytes of something else) with [`open_file`],
+/// whose helpers read their own segments. Asserts that both ways give the same result, or
+/// the same refusal, and leave the same in their sinks (`seen`; but see truncation
+/// below); returns the first.
+fn open_both<S: EntrySink, T: PartialEq + std::fmt::Debug>(
+    p: &Pair,
+    bytes: &[u8],
+    limits: &Limits,
+    sink: impl Fn() -> S,
+    seen: impl Fn(&S) -> T,
+) -> (Result<OpenedBundle, BundleError>, S) {
+    let identities = [&p.high];
+    let signer = p.low.public().signing;
+    let mut from_memory = sink();
     let result = open(
         Cursor::new(bytes),
-        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink).limits(limits.clone()),
+        OpenOptions::new(signer, &identities, &mut from_memory).limits(limits.clone()),
     );
-    (result, sink)
+
+    let mut file = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut file, b"xyz").unwrap();
+    std::io::Write::write_all(&mut file, bytes).unwrap();
+    file.seek(SeekFrom::Start(3)).unwrap();
+    let mut from_file = sink();
+    let file_result = open_file(
+        &file,
+        OpenOptions::new(signer, &identities, &mut from_file).limits(limits.clone()),
+    );
+    match (&result, &file_result) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "open and open_file opened different bundles"),
+        (Err(a), Err(b)) => assert_eq!(
+            (a.kind(), a.to_string()),
+            (b.kind(), b.to_string()),
+            "open and open_file refused differently"
+        ),
+        (a, b) => panic!("open gave {a:?} but open_file {b:?}"),
+    }
+    // Reading a truncated bundle from memory fails as soon as a read passes the end, ahead
+    // of the segments still in flight; in a file, the helper reading the missing segment
+    // fails, in the segment's turn. Either way it is refused and nothing is committed, but
+    // the sinks may have seen different amounts before the refusal.
+    if !matches!(&result, Err(BundleError::Truncated)) {
+        assert_eq!(
+            seen(&from_memory),
+            seen(&from_file),
+            "open and open_file left different entries in their sinks"
+        );
+    }
+    (result, from_memory)
 }
 
 /// Asserts that opening fails with `kind` and that nothing was committed.

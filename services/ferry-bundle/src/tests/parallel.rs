@@ -1,5 +1,5 @@
 //! The ordered parallel map: results in submission order, errors in their place, a
-//! panicking item an error rather than a hang.
+//! panicking item an error rather than a hang, queued items taken by the calling thread.
 
 use std::time::Duration;
 
@@ -81,11 +81,43 @@ fn a_panicking_item_is_an_error_not_a_hang() {
 }
 
 #[test]
+fn the_calling_thread_takes_queued_items_instead_of_waiting() {
+    let caller = std::thread::current().id();
+    // On a helper an item takes long, so that the others wait in the queue meanwhile.
+    let work = |item: &mut (u64, bool)| -> Result<(), BundleError> {
+        item.1 = std::thread::current().id() == caller;
+        if !item.1 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    };
+    let done = run(1, 8, &work, |ordered| {
+        for item in 0..6u64 {
+            ordered.submit((item, false))?;
+        }
+        let mut done = Vec::new();
+        while let Some(item) = ordered.next() {
+            done.push(item?);
+        }
+        Ok(done)
+    })
+    .unwrap();
+    assert_eq!(
+        done.iter().map(|d| d.0).collect::<Vec<_>>(),
+        (0..6).collect::<Vec<_>>()
+    );
+    assert!(
+        done.iter().any(|d| d.1),
+        "every item waited for the helper: {done:?}"
+    );
+}
+
+#[test]
 fn few_items_get_no_helpers() {
     assert_eq!(helpers_for(0), 0);
     assert_eq!(helpers_for(3), 0);
     let cores = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(helpers_for(1000), cores.clamp(1, 4));
+    assert_eq!(helpers_for(1000), cores.saturating_sub(1).clamp(1, 4));
 }
 
 #[test]
@@ -101,11 +133,12 @@ fn sealing_on_helpers_gives_the_bytes_of_sealing_inline_and_age_decrypts_them() 
     let (age_header, key) = crate::age_v1::new_header(&recipient).unwrap();
     // 5 segments of 16 chunks and a short last chunk.
     let plain = noise(5 * 16 * crate::age_v1::CHUNK_LEN + 1234, 11);
-    let seal = |helpers: usize, positioned: bool| {
+    let seal_with = |helpers: usize, positioned: bool, defer_writes: bool| {
         let sealer = Sealer {
             age_header: &age_header,
             key: &key,
             helpers: Some(helpers),
+            defer_writes,
         };
         let len = plain.len() as u64;
         if positioned {
@@ -130,10 +163,16 @@ fn sealing_on_helpers_gives_the_bytes_of_sealing_inline_and_age_decrypts_them() 
             out.into_inner()
         }
     };
+    let seal = |helpers, positioned| seal_with(helpers, positioned, false);
     let inline = seal(0, false);
     assert_eq!(seal(2, false), inline, "helpers, written in order");
     assert_eq!(seal(2, true), inline, "helpers, positioned writes");
     assert_eq!(seal(4, true), inline, "four helpers, positioned writes");
+    assert_eq!(
+        seal_with(2, true, true),
+        inline,
+        "helpers leaving every write to the calling thread"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     p.high.save(&tmp.path().join("keys")).unwrap();

@@ -59,12 +59,9 @@ const BEFORE_DATA: usize = 8 + 1 + 2 + 1 + 8;
 
 /// Opens `bytes` as the receiver, into a recorder.
 fn open_recorded(p: &Pair, bytes: &[u8]) -> (Result<OpenedBundle, BundleError>, Recorder) {
-    let mut sink = Recorder::default();
-    let result = open(
-        Cursor::new(bytes),
-        OpenOptions::new(p.low.public().signing, &[&p.high], &mut sink),
-    );
-    (result, sink)
+    open_both(p, bytes, &Limits::default(), Recorder::default, |r| {
+        (r.data.clone(), r.committed, r.aborted)
+    })
 }
 
 /// The plaintext the age crate decrypts from the bundle's payload.

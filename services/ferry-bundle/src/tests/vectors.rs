@@ -175,10 +175,13 @@ fn run_vector(keys: &Pair, v: &Vector) -> Result<(), String> {
             v.verify
         ));
     }
-    let mut sink = MemorySink::new(1 << 30);
-    let opened = open(
-        Cursor::new(&v.bytes),
-        OpenOptions::new(signer, &[&keys.high], &mut sink).limits(limits),
+    // From memory with `open`, and from a file with `open_file` (asserted to agree).
+    let (opened, sink) = open_both(
+        keys,
+        &v.bytes,
+        &limits,
+        || MemorySink::new(1 << 30),
+        |s| s.entries.clone(),
     );
     match (&opened, v.expect.as_str()) {
         (Ok(opened), "success") => {

@@ -247,8 +247,10 @@ fn import_one(
     let staging = side.layout.staging_dir(&uuid::Uuid::new_v4());
     let mut sink = StagingSink::new(staging.clone())
         .map_err(|e| Failure::Local(crate::TransferError::io("creating", &staging, e)))?;
-    let result = ferry_bundle::open(
-        File::open(path).map_err(local("opening"))?,
+    // open_file: the bundle's segments are read, verified and decrypted on helper threads.
+    let file = File::open(path).map_err(local("opening"))?;
+    let result = ferry_bundle::open_file(
+        &file,
         ferry_bundle::OpenOptions::new(peer.signing, &candidates, &mut sink)
             .limits(limits)
             .header_check(|header, hash| policy.check(header, hash)),
