@@ -61,7 +61,7 @@ pub(crate) fn hierarchy() -> &'static Result<Hierarchy, String> {
                 remove_leftovers(h);
                 tracing::info!(cgroup = h.version(), "each job runs in a cgroup of its own");
             }
-            Err(reason) => tracing::warn!(
+            Err(reason) => tracing::info!(
                 "jobs run without a cgroup of their own ({reason}); each process is bounded by its rlimits, \
                  memfd and System V shared memory are refused and every tmpfs is sized (see ISOLATION.md)"
             ),

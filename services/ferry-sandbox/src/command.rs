@@ -166,22 +166,16 @@ pub(crate) fn bwrap_args(
         // A root worker's: tmpfs it mounted itself, sized and with inode caps (`sys::mount_scratch`).
         push(&[&"--bind", &tmp, &"/tmp", &"--bind", &shm, &"/dev/shm"]);
     } else {
-        push(&[
-            &"--perms",
-            &"1777",
-            &"--size",
-            &scratch_size,
-            &"--tmpfs",
-            &"/tmp",
-        ]);
-        push(&[
-            &"--perms",
-            &"1777",
-            &"--size",
-            &scratch_size,
-            &"--tmpfs",
-            &"/dev/shm",
-        ]);
+        for dir in ["/tmp", "/dev/shm"] {
+            push(&[
+                &"--perms",
+                &"1777",
+                &"--size",
+                &scratch_size,
+                &"--tmpfs",
+                &dir,
+            ]);
+        }
     }
     // Devices the runtime lists (a GPU's), at the same path; validated as character devices under /dev.
     for device in &spec.runtime.devices {
