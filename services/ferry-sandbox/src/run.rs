@@ -100,7 +100,6 @@ pub(crate) fn run(
         None
     };
     let mut job = if sandboxed {
-        let scratch = scratch.as_ref().map(|s| (s, spec.limits.max_output_bytes));
         spawn_sandboxed(
             spec,
             tools,
@@ -108,7 +107,7 @@ pub(crate) fn run(
             &outputs,
             as_root,
             cgroup.as_ref(),
-            scratch,
+            scratch.as_ref(),
         )?
     } else {
         spawn_unsandboxed(spec, tools, &dir)?
@@ -338,7 +337,7 @@ fn spawn_sandboxed(
     outputs: &OutputsDir,
     as_root: bool,
     cgroup: Option<&JobCgroup>,
-    scratch: Option<(&ScratchDirs, u64)>,
+    scratch: Option<&ScratchDirs>,
 ) -> Result<Running, SandboxError> {
     let pipe_error = |e| SandboxError::io("creating a pipe for bwrap", e);
     let script = memfd("ferry-job-script", spec.code.as_bytes())
@@ -383,7 +382,7 @@ fn spawn_sandboxed(
         &fds,
         tools,
         privilege,
-        scratch.map(|(s, _)| (s.tmp.as_path(), s.shm.as_path())),
+        scratch.map(|s| (s.tmp.as_path(), s.shm.as_path())),
     );
     let mut cmd = Command::new(&tools.bwrap);
     cmd.args(&args);
@@ -398,8 +397,8 @@ fn spawn_sandboxed(
         inherited.push(block.as_raw_fd());
     }
     crate::sys::pass_only(&mut cmd, inherited);
-    if let Some((scratch, size)) = scratch {
-        crate::sys::mount_scratch(&mut cmd, scratch.mounts(size));
+    if let Some(scratch) = scratch {
+        crate::sys::mount_scratch(&mut cmd, scratch.mounts(spec.limits.max_output_bytes));
     }
     if let Some(cgroup) = cgroup {
         crate::sys::join_cgroups(

@@ -106,18 +106,11 @@ pub fn echo_index(
     if let (Some((index_time, _)), Some((asset_time, asset_len))) =
         (modified(&path), modified(private))
     {
-        // A directory's size says nothing of its files': its index, built by `ferry asset add` (which re-adding
-        // rebuilds), stands while it is newer than the directory.
-        let asset_len = if private.is_dir() {
-            EchoIndex::load(&path, MAX_INDEX_BYTES)
-                .map(|i| i.asset_bytes())
-                .unwrap_or(u64::MAX)
-        } else {
-            asset_len
-        };
         if index_time >= asset_time {
             if let Ok(index) = EchoIndex::load(&path, MAX_INDEX_BYTES) {
-                if index.asset_bytes() == asset_len {
+                // A directory's size says nothing of its files': its index, built by `ferry asset add` (which
+                // re-adding rebuilds), stands while it is newer than the directory.
+                if private.is_dir() || index.asset_bytes() == asset_len {
                     return Ok(index);
                 }
             }

@@ -180,7 +180,12 @@ pub fn asset_add(
         }
     };
     let mock_path = side.layout.mock_file(&sha256);
-    std::fs::rename(&staging, &mock_path).at("storing the mock as", &mock_path)?;
+    if let Err(e) = std::fs::rename(&staging, &mock_path).at("storing the mock as", &mock_path) {
+        let _ = std::fs::remove_file(&staging);
+        return Err(e);
+    }
+    // The catalog row committed next must not name a file a crash could lose.
+    crate::fs::sync_dir(&side.layout.mocks_dir())?;
     let row = AssetRow {
         name: name.to_string(),
         description: description.to_string(),

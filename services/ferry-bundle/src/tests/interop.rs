@@ -114,15 +114,7 @@ fn age_cli_decrypts_payloads_at_chunk_boundaries() {
         let mut out = Cursor::new(Vec::new());
         write_envelope(&mut out, &p.low, &p.high.public(), &params(), &plain).unwrap();
         let bundle = out.into_inner();
-        let payload = tmp.path().join("payload.age");
-        fs::write(&payload, &bundle[payload_offset(&bundle)..]).unwrap();
-        let decrypted = std::process::Command::new("age")
-            .arg("-d")
-            .arg("-i")
-            .arg(tmp.path().join("keys").join(AGE_KEY_FILE))
-            .arg(&payload)
-            .output()
-            .unwrap();
+        let decrypted = age_decrypt(tmp.path(), &bundle);
         assert!(
             decrypted.status.success(),
             "size {size}: {}",

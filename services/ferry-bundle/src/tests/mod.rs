@@ -244,6 +244,20 @@ fn crafted(p: &Pair, params: &HeaderParams, plaintext: &Plaintext) -> Vec<u8> {
     out.into_inner()
 }
 
+/// `age -d` of `bundle`'s payload, written to `dir/payload.age`, with the age identity saved under `dir/keys`: the
+/// auditor's recipe, with the real age CLI.
+fn age_decrypt(dir: &Path, bundle: &[u8]) -> std::process::Output {
+    let payload = dir.join("payload.age");
+    fs::write(&payload, &bundle[payload_offset(bundle)..]).unwrap();
+    std::process::Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(dir.join("keys").join(AGE_KEY_FILE))
+        .arg(&payload)
+        .output()
+        .expect("age is installed (scripts/prereqs)")
+}
+
 /// Where a bundle's payload (its age file) starts: after the header block and the table.
 fn payload_offset(bundle: &[u8]) -> usize {
     HEADER_BLOCK_LEN + u32::from_le_bytes(bundle[12..16].try_into().unwrap()) as usize

@@ -176,15 +176,7 @@ fn sealing_on_helpers_gives_the_bytes_of_sealing_inline_and_age_decrypts_them() 
 
     let tmp = tempfile::tempdir().unwrap();
     p.high.save(&tmp.path().join("keys")).unwrap();
-    let payload = tmp.path().join("payload.age");
-    fs::write(&payload, &inline[payload_offset(&inline)..]).unwrap();
-    let decrypted = std::process::Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(tmp.path().join("keys").join(AGE_KEY_FILE))
-        .arg(&payload)
-        .output()
-        .expect("age is installed (scripts/prereqs)");
+    let decrypted = age_decrypt(tmp.path(), &inline);
     assert!(
         decrypted.status.success(),
         "{}",

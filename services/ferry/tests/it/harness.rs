@@ -526,6 +526,28 @@ sys.exit(os.waitstatus_to_exitcode(status))
         });
     }
 
+    /// Takes a submitted `job` the whole way with both sides serving: intake, the low side's approval, the bundle
+    /// to the high side, the run (a failed run panics with its review), the release, the bundle back.
+    pub fn approve_run_and_release(&self, job: &str) {
+        self.wait_for("intake", || {
+            (self.state_on(&self.low, job).as_deref() == Some("submitted")).then_some(())
+        });
+        self.ok(&["review", "approve", "--config", self.low_s(), job]);
+        self.carry(&self.low, &self.high).expect("the job");
+        self.wait_for("the worker", || {
+            match self.state_on(&self.high, job).as_deref() {
+                Some("finished") => Some(()),
+                Some("failed") => panic!(
+                    "{}",
+                    self.ok(&["review", "show", "--config", self.high_s(), job])
+                ),
+                _ => None,
+            }
+        });
+        self.ok(&["review", "release", "--config", self.high_s(), job]);
+        self.carry(&self.high, &self.low).expect("the result");
+    }
+
     /// Waits until `f` returns Some; panics with the serve logs after [`patience`].
     pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         let start = Instant::now();

@@ -194,23 +194,7 @@ fn a_model_folder_with_a_mock_over_64_mib_is_fetched_mock_run_and_run() {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    pair.wait_for("intake", || {
-        (pair.state_on(&pair.low, &job).as_deref() == Some("submitted")).then_some(())
-    });
-    pair.ok(&["review", "approve", "--config", pair.low_s(), &job]);
-    pair.carry(&pair.low, &pair.high).expect("the job");
-    pair.wait_for("the worker", || {
-        match pair.state_on(&pair.high, &job).as_deref() {
-            Some("finished") => Some(()),
-            Some("failed") => panic!(
-                "{}",
-                pair.ok(&["review", "show", "--config", pair.high_s(), &job])
-            ),
-            _ => None,
-        }
-    });
-    pair.ok(&["review", "release", "--config", pair.high_s(), &job]);
-    pair.carry(&pair.high, &pair.low).expect("the result");
+    pair.approve_run_and_release(&job);
     let out = pair.run_env(
         &["results", &job, "--wait", "--timeout", "600", "--json"],
         &env,

@@ -207,23 +207,7 @@ fn the_seeds_pandas_code_gives_the_same_answer_through_run_mock_and_through_the_
         &std::fs::read_to_string(example()).unwrap(),
         &["--runtime", "pandas"],
     );
-    pair.wait_for("intake", || {
-        (pair.state_on(&pair.low, &job).as_deref() == Some("submitted")).then_some(())
-    });
-    pair.ok(&["review", "approve", "--config", pair.low_s(), &job]);
-    pair.carry(&pair.low, &pair.high).expect("the job");
-    pair.wait_for("the worker", || {
-        match pair.state_on(&pair.high, &job).as_deref() {
-            Some("finished") => Some(()),
-            Some("failed") => panic!(
-                "{}",
-                pair.ok(&["review", "show", "--config", pair.high_s(), &job])
-            ),
-            _ => None,
-        }
-    });
-    pair.ok(&["review", "release", "--config", pair.high_s(), &job]);
-    pair.carry(&pair.high, &pair.low).expect("the result");
+    pair.approve_run_and_release(&job);
     let results = root.join("results");
     let out = pair.run_env(
         &[

@@ -137,15 +137,21 @@ fn running_events(v: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn two_hidden_worker_processes_share_the_jobs_none_lost_or_run_twice_and_serve_commits_them() {
+/// Both sides serving, the high side's serve only coordinating (`[worker] count = 0`: every job runs in a worker
+/// process), with the dataset registered; and the researcher erin's URL.
+fn coordinating_pair() -> (Pair, String) {
     let mut pair = Pair::with_broker();
     pair.register_dataset();
-    // serve only coordinates: every job runs in a worker process.
     pair.configure(&pair.high.clone(), &[("count = 1", "count = 0")]);
     let erin = pair.researcher("erin");
     pair.serve(&pair.low.clone());
     pair.serve(&pair.high.clone());
+    (pair, erin)
+}
+
+#[test]
+fn two_hidden_worker_processes_share_the_jobs_none_lost_or_run_twice_and_serve_commits_them() {
+    let (pair, erin) = coordinating_pair();
     let configs = [init_worker(&pair, "w1"), init_worker(&pair, "w2")];
     let mut workers = Workers::default();
     for c in &configs {
@@ -231,12 +237,7 @@ fn two_hidden_worker_processes_share_the_jobs_none_lost_or_run_twice_and_serve_c
 
 #[test]
 fn a_worker_killed_mid_job_has_it_run_again_by_another_and_one_without_the_runtime_takes_none() {
-    let mut pair = Pair::with_broker();
-    pair.register_dataset();
-    pair.configure(&pair.high.clone(), &[("count = 1", "count = 0")]);
-    let erin = pair.researcher("erin");
-    pair.serve(&pair.low.clone());
-    pair.serve(&pair.high.clone());
+    let (pair, erin) = coordinating_pair();
     // A worker with no python: it must take no python job.
     let other = init_worker(&pair, "other");
     let text = std::fs::read_to_string(&other).unwrap();
