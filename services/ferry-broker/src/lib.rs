@@ -406,25 +406,8 @@ impl Session {
 
     /// Consumes `queue` with at most `prefetch` unacknowledged messages at a time.
     pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
-        let channel = self.scratch_channel().await?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
+        self.consume_many(&[queue.to_string()], prefetch, false)
             .await
-            .map_err(amqp("setting the prefetch"))?;
-        let consumer = channel
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(amqp(format!("consuming from {queue:?}")))?;
-        Ok(Subscription {
-            queue: queue.to_string(),
-            consumers: vec![consumer],
-            _channel: channel,
-        })
     }
 
     /// Consumes every one of `queues` on one channel with at most `prefetch` unacknowledged messages across them

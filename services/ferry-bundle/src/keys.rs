@@ -156,8 +156,7 @@ impl SideKeys {
     /// Signs `message` with this side's Ed25519 key, for statements other than bundles (a run receipt, say),
     /// whose messages begin with a domain string of their own so that no signature serves for another.
     pub fn sign_statement(&self, message: &[u8]) -> [u8; 64] {
-        use ed25519_dalek::Signer;
-        self.signing.sign(message).to_bytes()
+        self.sign(message)
     }
 
     /// The age identity as raw X25519 key material, for decrypting age headers.

@@ -123,11 +123,8 @@ impl<'w, T> Ordered<'w, T> {
                 .queue
                 .and_then(|queue| queue.try_lock().ok())
                 .and_then(|queue| queue.try_recv().ok());
-            if let Some((index, mut item)) = queued {
-                let result = catch_unwind(AssertUnwindSafe(|| (self.work)(&mut item)))
-                    .unwrap_or_else(|_| Err(helpers_stopped()))
-                    .map(|()| item);
-                self.early.insert(index, result);
+            if let Some((index, item)) = queued {
+                self.early.insert(index, transform(self.work, item));
                 continue;
             }
             match self.done.as_ref().map(Receiver::recv) {
@@ -198,19 +195,22 @@ fn helper<T>(
             Ok(jobs) => jobs.recv(),
             Err(_) => return,
         };
-        let Ok((index, mut item)) = job else { return };
+        let Ok((index, item)) = job else { return };
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        // A panic becomes an error for that item, so that the caller never waits forever
-        // for a result that will not come.
-        let result = catch_unwind(AssertUnwindSafe(|| work(&mut item)))
-            .unwrap_or_else(|_| Err(helpers_stopped()))
-            .map(|()| item);
-        if done.send((index, result)).is_err() {
+        if done.send((index, transform(work, item))).is_err() {
             return;
         }
     }
+}
+
+/// Runs `work` on `item` off the caller's inline path (on a helper, or queued work the caller took back). A panic
+/// becomes an error for that item, so that the caller never waits forever for a result that will not come.
+fn transform<T>(work: Work<'_, T>, mut item: T) -> Result<T, BundleError> {
+    catch_unwind(AssertUnwindSafe(|| work(&mut item)))
+        .unwrap_or_else(|_| Err(helpers_stopped()))
+        .map(|()| item)
 }
 
 fn helpers_stopped() -> BundleError {

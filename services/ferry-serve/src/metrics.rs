@@ -203,24 +203,6 @@ pub fn export_textfile(side: &str, bytes: u64, took: Duration, finished_at: i64)
     out
 }
 
-/// Writes `text` to `path` whole or not at all (a temporary file beside it, then a rename), so that a collector
-/// reading the file never sees half of it.
-pub fn write_textfile(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
-    })?;
-    // A name starting with `.` and not ending in `.prom`: node_exporter skips it while it is being written.
-    let tmp = path.with_file_name(format!(
-        ".{}.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
 /// The sources a process's scrape reads besides its own counters.
 pub struct Registry {
     role: &'static str,

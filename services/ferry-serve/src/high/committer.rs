@@ -180,14 +180,7 @@ async fn apply(
                 .map_err(|e| ServeError::Setup(format!("a chunk of {file} is not base64: {e}")))?;
             std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
             let path = chunk_path(&dir, &file, index);
-            let tmp = path.with_extension("part");
-            {
-                use std::io::Write as _;
-                let mut f = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
-                f.write_all(&bytes).map_err(io("writing", &tmp))?;
-                f.sync_data().map_err(io("syncing", &tmp))?;
-            }
-            std::fs::rename(&tmp, &path).map_err(io("renaming", &tmp))?;
+            ferry_transfer::fs::write_atomically(&path, &bytes)?;
             Ok(Settle::Done)
         }
         WorkerReport::Cancelled { .. } => {

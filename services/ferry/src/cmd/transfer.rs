@@ -52,7 +52,9 @@ pub fn export_cmd(
                     took,
                     ferry_core::now(),
                 );
-                ferry_serve::metrics::write_textfile(file, &text).with_context(|| {
+                // Whole or not at all: its temporary name starts with `.` and does not end in `.prom`, so
+                // node_exporter skips it while it is written.
+                ferry_transfer::fs::write_atomically(file, text.as_bytes()).with_context(|| {
                     format!(
                         "the bundle is written, but its metrics could not be: writing {}",
                         shown(file)
