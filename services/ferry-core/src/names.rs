@@ -65,7 +65,11 @@ pub fn reviewer(name: &str) -> Result<(), NameError> {
 }
 
 fn lower_case_name(what: &'static str, name: &str) -> Result<(), NameError> {
-    check(what, name, 32, &[])?;
+    lower_case(what, name, 32, &[])
+}
+
+fn lower_case(what: &'static str, name: &str, max: usize, extra: &[char]) -> Result<(), NameError> {
+    check(what, name, max, extra)?;
     if name.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(NameError {
             what,
@@ -78,15 +82,7 @@ fn lower_case_name(what: &'static str, name: &str) -> Result<(), NameError> {
 
 /// A runtime's name is what jobs give as their `runtime` (`python`, `pandas-2.2`): lower case, like researchers'.
 pub fn runtime(name: &str) -> Result<(), NameError> {
-    check("runtime name", name, 64, &['.'])?;
-    if name.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(NameError {
-            what: "runtime name",
-            name: shown(name),
-            why: "use lower case only".into(),
-        });
-    }
-    Ok(())
+    lower_case("runtime name", name, 64, &['.'])
 }
 
 /// Whether `text` is a SHA-256 in lower-case hex (64 digits): safe to use as a file name.

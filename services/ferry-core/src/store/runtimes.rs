@@ -81,24 +81,24 @@ impl Store {
 
     /// One runtime.
     pub fn runtime(&self, name: &str) -> Result<Option<RuntimeRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM runtimes WHERE name = ?1"),
-                params![name],
-                row,
-            )
-            .optional()?)
+        runtime_in(&self.conn, name)
     }
+}
+
+fn runtime_in(conn: &Connection, name: &str) -> Result<Option<RuntimeRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM runtimes WHERE name = ?1"),
+            params![name],
+            row,
+        )
+        .optional()?)
 }
 
 impl Tx<'_> {
     /// Registers a runtime (high side); refused when the name is taken.
     pub fn add_runtime(&self, rt: &RuntimeRow, actor: &str) -> Result<()> {
-        if runtimes_in(&self.tx)?
-            .iter()
-            .any(|r| r.info.name == rt.info.name)
-        {
+        if runtime_in(&self.tx, &rt.info.name)?.is_some() {
             return Err(StoreError::Conflict(format!(
                 "a runtime named {} is registered already (`ferry runtime remove` it first)",
                 rt.info.name

@@ -341,12 +341,12 @@ pub async fn install(url: &str, name: &str, dir: Option<&Path>) -> Result<()> {
     std::fs::write(&file, format!("{}\n", python.display()))
         .with_context(|| format!("writing {}", file.display()))?;
     drop(_making);
+    let local = ferry_sandbox::python::inspect(&python)?;
     println!(
         "runtime {name} installed in {} (Python {}); `ferry run --mock --runtime {name}` uses it",
         dir.display(),
-        ferry_sandbox::python::inspect(&python)?.version
+        local.version
     );
-    let local = ferry_sandbox::python::inspect(&python)?;
     warn_if_different(&rt, &local);
     Ok(())
 }
