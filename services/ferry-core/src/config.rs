@@ -432,13 +432,7 @@ impl Config {
         if !self.runtimes.contains_key("python") {
             return Err(invalid("runtimes.python is missing".into()));
         }
-        for (name, rt) in &self.runtimes {
-            if !rt.program.is_absolute() {
-                return Err(invalid(format!(
-                    "runtimes.{name}.program must be an absolute path"
-                )));
-            }
-        }
+        check_runtimes(&self.runtimes).map_err(invalid)?;
         Ok(())
     }
 
@@ -557,13 +551,7 @@ impl WorkerSideConfig {
                 "[runtimes] is empty: a worker with no runtime takes no job".into(),
             ));
         }
-        for (name, rt) in &config.runtimes {
-            if !rt.program.is_absolute() {
-                return Err(invalid(format!(
-                    "runtimes.{name}.program must be an absolute path"
-                )));
-            }
-        }
+        check_runtimes(&config.runtimes).map_err(invalid)?;
         Ok(config)
     }
 
@@ -582,6 +570,19 @@ pub fn redact_url(url: &str) -> String {
         }
     }
     url.to_string()
+}
+
+/// Each configured runtime's name follows the runtime-name rule, and its program is an absolute path.
+fn check_runtimes(
+    runtimes: &std::collections::BTreeMap<String, RuntimeConfig>,
+) -> Result<(), String> {
+    for (name, rt) in runtimes {
+        crate::names::runtime(name).map_err(|e| format!("[runtimes.{name}]: {e}"))?;
+        if !rt.program.is_absolute() {
+            return Err(format!("runtimes.{name}.program must be an absolute path"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -81,8 +81,21 @@ fn lower_case(what: &'static str, name: &str, max: usize, extra: &[char]) -> Res
 }
 
 /// A runtime's name is what jobs give as their `runtime` (`python`, `pandas-2.2`): lower case, like researchers'.
+/// `dead` is refused: its job queue would be `ferry.jobs.dead`, the dead-letter queue of every job queue.
 pub fn runtime(name: &str) -> Result<(), NameError> {
-    lower_case("runtime name", name, 64, &['.'])
+    lower_case("runtime name", name, 64, &['.'])?;
+    if format!("{}{name}", crate::wire::HIGH_JOBS_QUEUE_PREFIX) == crate::wire::HIGH_JOBS_DEAD_QUEUE
+    {
+        return Err(NameError {
+            what: "runtime name",
+            name: shown(name),
+            why: format!(
+                "its queue would be {}, the dead-letter queue",
+                crate::wire::HIGH_JOBS_DEAD_QUEUE
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Whether `text` is a SHA-256 in lower-case hex (64 digits): safe to use as a file name.
@@ -513,5 +526,16 @@ mod tests {
             assert!(entry.len() <= BUNDLE_PATH_CAP, "{} bytes", entry.len());
             ferry_bundle::check_path(&entry).unwrap();
         }
+    }
+
+    #[test]
+    fn a_runtime_named_dead_is_refused_because_its_queue_would_be_the_dead_letter_queue() {
+        let err = runtime("dead").unwrap_err().to_string();
+        assert!(
+            err.contains("ferry.jobs.dead, the dead-letter queue"),
+            "{err}"
+        );
+        runtime("deadline").unwrap();
+        runtime("pandas-2.2").unwrap();
     }
 }
