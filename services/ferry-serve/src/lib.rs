@@ -47,12 +47,16 @@ pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let url = ferry_core::config::redact_url(&config.amqp_url);
     tracing::info!(side = config.side.as_str(), broker = %url, "starting");
+    let workers = match config.side {
+        Side::Low => None,
+        Side::High => high::workers_setup(&config)?,
+    };
     reconnecting(&config.amqp_url.clone(), shutdown, move |rx| {
-        let config = config.clone();
+        let (config, workers) = (config.clone(), workers.clone());
         async move {
             match config.side {
                 Side::Low => low::run(config, rx).await,
-                Side::High => high::run(config, rx).await,
+                Side::High => high::run(config, workers, rx).await,
             }
         }
     })

@@ -54,6 +54,23 @@ pub struct WorkerSetup {
 }
 
 impl WorkerSetup {
+    /// Before taking jobs: warns when jobs would run unsandboxed, else starts each of `names` that this setup has
+    /// in the sandbox once, so that a broken sandbox stops the process instead of failing every job.
+    pub fn check_sandbox<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
+        if matches!(self.isolation, Isolation::Unsandboxed) {
+            tracing::warn!(
+                "worker.sandbox = \"off\": jobs run WITHOUT isolation; development only"
+            );
+            return Ok(());
+        }
+        for name in names {
+            if let Some(rt) = self.runtimes.get(name) {
+                ferry_sandbox::check_available(&rt.runtime)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The setup of a `ferry worker` process from its configuration.
     pub fn from_config(config: &WorkerSideConfig) -> WorkerSetup {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -364,13 +381,7 @@ pub async fn run_worker(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let setup = Arc::new(WorkerSetup::from_config(&config));
-    if matches!(setup.isolation, Isolation::Unsandboxed) {
-        tracing::warn!("worker.sandbox = \"off\": jobs run WITHOUT isolation; development only");
-    } else {
-        for rt in setup.runtimes.values() {
-            ferry_sandbox::check_available(&rt.runtime)?;
-        }
-    }
+    setup.check_sandbox(setup.runtimes.keys())?;
     std::fs::create_dir_all(&setup.work_root).map_err(|e| {
         crate::ServeError::Setup(format!(
             "creating the work directory {}: {e}",

@@ -15,27 +15,23 @@ use crate::error::{Result, ServeError};
 use crate::jobrun;
 use crate::workers::{WorkerRuntime, WorkerSetup};
 
-pub(crate) async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
-    let setup = if config.worker.count == 0 {
-        None
-    } else {
-        Some(Arc::new(in_process_setup(&config)?))
-    };
-    if let Some(setup) = &setup {
-        if matches!(setup.isolation, ferry_sandbox::Isolation::Unsandboxed) {
-            tracing::warn!(
-                "worker.sandbox = \"off\": jobs run WITHOUT isolation; development only"
-            );
-        } else {
-            // Refuse to start rather than take jobs only to fail each one: the self-check runs every runtime's
-            // interpreter inside the sandbox once.
-            for name in config.runtimes.keys() {
-                if let Some(rt) = setup.runtimes.get(name) {
-                    ferry_sandbox::check_available(&rt.runtime)?;
-                }
-            }
-        }
+/// The in-process workers' setup (`None` with `[worker] count = 0`), made and checked once when serve starts, not
+/// on every reconnection: the self-check runs every configured runtime's interpreter inside the sandbox, refusing
+/// to start rather than take jobs only to fail each one.
+pub(crate) fn workers_setup(config: &Config) -> Result<Option<Arc<WorkerSetup>>> {
+    if config.worker.count == 0 {
+        return Ok(None);
     }
+    let setup = in_process_setup(config)?;
+    setup.check_sandbox(config.runtimes.keys())?;
+    Ok(Some(Arc::new(setup)))
+}
+
+pub(crate) async fn run(
+    config: Config,
+    setup: Option<Arc<WorkerSetup>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let session = Arc::new(Session::connect(&config.amqp_url).await?);
     topology::declare_high(&session, config.broker.queue_type)
         .await
