@@ -353,15 +353,14 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        if let Ok(toml::Value::Table(t)) = toml::from_str::<toml::Value>(&text) {
-            if t.get("side").and_then(|v| v.as_str()) == Some("worker") {
-                return Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    message: "this is a stateless worker's configuration (side = \"worker\"): run it with \
-                              `ferry worker --config`, not as a side"
+        if side_of(&text).as_deref() == Some("worker") {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message:
+                    "this is a stateless worker's configuration (side = \"worker\"): run it with \
+                          `ferry worker --config`, not as a side"
                         .into(),
-                });
-            }
+            });
         }
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
@@ -504,7 +503,7 @@ impl WorkerSideConfig {
         let mut config: WorkerSideConfig =
             toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.to_path_buf(),
-                message: if text.contains("side = \"high\"") || text.contains("side = \"low\"") {
+                message: if matches!(side_of(&text).as_deref(), Some("high" | "low")) {
                     format!("{e} (this is a side's configuration: `ferry worker` needs one made by `ferry init --side worker`)")
                 } else {
                     e.to_string()
@@ -572,6 +571,15 @@ pub fn redact_url(url: &str) -> String {
     url.to_string()
 }
 
+/// The `side` a configuration's text names, when it parses as TOML and names one: what tells a side's file from a
+/// worker's before either is parsed whole.
+fn side_of(text: &str) -> Option<String> {
+    match toml::from_str::<toml::Value>(text).ok()? {
+        toml::Value::Table(t) => t.get("side")?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
 /// Each configured runtime's name follows the runtime-name rule, and its program is an absolute path.
 fn check_runtimes(
     runtimes: &std::collections::BTreeMap<String, RuntimeConfig>,
@@ -587,6 +595,16 @@ fn check_runtimes(
 
 #[cfg(test)]
 mod tests {
+    /// However its `side` is spelled, a side's file is told from a worker's before either is parsed whole.
+    #[test]
+    fn the_side_a_configuration_names_is_read_as_toml() {
+        use super::side_of;
+        assert_eq!(side_of("side = \"high\"\n").as_deref(), Some("high"));
+        assert_eq!(side_of("side='low'\n").as_deref(), Some("low"));
+        assert_eq!(side_of("dir = \"/x\"\n"), None);
+        assert_eq!(side_of("not toml ["), None);
+    }
+
     /// `[broker] queue_type` reads `classic` or `quorum`, is classic when left out (and then not written), and
     /// refuses anything else naming the key.
     #[test]
