@@ -118,6 +118,38 @@ pub enum IndexError {
     BadParams(String),
 }
 
+/// `N` bytes from the system's random source (an index key, a build directory's tag).
+pub(crate) fn random_bytes<const N: usize>(context: &str) -> Result<[u8; N], IndexError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|e| IndexError::Io {
+        context: context.into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(bytes)
+}
+
+/// Writes an index file at `path` whole or not at all: `write` fills `PATH.tmp`, which is synced and renamed into
+/// place, or removed when anything fails.
+pub(crate) fn write_via_tmp<T>(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<T, IndexError>,
+) -> Result<T, IndexError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp).map_err(io("creating the echo index"))?;
+        let done = write(&mut file)?;
+        file.sync_all().map_err(io("syncing the echo index"))?;
+        std::fs::rename(&tmp, path).map_err(io("renaming the echo index into place"))?;
+        Ok(done)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 fn io(context: &str) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
     move |source| IndexError::Io {
         context: context.to_string(),
@@ -888,12 +920,7 @@ impl EchoIndex {
         reader: impl Read,
         params: IndexParams,
     ) -> Result<EchoIndex, IndexError> {
-        let mut key = [0u8; 16];
-        getrandom::getrandom(&mut key).map_err(|e| IndexError::Io {
-            context: "drawing an index key".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        EchoIndex::build_with_key(label, reader, params, key)
+        EchoIndex::build_with_key(label, reader, params, random_bytes("drawing an index key")?)
     }
 
     /// [`EchoIndex::build`] with a chosen key (tests and reproducible builds).
@@ -992,13 +1019,7 @@ impl EchoIndex {
 
     /// Writes the index to `path` (through a temporary file beside it, renamed into place).
     pub fn save(&self, path: &Path) -> Result<(), IndexError> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        let mut file = std::fs::File::create(&tmp).map_err(io("creating the echo index"))?;
-        self.write_to(&mut file)?;
-        file.sync_all().map_err(io("syncing the echo index"))?;
-        std::fs::rename(&tmp, path).map_err(io("renaming the echo index into place"))
+        write_via_tmp(path, |file| self.write_to(file))
     }
 
     /// Reads an index file of at most `max_len` bytes.

@@ -82,11 +82,7 @@ impl EchoIndex {
         path: &Path,
         limits: &BuildLimits,
     ) -> Result<IndexSummary, IndexError> {
-        let mut key = [0u8; 16];
-        getrandom::getrandom(&mut key).map_err(|e| IndexError::Io {
-            context: "drawing an index key".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let key = super::random_bytes("drawing an index key")?;
         EchoIndex::build_file_with_key(label, reader, params, key, path, limits)
     }
 
@@ -131,9 +127,6 @@ fn build_file(
     let fields = fields.finish(params.common_rows, fan_in)?;
     let windows = windows.finish(params.common_rows, fan_in)?;
 
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
     let mut header = Vec::new();
     write_header(
         &mut header,
@@ -144,15 +137,8 @@ fn build_file(
         read.lines,
         &read.sha256,
     );
-    let written = write_file(&tmp, &header, &fields, &windows)
-        .and_then(|entries| {
-            std::fs::rename(&tmp, path).map_err(io("renaming the echo index into place"))?;
-            Ok(entries)
-        })
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        });
-    let (entries, tables_len) = written?;
+    let (entries, tables_len) =
+        super::write_via_tmp(path, |file| write_file(file, &header, &fields, &windows))?;
     drop(spill);
     Ok(IndexSummary {
         label: label.to_string(),
@@ -166,16 +152,15 @@ fn build_file(
     })
 }
 
-/// Writes the index file at `tmp`: the header, both tables, the checksum; synced. The entry counts of both
-/// tables and the bytes of both tables.
+/// Writes the index file into `file`: the header, both tables, the checksum. The entry counts of both tables and
+/// the bytes of both tables.
 fn write_file(
-    tmp: &Path,
+    file: &mut File,
     header: &[u8],
     fields: &Kept,
     windows: &Kept,
 ) -> Result<((u64, u64), u64), IndexError> {
     let writing = io("writing the echo index");
-    let file = File::create(tmp).map_err(io("creating the echo index"))?;
     let mut out = BufWriter::with_capacity(
         1 << 20,
         HashingWriter {
@@ -187,13 +172,10 @@ fn write_file(
         .map_err(io("writing the echo index"))?;
     let (f_entries, f_len) = write_table(fields, &mut out)?;
     let (w_entries, w_len) = write_table(windows, &mut out)?;
-    let HashingWriter {
-        inner: mut file,
-        sha,
-    } = out.into_inner().map_err(|e| writing(e.into_error()))?;
+    let HashingWriter { inner: file, sha } =
+        out.into_inner().map_err(|e| writing(e.into_error()))?;
     file.write_all(&sha.finalize())
         .map_err(io("writing the echo index"))?;
-    file.sync_all().map_err(io("syncing the echo index"))?;
     Ok(((f_entries, w_entries), f_len + w_len))
 }
 
@@ -289,11 +271,7 @@ struct SpillDir {
 impl SpillDir {
     fn create(parent: &Path) -> Result<SpillDir, IndexError> {
         use std::os::unix::fs::DirBuilderExt;
-        let mut tag = [0u8; 8];
-        getrandom::getrandom(&mut tag).map_err(|e| IndexError::Io {
-            context: "naming the index build's directory".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let tag: [u8; 8] = super::random_bytes("naming the index build's directory")?;
         remove_dead_builds(parent);
         let path = parent.join(format!(
             "{BUILD_PREFIX}{}-{}",
