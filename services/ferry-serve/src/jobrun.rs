@@ -12,15 +12,42 @@ use ferry_sandbox::{Isolation, JobOutcome, JobSpec, Limits, Runtime, SandboxErro
 
 /// The sandbox's runtime description for a configured interpreter.
 pub fn runtime(name: &str, config: &RuntimeConfig) -> Runtime {
-    let mut rt = Runtime::python_default();
-    // An interpreter outside the system's paths (a virtualenv under /opt, say) gets the mounts its environment
-    // needs, as `ferry runtime add` works them out; one that cannot be inspected keeps the system's paths, and
-    // the sandbox's self-check at start says why it cannot run.
-    if !rt.ro_paths.iter().any(|p| config.program.starts_with(p)) {
-        if let Ok(env) = ferry_sandbox::python::inspect(&config.program) {
-            rt = env.runtime(name);
-        }
-    }
+    let env = outside_system_paths(config)
+        .then(|| ferry_sandbox::python::inspect(&config.program).ok())
+        .flatten();
+    runtime_from(name, config, env.as_ref())
+}
+
+/// A configured runtime and its content hash, for a worker's setup: its interpreter inspected once for both.
+/// The hash is the version `ferry runtime add` would record for the interpreter (`PythonEnv::content_sha256`), so
+/// that serve's workers and `ferry worker` name the same environment alike in receipts; empty when the
+/// interpreter cannot be inspected.
+pub fn configured_runtime(name: &str, config: &RuntimeConfig) -> (Runtime, String) {
+    let env = ferry_sandbox::python::inspect(&config.program).ok();
+    let sha256 = env
+        .as_ref()
+        .and_then(|env| env.content_sha256().ok())
+        .unwrap_or_default();
+    let env = env.filter(|_| outside_system_paths(config));
+    (runtime_from(name, config, env.as_ref()), sha256)
+}
+
+fn outside_system_paths(config: &RuntimeConfig) -> bool {
+    !Runtime::python_default()
+        .ro_paths
+        .iter()
+        .any(|p| config.program.starts_with(p))
+}
+
+/// An interpreter outside the system's paths (a virtualenv under /opt, say) gets the mounts its environment
+/// (`env`) needs, as `ferry runtime add` works them out; one that could not be inspected keeps the system's paths,
+/// and the sandbox's self-check at start says why it cannot run.
+fn runtime_from(
+    name: &str,
+    config: &RuntimeConfig,
+    env: Option<&ferry_sandbox::python::PythonEnv>,
+) -> Runtime {
+    let mut rt = env.map_or_else(Runtime::python_default, |env| env.runtime(name));
     rt.name = name.to_string();
     rt.program = config.program.clone();
     rt.args = config.args.clone();
@@ -51,25 +78,15 @@ pub fn runtime_named(
     }))
 }
 
-/// A configured runtime's content hash, for run receipts: the version `ferry runtime add` would record for its
-/// interpreter (`PythonEnv::content_sha256`), so that serve's workers and `ferry worker` name the same environment
-/// alike; empty when the interpreter cannot be inspected.
-pub fn configured_runtime_sha256(config: &RuntimeConfig) -> String {
-    ferry_sandbox::python::inspect(&config.program)
-        .ok()
-        .and_then(|env| env.content_sha256().ok())
-        .unwrap_or_default()
-}
-
 /// A runtime's content hash, for run receipts: a registered runtime's recorded one, or a configured runtime's
-/// ([`configured_runtime_sha256`]).
+/// ([`configured_runtime`]).
 pub fn runtime_sha256(
     config: &ferry_core::Config,
     store: &ferry_core::Store,
     name: &str,
 ) -> Result<String, ferry_core::StoreError> {
     if let Some(rt) = config.runtimes.get(name) {
-        return Ok(configured_runtime_sha256(rt));
+        return Ok(configured_runtime(name, rt).1);
     }
     Ok(store
         .runtime(name)?
@@ -77,20 +94,36 @@ pub fn runtime_sha256(
         .unwrap_or_default())
 }
 
-/// Every runtime name jobs may give on this side: the configured ones and the registered (or, on the low side,
-/// received) ones.
+/// Every runtime jobs may give on this side, by name: the configured ones, then the registered (or, on the low
+/// side, received) ones that no configured one shadows.
+pub fn runtime_infos(
+    config: &ferry_core::Config,
+    store: &ferry_core::Store,
+) -> Result<Vec<ferry_core::wire::RuntimeInfo>, ferry_core::StoreError> {
+    use ferry_core::wire::RuntimeInfo;
+    let mut list: Vec<RuntimeInfo> = config
+        .runtimes
+        .keys()
+        .map(|name| RuntimeInfo::configured(name))
+        .collect();
+    for row in store.runtimes()? {
+        if !config.runtimes.contains_key(&row.info.name) {
+            list.push(RuntimeInfo::from(row.info));
+        }
+    }
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(list)
+}
+
+/// The names of [`runtime_infos`].
 pub fn runtime_names(
     config: &ferry_core::Config,
     store: &ferry_core::Store,
 ) -> Result<Vec<String>, ferry_core::StoreError> {
-    let mut names: Vec<String> = config.runtimes.keys().cloned().collect();
-    for row in store.runtimes()? {
-        if !names.contains(&row.info.name) {
-            names.push(row.info.name);
-        }
-    }
-    names.sort();
-    Ok(names)
+    Ok(runtime_infos(config, store)?
+        .into_iter()
+        .map(|info| info.name)
+        .collect())
 }
 
 /// The sandbox's limits from `[worker]`.

@@ -81,13 +81,8 @@ impl WorkerSetup {
             .runtimes
             .iter()
             .map(|(n, rt)| {
-                (
-                    n.clone(),
-                    WorkerRuntime {
-                        runtime: jobrun::runtime(n, rt),
-                        sha256: jobrun::configured_runtime_sha256(rt),
-                    },
-                )
+                let (runtime, sha256) = jobrun::configured_runtime(n, rt);
+                (n.clone(), WorkerRuntime { runtime, sha256 })
             })
             .collect();
         WorkerSetup {

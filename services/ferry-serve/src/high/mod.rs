@@ -70,10 +70,14 @@ fn in_process_setup(config: &Config) -> Result<WorkerSetup> {
     let store = open_store(config)?;
     let mut runtimes = std::collections::BTreeMap::new();
     for name in jobrun::runtime_names(config, &store)? {
-        if let Some(runtime) = jobrun::runtime_named(config, &store, &name)? {
-            let sha256 = jobrun::runtime_sha256(config, &store, &name)?;
-            runtimes.insert(name, WorkerRuntime { runtime, sha256 });
-        }
+        let (runtime, sha256) = match config.runtimes.get(&name) {
+            Some(rt) => jobrun::configured_runtime(&name, rt),
+            None => match jobrun::runtime_named(config, &store, &name)? {
+                Some(runtime) => (runtime, jobrun::runtime_sha256(config, &store, &name)?),
+                None => continue,
+            },
+        };
+        runtimes.insert(name, WorkerRuntime { runtime, sha256 });
     }
     Ok(WorkerSetup {
         name: std::process::id().to_string(),

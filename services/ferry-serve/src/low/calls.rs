@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ferry_broker::Session;
-use ferry_core::wire::{AssetInfo, Call, CallReply, MockData, RuntimeInfo, CALLS_QUEUE};
+use ferry_core::wire::{AssetInfo, Call, CallReply, MockData, CALLS_QUEUE};
 use ferry_core::{Config, JobState, Side, Store};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -117,18 +117,7 @@ fn answer(
             reply.runtimes = Some(crate::jobrun::runtime_names(config, store)?);
         }
         Call::Runtimes => {
-            let mut list: Vec<RuntimeInfo> = config
-                .runtimes
-                .keys()
-                .map(|name| RuntimeInfo::configured(name))
-                .collect();
-            for row in store.runtimes()? {
-                if !config.runtimes.contains_key(&row.info.name) {
-                    list.push(RuntimeInfo::from(row.info));
-                }
-            }
-            list.sort_by(|a, b| a.name.cmp(&b.name));
-            reply.runtime_details = Some(list);
+            reply.runtime_details = Some(crate::jobrun::runtime_infos(config, store)?);
         }
         Call::Mock { asset, offset } => {
             let a = store.asset(&asset)?.ok_or_else(|| {
