@@ -368,16 +368,7 @@ impl Config {
         })?;
         // Every path of the side is made absolute here, once: a side opened as `--config high/ferry.toml` must
         // not hand relative paths to a sandbox or a worker that runs elsewhere.
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        config.dir = dir.canonicalize().map_err(|source| ConfigError::Read {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        config.dir = config_dir(path)?;
         config.validate(path)?;
         Ok(config)
     }
@@ -387,12 +378,7 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
-            return Err(invalid(format!(
-                "amqp_url must start with amqp:// or amqps://, found {:?}",
-                redact_url(&self.amqp_url)
-            )));
-        }
+        check_amqp_url(&self.amqp_url).map_err(invalid)?;
         if let Some(url) = &self.broker.management_url {
             if !url.starts_with("http://") {
                 return Err(invalid(format!(
@@ -402,12 +388,7 @@ impl Config {
                 )));
             }
         }
-        if self.worker.sandbox != "on" && self.worker.sandbox != "off" {
-            return Err(invalid(format!(
-                "worker.sandbox must be \"on\" or \"off\", found {:?}",
-                self.worker.sandbox
-            )));
-        }
+        check_sandbox(&self.worker).map_err(invalid)?;
         if self.worker.count > 64 {
             return Err(invalid(
                 "worker.count must be 0 (serve coordinates only; `ferry worker` runs the jobs) to 64".into(),
@@ -509,14 +490,7 @@ impl WorkerSideConfig {
                     e.to_string()
                 },
             })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        config.dir = dir.canonicalize().map_err(|source| ConfigError::Read {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        config.dir = config_dir(path)?;
         if config.assets.is_relative() {
             config.assets = config.dir.join(&config.assets);
         }
@@ -524,24 +498,14 @@ impl WorkerSideConfig {
             path: path.to_path_buf(),
             message,
         };
-        if !config.amqp_url.starts_with("amqp://") && !config.amqp_url.starts_with("amqps://") {
-            return Err(invalid(format!(
-                "amqp_url must start with amqp:// or amqps://, found {:?}",
-                redact_url(&config.amqp_url)
-            )));
-        }
+        check_amqp_url(&config.amqp_url).map_err(invalid)?;
         config.assets = config.assets.canonicalize().map_err(|e| {
             invalid(format!(
                 "assets = {:?}: the asset store cannot be opened ({e})",
                 config.assets.display().to_string()
             ))
         })?;
-        if config.worker.sandbox != "on" && config.worker.sandbox != "off" {
-            return Err(invalid(format!(
-                "worker.sandbox must be \"on\" or \"off\", found {:?}",
-                config.worker.sandbox
-            )));
-        }
+        check_sandbox(&config.worker).map_err(invalid)?;
         if config.worker.count == 0 || config.worker.count > 64 {
             return Err(invalid("worker.count must be 1 to 64".into()));
         }
@@ -578,6 +542,39 @@ fn side_of(text: &str) -> Option<String> {
         toml::Value::Table(t) => t.get("side")?.as_str().map(str::to_owned),
         _ => None,
     }
+}
+
+/// The directory holding the configuration file `path`, absolute: every path of a side or a worker is made absolute
+/// once, here, so that none handed to a sandbox or a worker elsewhere is relative.
+fn config_dir(path: &Path) -> Result<PathBuf, ConfigError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    dir.canonicalize().map_err(|source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn check_amqp_url(url: &str) -> Result<(), String> {
+    if url.starts_with("amqp://") || url.starts_with("amqps://") {
+        return Ok(());
+    }
+    Err(format!(
+        "amqp_url must start with amqp:// or amqps://, found {:?}",
+        redact_url(url)
+    ))
+}
+
+fn check_sandbox(worker: &WorkerConfig) -> Result<(), String> {
+    if worker.sandbox == "on" || worker.sandbox == "off" {
+        return Ok(());
+    }
+    Err(format!(
+        "worker.sandbox must be \"on\" or \"off\", found {:?}",
+        worker.sandbox
+    ))
 }
 
 /// Each configured runtime's name follows the runtime-name rule, and its program is an absolute path.
