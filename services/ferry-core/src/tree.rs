@@ -61,6 +61,43 @@ pub fn file_sha256(path: &Path) -> Result<String, TreeError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// A writer that counts and hashes what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: std::io::Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// Bytes written, their SHA-256 (hex) and the inner writer.
+    pub fn finish(self) -> (u64, String, W) {
+        let digest = self.hasher.finalize();
+        (self.len, hex::encode(digest), self.inner)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Every entry under the directory `root`, as paths relative to it, in byte order (so each directory comes
 /// before what it holds); links are listed, not followed. More than `max` entries is [`TreeError::TooMany`].
 pub fn walk(root: &Path, max: usize) -> Result<Vec<PathBuf>, TreeError> {

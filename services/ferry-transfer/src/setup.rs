@@ -158,7 +158,8 @@ pub fn asset_add(
         .join(format!(".incoming-{}", uuid::Uuid::new_v4()));
     let copied = (|| -> Result<(u64, String)> {
         let file = std::fs::File::create(&staging).at("creating", &staging)?;
-        let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        let mut out =
+            ferry_core::tree::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
         if tree {
             crate::tree::pack_mock_tree(mock, &mut out)?;
         } else {
@@ -215,40 +216,4 @@ pub fn asset_add(
     }
     tx.commit()?;
     Ok(row)
-}
-
-/// A writer that counts and hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    len: u64,
-}
-
-impl<W: std::io::Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: <sha2::Sha256 as sha2::Digest>::new(),
-            len: 0,
-        }
-    }
-
-    /// Bytes written, their SHA-256 (hex) and the inner writer.
-    fn finish(self) -> (u64, String, W) {
-        let digest = sha2::Digest::finalize(self.hasher);
-        (self.len, hex::encode(digest), self.inner)
-    }
-}
-
-impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        sha2::Digest::update(&mut self.hasher, &buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }

@@ -96,7 +96,6 @@ struct FetchedMock {
 /// piece by piece on one connection, hashing as it goes: memory stays at one piece, whatever the mock's size.
 /// Refuses to overwrite anything.
 async fn fetch_mock(url: &str, name: &str, dest: &Path) -> Result<FetchedMock> {
-    use sha2::Digest;
     use std::io::Write;
     ferry_core::names::asset(name)?;
     if dest.exists() {
@@ -117,11 +116,10 @@ async fn fetch_mock(url: &str, name: &str, dest: &Path) -> Result<FetchedMock> {
         uuid::Uuid::new_v4()
     ));
     let result = async {
-        let mut file = std::io::BufWriter::new(
+        let mut file = ferry_core::tree::HashingWriter::new(std::io::BufWriter::new(
             std::fs::File::create(&archive)
                 .with_context(|| format!("creating {}", archive.display()))?,
-        );
-        let mut hasher = sha2::Sha256::new();
+        ));
         let mut offset = 0u64;
         let (sha256, size, tree) = loop {
             let piece = call_on(
@@ -145,7 +143,6 @@ async fn fetch_mock(url: &str, name: &str, dest: &Path) -> Result<FetchedMock> {
                 check_room(name, &archive, piece.size, piece.tree)?;
             }
             let data = b64(&piece.data_base64)?;
-            hasher.update(&data);
             file.write_all(&data)
                 .with_context(|| format!("writing {}", archive.display()))?;
             offset += data.len() as u64;
@@ -155,8 +152,8 @@ async fn fetch_mock(url: &str, name: &str, dest: &Path) -> Result<FetchedMock> {
             }
         };
         file.flush()?;
-        drop(file);
-        if offset != size || hex::encode(hasher.finalize()) != sha256 {
+        let (_, got, _) = file.finish();
+        if offset != size || got != sha256 {
             bail!(
                 "the mock of {name} arrived damaged (SHA-256 or size mismatch); nothing was kept"
             );
