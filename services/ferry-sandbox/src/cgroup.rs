@@ -26,6 +26,25 @@ use std::time::{Duration, Instant};
 /// The prefix of every job cgroup's directory name; leftovers of a crashed worker are removed by it.
 const JOB_PREFIX: &str = "ferry-job-";
 
+/// The directory name of a job cgroup this process makes: `ferry-job-LABEL-PID-SERIAL`. The owner's pid in the
+/// name lets a worker starting beside others sweep only what a dead worker left (see [`remove_leftovers`]).
+fn owned_name(label: &str) -> String {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{JOB_PREFIX}{label}-{}-{}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The pid that made the job cgroup `name` (see [`owned_name`]), if the name has one.
+fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(JOB_PREFIX)?;
+    let mut fields = rest.rsplitn(3, '-');
+    fields.next()?.parse::<u64>().ok()?;
+    fields.next()?.parse().ok()
+}
+
 /// Processes the sandbox itself adds to the job's count: bubblewrap's monitor and the namespace's init.
 const SANDBOX_PROCESSES: u64 = 2;
 
@@ -198,7 +217,7 @@ fn own_dir(cgroups: &str, mounts: &[CgroupMount], controller: Option<&str>) -> O
 
 /// A child can be made (and removed) in `dir`.
 fn probe(dir: &Path) -> Result<(), String> {
-    let test = dir.join(format!("{JOB_PREFIX}probe-{}", std::process::id()));
+    let test = dir.join(owned_name("probe"));
     fs::create_dir(&test)
         .map_err(|e| format!("cannot make a cgroup under {}: {e}", dir.display()))?;
     let _ = fs::remove_dir(&test);
@@ -245,7 +264,9 @@ fn write_file(path: &Path, value: &str) -> std::io::Result<()> {
     file.write_all(value.as_bytes())
 }
 
-/// Removes empty job cgroups a crashed worker left behind (a cgroup with processes refuses to go).
+/// Removes the empty job cgroups that workers no longer running left behind (a cgroup with processes refuses to
+/// go). A job cgroup whose maker is alive is left alone: another worker on this host may have made it a moment
+/// ago, its job not yet joined (removing it then failed that job's start, CI saw it).
 fn remove_leftovers(h: &Hierarchy) {
     let parents: Vec<&PathBuf> = match h {
         Hierarchy::V2 { parent } => vec![parent],
@@ -256,7 +277,14 @@ fn remove_leftovers(h: &Hierarchy) {
             continue;
         };
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(JOB_PREFIX) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with(JOB_PREFIX) {
+                continue;
+            }
+            let alive =
+                owner_pid(name).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
                 let _ = fs::remove_dir(entry.path());
             }
         }
@@ -291,7 +319,6 @@ impl JobCgroup {
         max_processes: u64,
     ) -> Result<Option<JobCgroup>, String> {
         let Ok(h) = hierarchy() else { return Ok(None) };
-        static SERIAL: AtomicU64 = AtomicU64::new(0);
         let safe: String = job_id
             .chars()
             .map(|c| {
@@ -303,11 +330,7 @@ impl JobCgroup {
             })
             .take(64)
             .collect();
-        let name = format!(
-            "{JOB_PREFIX}{safe}-{}-{}",
-            std::process::id(),
-            SERIAL.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = owned_name(&safe);
         let pids_max = (max_processes + SANDBOX_PROCESSES).to_string();
         let mut cgroup = JobCgroup {
             version: h.version(),
@@ -481,6 +504,29 @@ mod tests {
         assert_eq!(own_dir("0::/elsewhere\n", &mounts, None), None);
         let root = parse_mountinfo("50 40 0:40 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
         assert_eq!(own_dir("0::/a/../../etc\n", &root, None), None);
+    }
+
+    #[test]
+    fn a_worker_starting_beside_another_leaves_its_fresh_job_cgroups_alone_and_sweeps_the_dead_ones(
+    ) {
+        let parent = tempfile::tempdir().unwrap();
+        // Made by this (live) process a moment ago, its job not yet joined; and by a pid that cannot be alive.
+        let live = owned_name("0f3a-job");
+        let dead = format!("{JOB_PREFIX}0f3a-job-{}-7", u32::MAX);
+        let unnamed = format!("{JOB_PREFIX}from-an-older-worker");
+        for name in [&live, &dead, &unnamed, &"someone-else".to_string()] {
+            fs::create_dir(parent.path().join(name)).unwrap();
+        }
+        assert_eq!(owner_pid(&live), Some(std::process::id()));
+        remove_leftovers(&Hierarchy::V2 {
+            parent: parent.path().to_path_buf(),
+        });
+        let mut left: Vec<String> = fs::read_dir(parent.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![live, "someone-else".to_string()]);
     }
 
     #[test]
