@@ -87,9 +87,25 @@ pub fn start_hidden(pair: &Pair, config: &Path) -> Child {
         .expect("unshare")
 }
 
-/// Waits until `queue` on the high side's vhost has `n` consumers.
-fn wait_for_consumers(pair: &Pair, queue: &str, n: usize) {
+/// Waits until `queue` on the high side's vhost has `n` consumers. A worker of `workers` that exits meanwhile
+/// fails the test at once, with its log (its configuration is the one at the same index of `configs`).
+fn wait_for_consumers(
+    pair: &Pair,
+    queue: &str,
+    n: usize,
+    workers: &mut Workers,
+    configs: &[&Path],
+) {
     pair.wait_for(&format!("{n} consumers on {queue}"), || {
+        for (child, config) in workers.0.iter_mut().zip(configs) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the worker of {} exited ({status}) before consuming:\n{}",
+                    config.display(),
+                    worker_log(config)
+                );
+            }
+        }
         crate::harness::rabbitmqctl_lines(&[
             "list_queues",
             "-p",
@@ -159,7 +175,8 @@ fn two_hidden_worker_processes_share_the_jobs_none_lost_or_run_twice_and_serve_c
     }
     // Both consume before any job is queued: on a loaded machine one may start seconds after the other, which
     // would then take every job (CI saw it).
-    wait_for_consumers(&pair, "ferry.jobs.python", 2);
+    let started: Vec<&Path> = configs.iter().map(PathBuf::as_path).collect();
+    wait_for_consumers(&pair, "ferry.jobs.python", 2, &mut workers, &started);
     // 24 jobs reading the private asset; one writes an output of several chunks.
     let mut codes: Vec<String> = (0..24)
         .map(|i| {
@@ -250,7 +267,13 @@ fn a_worker_killed_mid_job_has_it_run_again_by_another_and_one_without_the_runti
     let mut workers = Workers::default();
     workers.0.push(start_hidden(&pair, &other));
     workers.0.push(start_hidden(&pair, &first));
-    wait_for_consumers(&pair, "ferry.jobs.python", 1);
+    wait_for_consumers(
+        &pair,
+        "ferry.jobs.python",
+        1,
+        &mut workers,
+        &[&other, &first],
+    );
     let jobs = approved(
         &pair,
         &erin,
