@@ -1058,9 +1058,17 @@ fn host_address() -> String {
         .unwrap_or_else(|| "192.0.2.2".to_string())
 }
 
-/// A virtualenv made with `--without-pip` from `base`, outside /tmp (the sandbox hides the host's /tmp).
+/// A virtualenv made with `--without-pip` from `base`, outside /tmp (the sandbox hides the host's /tmp): in the
+/// target's scratch directory, or in /var/tmp when the checkout itself is under /tmp.
 fn virtualenv(base: &str) -> (PathBuf, PathBuf) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let root = if target.starts_with("/tmp") {
+        Path::new("/var/tmp/ferry-tests")
+    } else {
+        target
+    };
+    fs::create_dir_all(root).unwrap();
+    let dir = root.join(format!(
         "venv-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()

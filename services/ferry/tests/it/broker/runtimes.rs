@@ -8,9 +8,16 @@ use std::process::Command;
 use crate::harness::{unique, Pair};
 
 /// A directory outside /tmp (the sandbox puts its own /tmp over the host's, so an environment there is
-/// invisible to jobs, and `ferry runtime add` refuses it).
+/// invisible to jobs, and `ferry runtime add` refuses it): in the target's scratch directory, or in /var/tmp
+/// when the checkout itself is under /tmp.
 fn outside_tmp(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let root = if target.starts_with("/tmp") {
+        Path::new("/var/tmp/ferry-tests")
+    } else {
+        target
+    };
+    let dir = root.join(unique(name));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
