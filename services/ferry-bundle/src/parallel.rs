@@ -56,6 +56,8 @@ pub(crate) struct Ordered<'w, T> {
     early: BTreeMap<u64, Result<T, BundleError>>,
     submitted: u64,
     taken: u64,
+    /// Results are being taken in any order ([`Ordered::next_any`]): `taken` only counts them.
+    unordered: bool,
 }
 
 impl<'w, T> Ordered<'w, T> {
@@ -73,6 +75,7 @@ impl<'w, T> Ordered<'w, T> {
             early: BTreeMap::new(),
             submitted: 0,
             taken: 0,
+            unordered: false,
         }
     }
 
@@ -100,6 +103,10 @@ impl<'w, T> Ordered<'w, T> {
     /// result has been taken. While it is not there, this thread transforms items still
     /// queued for the helpers itself, so that it keeps its core busy instead of waiting.
     pub(crate) fn next(&mut self) -> Option<Result<T, BundleError>> {
+        debug_assert!(
+            !self.unordered,
+            "results are taken in order or in any order"
+        );
         if self.taken == self.submitted {
             return None;
         }
@@ -118,12 +125,7 @@ impl<'w, T> Ordered<'w, T> {
                     Err(TryRecvError::Disconnected) => return Some(Err(helpers_stopped())),
                 }
             }
-            // A helper waiting for an item holds the queue's lock: then there is none.
-            let queued = self
-                .queue
-                .and_then(|queue| queue.try_lock().ok())
-                .and_then(|queue| queue.try_recv().ok());
-            if let Some((index, item)) = queued {
+            if let Some((index, item)) = self.steal() {
                 self.early.insert(index, transform(self.work, item));
                 continue;
             }
@@ -134,6 +136,44 @@ impl<'w, T> Ordered<'w, T> {
                 _ => return Some(Err(helpers_stopped())),
             }
         }
+    }
+
+    /// The result of any item not yet taken (the one that finished first, or else one
+    /// still queued, transformed by this thread), waiting only when every item left is on
+    /// a helper; `None` if every result has been taken. For a caller whose results need no
+    /// order: it never waits for the oldest item while others are done. A caller takes
+    /// results either with this or with [`Ordered::next`], not both.
+    pub(crate) fn next_any(&mut self) -> Option<Result<T, BundleError>> {
+        if self.taken == self.submitted {
+            return None;
+        }
+        self.unordered = true;
+        self.taken += 1;
+        if let Some((_, result)) = self.early.pop_first() {
+            return Some(result);
+        }
+        if let Some(done) = &self.done {
+            match done.try_recv() {
+                Ok((_, result)) => return Some(result),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Some(Err(helpers_stopped())),
+            }
+        }
+        if let Some((_, item)) = self.steal() {
+            return Some(transform(self.work, item));
+        }
+        match self.done.as_ref().map(Receiver::recv) {
+            Some(Ok((_, result))) => Some(result),
+            _ => Some(Err(helpers_stopped())),
+        }
+    }
+
+    /// An item still queued for the helpers, taken back by this thread. A helper waiting
+    /// for an item holds the queue's lock: then there is none.
+    fn steal(&self) -> Option<(u64, T)> {
+        self.queue
+            .and_then(|queue| queue.try_lock().ok())
+            .and_then(|queue| queue.try_recv().ok())
     }
 }
 

@@ -54,11 +54,11 @@ pub struct WrittenBundle {
 /// block and the segment table are reserved as zeros, the age header is written, and the
 /// plaintext is encrypted segment by segment (1 MiB each, on helper threads, one per core,
 /// each also hashing the ciphertext it produced) while this thread reads the entries
-/// into the segment buffers and writes finished segments in order. Then the
-/// segment table and the signed header block are written over the reserved bytes. `out` is
-/// left positioned at the end of the bundle and flushed, but not synced: to make the file
-/// durable and atomic (R11), pass `&mut File` of a temporary file, then `sync_all` and
-/// rename it.
+/// into the segment buffers and writes finished segments (in order to a stream; writing a
+/// file, each at its place, as it is done). Then the segment table and the signed header
+/// block are written over the reserved bytes. `out` is left positioned at the end of the
+/// bundle and flushed, but not synced: to make the file durable and atomic (R11), pass
+/// `&mut File` of a temporary file, then `sync_all` and rename it.
 ///
 /// If an error occurs the output holds a partial bundle whose header block is still
 /// zeroed, which every reader refuses as not a bundle; the caller should delete it.
@@ -207,8 +207,9 @@ struct Segment {
 
 /// Writes the header block, segment table and age payload around a plaintext of exactly
 /// `plain_len` bytes, which `body` writes. With `positioned` (the file `out` writes to),
-/// the helpers write each encrypted segment at its offset in that file themselves;
-/// otherwise this thread writes them to `out` in order.
+/// the helpers write each encrypted segment at its offset in that file themselves, and
+/// this thread takes segments back in whatever order they are done; otherwise this thread
+/// writes them to `out` in order.
 fn seal<W: Write + Seek>(
     out: W,
     positioned: Option<&File>,
@@ -270,6 +271,8 @@ impl Sealer<'_> {
         out.write_all(age_header).map_err(werr)?;
         let mut table = Vec::with_capacity(layout.table_len() as usize);
         table.extend_from_slice(&Sha256::digest(age_header));
+        // Filled at each segment's place as it is taken back (in any order when writing to a file).
+        table.resize(layout.table_len() as usize, 0);
 
         let payload_start = start + HEADER_BLOCK_LEN as u64 + layout.table_len();
         // One thread writes to the file at a time. Two concurrent writers of one file
@@ -388,7 +391,8 @@ fn encrypt_segment(key: &PayloadKey, layout: &Layout, index: u64, buf: &mut [u8]
 }
 
 /// The plaintext's writer: fills segment buffers chunk by chunk, hands full segments to
-/// the helpers, and writes encrypted segments to the output in order.
+/// the helpers, and writes encrypted segments to the output (in order, or each at its
+/// place in a file).
 pub(crate) struct PlainWriter<'a, 'w, W> {
     layout: &'a Layout,
     ordered: &'a mut Ordered<'w, Segment>,
@@ -512,9 +516,15 @@ impl<W: Write> PlainWriter<'_, '_, W> {
         }
     }
 
-    /// Waits for the oldest segment in flight and writes it out.
+    /// Takes a segment back and writes it out: writing to a file, any one that is
+    /// encrypted (each has its place), else the oldest in flight, waiting for it.
     fn write_next(&mut self) -> Result<(), BundleError> {
-        let segment = match self.ordered.next() {
+        let next = if self.positioned.is_some() {
+            self.ordered.next_any()
+        } else {
+            self.ordered.next()
+        };
+        let segment = match next {
             Some(done) => done?,
             None => return Err(planned_length_differs()),
         };
@@ -530,7 +540,8 @@ impl<W: Write> PlainWriter<'_, '_, W> {
                     .map_err(|e| BundleError::io("writing the bundle payload", e))?;
             }
         }
-        self.table.extend_from_slice(&segment.hash);
+        let at = segment.index as usize * segment.hash.len();
+        self.table[at..at + segment.hash.len()].copy_from_slice(&segment.hash);
         self.free.push(segment.buf);
         Ok(())
     }

@@ -113,6 +113,43 @@ fn the_calling_thread_takes_queued_items_instead_of_waiting() {
 }
 
 #[test]
+fn taken_in_any_order_a_slow_oldest_item_holds_up_none_of_the_others() {
+    let caller = std::thread::current().id();
+    // Item 0 is slow wherever it runs; the rest are quick.
+    let work = |item: &mut (u64, bool)| -> Result<(), BundleError> {
+        item.1 = std::thread::current().id() == caller;
+        if item.0 == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Ok(())
+    };
+    for helpers in [0, 1, 2] {
+        let done = run(helpers, 8, &work, |ordered| {
+            ordered.submit((0, false))?;
+            // Time for a helper to take item 0 before the others are queued.
+            std::thread::sleep(Duration::from_millis(50));
+            for item in 1..6u64 {
+                ordered.submit((item, false))?;
+            }
+            let mut done = Vec::new();
+            while let Some(item) = ordered.next_any() {
+                done.push(item?);
+            }
+            assert_eq!(ordered.pending(), 0);
+            Ok(done)
+        })
+        .unwrap();
+        let mut items: Vec<u64> = done.iter().map(|d| d.0).collect();
+        if helpers > 0 {
+            // A helper took item 0 first: the caller had the others done before it.
+            assert_eq!(done.last().unwrap().0, 0, "{helpers} helpers: {done:?}");
+        }
+        items.sort_unstable();
+        assert_eq!(items, (0..6).collect::<Vec<_>>(), "{helpers} helpers");
+    }
+}
+
+#[test]
 fn few_items_get_no_helpers() {
     assert_eq!(helpers_for(0), 0);
     assert_eq!(helpers_for(3), 0);
