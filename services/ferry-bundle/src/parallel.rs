@@ -1,6 +1,7 @@
 //! An ordered parallel map: the calling thread submits items (large buffers), helper
 //! threads transform them, and the calling thread takes the results back in submission
-//! order.
+//! order ([`Ordered::next`]), or in whatever order they are done when it needs none
+//! ([`Ordered::next_any`]: the writer of a file, each segment having its place).
 //!
 //! The writer and the reader use it for a bundle's segments: the calling thread does what
 //! must happen in order (reading the input, hashing entries, parsing records, feeding the
