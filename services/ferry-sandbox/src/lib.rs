@@ -53,7 +53,7 @@ pub use error::SandboxError;
 pub use outcome::{JobOutcome, OutputCap, OutputFile, RefusedOutput, Termination};
 pub use outputs::{MAX_OUTPUT_DEPTH, MAX_OUTPUT_ENTRIES};
 pub use spec::{Isolation, JobSpec, Limits, Runtime, JOB_DIR, SCRIPT_DIR};
-pub use workdir::{SCRATCH_INODES, SHM_INODES};
+pub use workdir::{sweep_work_root, SCRATCH_INODES, SHM_INODES};
 
 /// The host programs the sandbox relies on: bubblewrap, and util-linux's `prlimit` and `setpriv`, which
 /// run inside the sandbox (so they must lie under the runtime's `ro_paths`, as `/usr/bin` does).

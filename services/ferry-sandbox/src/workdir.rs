@@ -226,6 +226,45 @@ impl Drop for JobDir {
     }
 }
 
+/// Removes what workers no longer running left in `work_root`: the job directories and scratch mount points
+/// (`<job_id>.<pid>.<n>`, `<job_id>.<pid>.<n>.scratch`) of a process that has exited, as a worker killed
+/// mid-job leaves them, outputs and all. Those of a live process are left alone: other workers on this host may
+/// share the directory. Returns what was removed. (A worker in another pid namespace sharing the directory would
+/// look dead from here: give each its own work directory, as `ferry init` does.)
+pub fn sweep_work_root(work_root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(work_root) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(maker_pid) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        match remove_tree(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), error = %e, "could not remove a dead worker's job directory")
+            }
+        }
+    }
+    removed
+}
+
+/// The pid in a job directory's name (see [`create_unique`]), if `name` is one.
+fn maker_pid(name: &str) -> Option<u32> {
+    let name = name.strip_suffix(".scratch").unwrap_or(name);
+    let mut fields = name.rsplitn(3, '.');
+    fields.next()?.parse::<u64>().ok()?;
+    let pid = fields.next()?.parse().ok()?;
+    fields.next().filter(|job| !job.is_empty())?;
+    Some(pid)
+}
+
 /// Removes `root` even when the job left directories without write permission (which stops a non-root
 /// worker from deleting their entries). `remove_dir_all` does not follow symbolic links.
 fn remove_tree(root: &Path) -> std::io::Result<()> {
@@ -293,6 +332,31 @@ mod tests {
         let work = dir.work().unwrap();
         assert_eq!(fs::read(work.join("inputs/x")).unwrap(), b"data");
         assert_eq!(dir.outputs(), work.join("outputs"));
+    }
+
+    #[test]
+    fn a_worker_killed_mid_job_has_its_job_directories_swept_at_the_next_start_and_live_ones_kept()
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        // This (live) process's job, and a dead worker's job with its scratch mount points and a locked directory.
+        let live = JobDir::for_sandbox(tmp.path(), "0f3a-live", None).unwrap();
+        let dead = tmp.path().join(format!("0f3a-dead.{}.3", u32::MAX));
+        fs::create_dir_all(dead.join("locked")).unwrap();
+        fs::write(dead.join("locked/result.csv"), b"x").unwrap();
+        fs::set_permissions(dead.join("locked"), fs::Permissions::from_mode(0o500)).unwrap();
+        let scratch = tmp.path().join(format!("0f3a-dead.{}.3.scratch", u32::MAX));
+        fs::create_dir_all(scratch.join("tmp")).unwrap();
+        // Not a job directory's name: not ours to remove.
+        let other = tmp.path().join("notes.1234");
+        fs::create_dir(&other).unwrap();
+
+        let mut removed = sweep_work_root(tmp.path());
+        removed.sort();
+        assert_eq!(removed, vec![dead.clone(), scratch.clone()]);
+        assert!(!dead.exists() && !scratch.exists());
+        assert!(live.outputs().is_dir() && other.is_dir());
+        assert_eq!(maker_pid("j.12.0.scratch"), Some(12));
+        assert_eq!(maker_pid(".12.0"), None);
     }
 
     #[test]

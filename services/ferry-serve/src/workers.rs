@@ -71,6 +71,19 @@ impl WorkerSetup {
         Ok(())
     }
 
+    /// Before taking jobs: removes the job directories that workers no longer running (killed mid-job) left in
+    /// the work directory.
+    pub fn sweep_work_root(&self) {
+        let removed = ferry_sandbox::sweep_work_root(&self.work_root);
+        if !removed.is_empty() {
+            tracing::info!(
+                count = removed.len(),
+                dir = %self.work_root.display(),
+                "removed the job directories of workers no longer running"
+            );
+        }
+    }
+
     /// The setup of a `ferry worker` process from its configuration.
     pub fn from_config(config: &WorkerSideConfig) -> WorkerSetup {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -383,6 +396,7 @@ pub async fn run_worker(
             setup.work_root.display()
         ))
     })?;
+    setup.sweep_work_root();
     let url = config.amqp_url.clone();
     let count = config.worker.count;
     crate::reconnecting(&config.amqp_url, shutdown, move |rx| {

@@ -24,6 +24,7 @@ pub(crate) fn workers_setup(config: &Config) -> Result<Option<Arc<WorkerSetup>>>
     }
     let setup = in_process_setup(config)?;
     setup.check_sandbox(config.runtimes.keys())?;
+    setup.sweep_work_root();
     Ok(Some(Arc::new(setup)))
 }
 

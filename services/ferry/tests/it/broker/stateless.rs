@@ -317,4 +317,28 @@ fn a_worker_killed_mid_job_has_it_run_again_by_another_and_one_without_the_runti
     let log = worker_log(&other);
     assert!(log.contains("worker serving"), "{log}");
     assert!(!log.contains(job.as_str()), "{log}");
+    // The killed worker left its job's directory behind; started again, it removes it before serving.
+    let work = first.with_file_name("work");
+    let left = |what: &str| -> Vec<String> {
+        std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(what))
+            .collect()
+    };
+    assert!(
+        !left(job).is_empty(),
+        "the killed job's directory is in {}",
+        work.display()
+    );
+    workers.0.push(start_hidden(&pair, &first));
+    pair.wait_for("the restarted worker to serve", || {
+        worker_log(&first).contains("worker serving").then_some(())
+    });
+    assert_eq!(left(job), Vec::<String>::new(), "{}", worker_log(&first));
+    assert!(
+        worker_log(&first).contains("removed the job directories of workers no longer running"),
+        "{}",
+        worker_log(&first)
+    );
 }
