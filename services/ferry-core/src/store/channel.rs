@@ -430,6 +430,34 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_moves_the_log_into_the_database_file_and_empties_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        let out = Side::Low.outgoing();
+        let tx = store.begin(Side::Low).unwrap();
+        tx.record_export(out, &export(1, None), "01", "aa").unwrap();
+        tx.commit().unwrap();
+        let wal = dir.path().join("s.db-wal");
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 0,
+            "the commit is in the log"
+        );
+        store.checkpoint().unwrap();
+        assert_eq!(
+            std::fs::metadata(&wal).unwrap().len(),
+            0,
+            "the log is emptied"
+        );
+        // Still there, read from the database file itself.
+        assert_eq!(
+            Store::open(&path).unwrap().channel_out(out).unwrap().0,
+            Seq(1)
+        );
+        store.checkpoint().unwrap();
+    }
+
+    #[test]
     fn imports_are_acknowledged_once_with_their_gaps() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
