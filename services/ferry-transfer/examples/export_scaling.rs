@@ -6,7 +6,8 @@
 //! - high → low: a status report for each of those N jobs (failed, with a reason) exported by the high side,
 //!   imported by the low side, which notifies each job's researcher.
 //!
-//! Each step is timed alone (wall clock, the state store on the scratch disk, fsynced as in production), in
+//! Each step is timed alone (wall clock, the state store on the scratch disk, fsynced as in production, and the
+//! pages it wrote checkpointed from SQLite's log into the database file before the clock stops), in
 //! `FERRY_BENCH_RUNS` (default 5) interleaved runs of every count. Printed: the median times, and for each step
 //! the ratio of the largest count's time to the smallest's, taken within each run (the two ran a moment apart)
 //! and judged on its median over the runs, against the ratio of the counts (target: 10,000 jobs ≤ 12× 1,000
@@ -102,13 +103,25 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 fn carry(from: &mut SideDir, to: &mut SideDir) -> (Duration, Duration) {
-    let (exported, export_time) = timed(|| export::export(from).expect("export"));
+    // Each side's log starts empty, and each timed step ends by copying what it wrote into the database file:
+    // SQLite would otherwise do that inside whichever later commit passes 1,000 pages of log, which a 10,000-job
+    // step does and a 1,000-job one leaves to the next.
+    from.store.checkpoint().expect("checkpoint");
+    to.store.checkpoint().expect("checkpoint");
+    let (exported, export_time) = timed(|| {
+        let exported = export::export(from).expect("export");
+        from.store.checkpoint().expect("checkpoint");
+        exported
+    });
     let exported = exported.expect("something to export");
     let carried: PathBuf = to.layout.inbox().join(exported.path.file_name().unwrap());
     std::fs::copy(&exported.path, &carried).expect("carry");
     let (results, import_time) = timed(|| {
-        import::import_files(to, std::slice::from_ref(&carried), ImportOptions::default())
-            .expect("import")
+        let results =
+            import::import_files(to, std::slice::from_ref(&carried), ImportOptions::default())
+                .expect("import");
+        to.store.checkpoint().expect("checkpoint");
+        results
     });
     match &results[0].1 {
         ImportOutcome::Accepted(_) => {}
