@@ -39,10 +39,7 @@ fn owned_name(label: &str) -> String {
 
 /// The pid that made the job cgroup `name` (see [`owned_name`]), if the name has one.
 fn owner_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix(JOB_PREFIX)?;
-    let mut fields = rest.rsplitn(3, '-');
-    fields.next()?.parse::<u64>().ok()?;
-    fields.next()?.parse().ok()
+    crate::maker::pid_in(name.strip_prefix(JOB_PREFIX)?, '-')
 }
 
 /// Processes the sandbox itself adds to the job's count: bubblewrap's monitor and the namespace's init.
@@ -282,9 +279,7 @@ fn remove_leftovers(h: &Hierarchy) {
             if !name.starts_with(JOB_PREFIX) {
                 continue;
             }
-            let alive =
-                owner_pid(name).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if !alive {
+            if !owner_pid(name).is_some_and(crate::maker::alive) {
                 let _ = fs::remove_dir(entry.path());
             }
         }

@@ -34,6 +34,7 @@ mod capture;
 mod cgroup;
 mod command;
 mod error;
+mod maker;
 mod outcome;
 mod outputs;
 pub mod python;

@@ -241,7 +241,7 @@ pub fn sweep_work_root(work_root: &Path) -> Vec<PathBuf> {
         let Some(pid) = name.to_str().and_then(maker_pid) else {
             continue;
         };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        if crate::maker::alive(pid) {
             continue;
         }
         let path = entry.path();
@@ -257,12 +257,7 @@ pub fn sweep_work_root(work_root: &Path) -> Vec<PathBuf> {
 
 /// The pid in a job directory's name (see [`create_unique`]), if `name` is one.
 fn maker_pid(name: &str) -> Option<u32> {
-    let name = name.strip_suffix(".scratch").unwrap_or(name);
-    let mut fields = name.rsplitn(3, '.');
-    fields.next()?.parse::<u64>().ok()?;
-    let pid = fields.next()?.parse().ok()?;
-    fields.next().filter(|job| !job.is_empty())?;
-    Some(pid)
+    crate::maker::pid_in(name.strip_suffix(".scratch").unwrap_or(name), '.')
 }
 
 /// Removes `root` even when the job left directories without write permission (which stops a non-root
